@@ -1,0 +1,64 @@
+//! Echoes text and binary messages on any path; answers other requests with a short note.
+//!
+//! ```sh
+//! cargo run --release --example echo_server -- --listen 127.0.0.1:9001
+//! ```
+
+use std::thread;
+
+fn main() {
+    let listen = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => "127.0.0.1:9001".to_owned(),
+        [flag, addr] if flag == "--listen" => addr.clone(),
+        _ => {
+            eprintln!(
+                "usage: echo_server [--listen ADDR]   (default 127.0.0.1:9001; port 0 picks one)"
+            );
+            std::process::exit(2);
+        }
+    };
+    let server = wsbox::server::Server::bind(&listen, |request: &http::Request<Vec<u8>>| {
+        if !request.headers().contains_key(http::header::UPGRADE) {
+            return http::Response::new(
+                b"wsbox echo server: connect with a WebSocket client\n".to_vec(),
+            );
+        }
+        // Accept whichever subprotocol the client prefers, as an echo server may.
+        let protocol = wsbox::requested_protocols(request).next();
+        match wsbox::start(request, protocol) {
+            Ok((response, websocket)) => {
+                thread::spawn(move || {
+                    if let Ok(websocket) = websocket.recv() {
+                        echo(websocket);
+                    }
+                });
+                response.map(|()| Vec::new())
+            }
+            Err(error) => error.to_response(),
+        }
+    });
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("echo_server: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    match server.local_addr() {
+        Ok(addr) => println!("listening on ws://{addr}/"),
+        Err(e) => eprintln!("echo_server: {e}"),
+    }
+    server.run();
+}
+
+fn echo(mut websocket: wsbox::Websocket) {
+    while let Some(message) = websocket.next() {
+        let sent = match message {
+            wsbox::Message::Text(text) => websocket.send_text(&text),
+            wsbox::Message::Binary(data) => websocket.send_binary(&data),
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! # wsbox
+//!
+//! WebSockets ([RFC 6455]) with the API of `rouille::websocket`, over a sans-IO protocol
+//! core that also compiles to a WASI component.
+//!
+//! - [`start`] validates an upgrade request and returns the 101 response plus a
+//!   [`Receiver`] that yields the [`Websocket`] once the response has been sent;
+//!   [`requested_protocols`] lists the subprotocols the client offered.
+//! - [`Websocket`] sends and receives [`Message`]s over a blocking stream, and is also
+//!   `Read`/`Write`/`Iterator`.
+//! - [`session::Session`] is the protocol core itself: bytes in, events out, no I/O.
+//! - [`server`] is a small blocking HTTP/1.1 server that completes upgrades; [`client`] is
+//!   the client side.
+//!
+//! # Choosing a subprotocol
+//!
+//! As in rouille, there are three ways.
+//!
+//! **None**: ignore whatever the client offers; never fails because of protocols.
+//!
+//! ```
+//! # let request = wsbox::doc_request(&[]);
+//! let (response, websocket) = wsbox::start(&request, None::<&str>).unwrap();
+//! assert_eq!(response.status(), 101);
+//! assert!(response.headers().get("sec-websocket-protocol").is_none());
+//! ```
+//!
+//! **Exactly one**: the client must offer it, or the request fails with
+//! [`WebsocketError::WrongSubprotocol`].
+//!
+//! ```
+//! # let request = wsbox::doc_request(&["chat", "echo"]);
+//! let (response, websocket) = wsbox::start(&request, Some("echo")).unwrap();
+//! assert_eq!(response.headers()["sec-websocket-protocol"], "echo");
+//! assert_eq!(
+//!     wsbox::start(&request, Some("other")).unwrap_err(),
+//!     wsbox::WebsocketError::WrongSubprotocol,
+//! );
+//! ```
+//!
+//! **Pick from the client's list**: look at [`requested_protocols`] and choose.
+//!
+//! ```
+//! # let request = wsbox::doc_request(&["v2.chat", "v1.chat"]);
+//! let supported = ["v1.chat"];
+//! let chosen = wsbox::requested_protocols(&request).find(|p| supported.contains(&p.as_str()));
+//! let (response, websocket) = wsbox::start(&request, chosen).unwrap();
+//! assert_eq!(response.headers()["sec-websocket-protocol"], "v1.chat");
+//! ```
+//!
+//! [RFC 6455]: https://www.rfc-editor.org/rfc/rfc6455
+
+#![deny(missing_docs)]
+
+pub mod client;
+mod config;
+mod error;
+pub mod frame;
+pub mod handshake;
+pub mod server;
+pub mod session;
+mod utf8;
+mod websocket;
+
+use std::borrow::Cow;
+use std::sync::mpsc::{self, Receiver};
+
+pub use config::Config;
+pub use error::{
+    CapacityError, CapacityKind, ClientError, Error, ProtocolError, RequestError, SendError,
+    WebsocketError,
+};
+pub use frame::CloseCode;
+pub use handshake::RequestedProtocolsIter;
+pub use session::{CloseFrame, Message};
+pub use websocket::Websocket;
+
+/// Validates a WebSocket upgrade request and builds the response that accepts it.
+///
+/// `subprotocol` is the protocol to announce (the client must have offered it), or `None`.
+/// Send the returned `101 Switching Protocols` response to the client (the [`server`]
+/// module does this); it carries a [`server::PendingUpgrade`] in its extensions, and once the
+/// response is sent the `Receiver` yields the connection's [`Websocket`]. Limits are the
+/// [`Config`] defaults; see [`start_with_config`].
+///
+/// # Errors
+///
+/// [`WebsocketError::InvalidWebsocketRequest`] says what is wrong with the request;
+/// [`WebsocketError::WrongSubprotocol`] if `subprotocol` was not offered.
+/// [`WebsocketError::to_response`] turns either into the 400/426 response to send.
+pub fn start<B, S>(
+    request: &http::Request<B>,
+    subprotocol: Option<S>,
+) -> Result<(http::Response<()>, Receiver<Websocket>), WebsocketError>
+where
+    S: Into<Cow<'static, str>>,
+{
+    start_with_config(request, subprotocol, Config::default())
+}
+
+/// [`start`] with explicit limits for the session.
+pub fn start_with_config<B, S>(
+    request: &http::Request<B>,
+    subprotocol: Option<S>,
+    config: Config,
+) -> Result<(http::Response<()>, Receiver<Websocket>), WebsocketError>
+where
+    S: Into<Cow<'static, str>>,
+{
+    let subprotocol = subprotocol.map(Into::into);
+    let mut response = handshake::accept(request, subprotocol.as_deref())?;
+    let (sender, receiver) = mpsc::sync_channel(1);
+    response
+        .extensions_mut()
+        .insert(server::PendingUpgrade { sender, config });
+    Ok((response, receiver))
+}
+
+/// The subprotocols the client offered in `Sec-WebSocket-Protocol`, in its order of
+/// preference (several header lines and comma-separated lists are both understood).
+///
+/// # Examples
+///
+/// ```
+/// let request = wsbox::doc_request(&["chat, superchat", "v2"]);
+/// let offered: Vec<String> = wsbox::requested_protocols(&request).collect();
+/// assert_eq!(offered, ["chat", "superchat", "v2"]);
+/// ```
+pub fn requested_protocols<B>(request: &http::Request<B>) -> RequestedProtocolsIter {
+    handshake::requested_protocols(request)
+}
+
+/// A valid upgrade request offering `protocols` (one header line each), for the examples.
+#[doc(hidden)]
+pub fn doc_request(protocols: &[&str]) -> http::Request<()> {
+    let mut request = http::Request::get("/")
+        .header("Host", "localhost")
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("Sec-WebSocket-Version", "13");
+    for protocol in protocols {
+        request = request.header("Sec-WebSocket-Protocol", *protocol);
+    }
+    request.body(()).expect("static request is valid")
+}
