@@ -56,6 +56,8 @@ pub mod client;
 mod config;
 mod error;
 pub mod frame;
+#[cfg(feature = "guest")]
+pub mod guest;
 pub mod handshake;
 pub mod server;
 pub mod session;
@@ -74,6 +76,10 @@ pub use frame::CloseCode;
 pub use handshake::RequestedProtocolsIter;
 pub use session::{CloseFrame, Message};
 pub use websocket::Websocket;
+
+#[cfg(feature = "guest")]
+#[doc(hidden)]
+pub use guest::__internal;
 
 /// Validates a WebSocket upgrade request and builds the response that accepts it.
 ///
