@@ -117,6 +117,10 @@ impl<F: FnMut() -> [u8; 4] + Send> MaskSource for F {
     }
 }
 
+/// The most of a frame's declared payload reserved before it arrives: about one socket
+/// read's worth.
+const RESERVE_AHEAD: usize = 64 << 10;
+
 /// The frame whose payload is being received.
 #[derive(Debug, Clone, Copy)]
 struct InFrame {
@@ -296,6 +300,11 @@ impl Session {
                     }
                     .into());
                 }
+                // Growing the buffer read by read would reallocate and copy what has arrived
+                // so far; the cap keeps a peer that merely announces a big frame from making
+                // us allocate it.
+                self.message
+                    .reserve(header.payload_len.min(RESERVE_AHEAD as u64) as usize);
             }
             OpCode::Control(_) => self.control.clear(),
         }

@@ -280,6 +280,30 @@ fn limits_close_with_1009_before_buffering() {
 }
 
 #[test]
+fn announced_payload_is_reserved_only_up_to_a_cap() {
+    // A header announcing 16 MiB within the limits, and one byte of payload.
+    let wire = masked(true, 0x2, &vec![7; 16 << 20]);
+    let mut server = Session::server(Config::default());
+    server.receive(&wire[..15]).unwrap();
+    assert!(server.message.capacity() <= RESERVE_AHEAD);
+
+    // A frame that fits under the cap arrives in pieces without reallocating.
+    let payload = vec![7; RESERVE_AHEAD];
+    let wire = masked(true, 0x2, &payload);
+    let mut server = Session::server(Config::default());
+    server.receive(&wire[..20]).unwrap();
+    let buffer = server.message.as_ptr();
+    for chunk in wire[20..].chunks(1000) {
+        assert_eq!(server.message.as_ptr(), buffer);
+        server.receive(chunk).unwrap();
+    }
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Binary(payload))]
+    );
+}
+
+#[test]
 fn nothing_is_sent_after_close() {
     let mut s = Session::server(Config::default());
     s.close(1000, "done").unwrap();
