@@ -1,0 +1,174 @@
+//! A handler for the runner's tests, written against the raw WIT bindings (not the guest
+//! SDK) so that it tests the runner alone. The request path picks the behaviour:
+//!
+//! - `/none`, `/exact`, `/pick`: echo, choosing the subprotocol in each of the three ways
+//!   (none; exactly `echo`, refused if not offered; the first offered of `v1.chat`, `v2.chat`);
+//! - `/trap`, `/spin`, `/alloc`: accept, then on the first message panic, loop forever, or
+//!   allocate without bound;
+//! - `/trap-handshake`: panic in `handle`;
+//! - `/env`: a 200 whose body lists the environment the guest sees.
+
+use std::cell::RefCell;
+
+use wsbox::session::{Event, Session};
+
+mod bindings {
+    wit_bindgen::generate!({ path: "../../wit", world: "handler-component" });
+}
+
+use bindings::exports::wsbox::websocket::handler::{Guest, Reply};
+use bindings::wsbox::websocket::types::{Limits, Request, Response};
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Echo,
+    Trap,
+    Spin,
+    Alloc,
+}
+
+struct Connection {
+    session: Session,
+    mode: Mode,
+}
+
+thread_local! {
+    static CONNECTION: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+struct Handler;
+
+impl Guest for Handler {
+    fn handle(req: Request, limits: Limits) -> Response {
+        let request = match to_http(&req) {
+            Some(request) => request,
+            None => return text(400, "unparsable request\n"),
+        };
+        let path = request.uri().path().to_owned();
+        let (protocol, mode) = match path.as_str() {
+            "/none" => (None, Mode::Echo),
+            "/exact" => (Some("echo".to_owned()), Mode::Echo),
+            "/pick" => (
+                wsbox::requested_protocols(&request).find(|p| p == "v1.chat" || p == "v2.chat"),
+                Mode::Echo,
+            ),
+            "/trap" => (None, Mode::Trap),
+            "/spin" => (None, Mode::Spin),
+            "/alloc" => (None, Mode::Alloc),
+            "/trap-handshake" => panic!("trap requested in handle"),
+            "/env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}\n")).collect();
+                return text(200, &vars.concat());
+            }
+            _ => return text(404, "not found\n"),
+        };
+        match wsbox::start(&request, protocol) {
+            Ok((response, _)) => {
+                let config = wsbox::Config::default()
+                    .max_frame_size(usize::try_from(limits.max_frame_size).unwrap_or(usize::MAX))
+                    .max_message_size(usize::try_from(limits.max_message_size).unwrap_or(usize::MAX));
+                CONNECTION.set(Some(Connection {
+                    session: Session::server(config),
+                    mode,
+                }));
+                from_http(response.map(|()| Vec::new()))
+            }
+            Err(error) => from_http(error.to_response()),
+        }
+    }
+
+    fn on_bytes(data: Vec<u8>) -> Reply {
+        with_connection(|connection| {
+            // A violation queues its close frame, sent below like any other output.
+            let _ = connection.session.receive(&data);
+            while let Some(event) = connection.session.poll_event() {
+                if let Event::Message(message) = event {
+                    match connection.mode {
+                        Mode::Echo => {
+                            let _ = connection.session.send_message(&message);
+                        }
+                        Mode::Trap => panic!("trap requested by the test"),
+                        Mode::Spin => spin(),
+                        Mode::Alloc => hog(),
+                    }
+                }
+            }
+        })
+    }
+
+    fn on_close_request(code: u16, reason: String) -> Reply {
+        with_connection(|connection| {
+            let _ = connection.session.close(code, &reason);
+        })
+    }
+
+    fn on_peer_gone() {
+        CONNECTION.set(None);
+    }
+}
+
+fn with_connection(f: impl FnOnce(&mut Connection)) -> Reply {
+    CONNECTION.with_borrow_mut(|slot| match slot {
+        Some(connection) => {
+            f(connection);
+            let mut data = Vec::new();
+            while connection.session.poll_transmit(&mut data) {}
+            Reply {
+                data,
+                close: connection.session.is_finished(),
+            }
+        }
+        None => Reply {
+            data: Vec::new(),
+            close: true,
+        },
+    })
+}
+
+fn spin() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn hog() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn to_http(req: &Request) -> Option<http::Request<Vec<u8>>> {
+    let mut builder = http::Request::builder()
+        .method(req.method.as_str())
+        .uri(req.uri.as_str());
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value.as_slice());
+    }
+    builder.body(req.body.clone()).ok()
+}
+
+fn from_http(response: http::Response<Vec<u8>>) -> Response {
+    let (parts, body) = response.into_parts();
+    Response {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body,
+    }
+}
+
+fn text(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        headers: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+bindings::export!(Handler with_types_in bindings);

@@ -1,0 +1,305 @@
+//! Command-line flags and their validation into a [`Settings`] the rest of the runner reads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Serves WebSocket handler components: every connection gets its own sandboxed instance.
+///
+/// With no arguments, serves the embedded echo handler (with a demo page) on
+/// http://127.0.0.1:8080/.
+#[derive(Debug, Parser)]
+#[command(name = "wsbox-runner", version)]
+pub struct Args {
+    /// The handler component to serve (world `wsbox:websocket/handler-component`).
+    /// Without it, the embedded echo handler is served.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub handler: Option<PathBuf>,
+
+    /// Address to listen on. Port 0 picks a free port; the bound address is printed.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Most connections served at once; more are answered `503 Service Unavailable`.
+    /// Each one holds a guest instance, so this also sizes the instance pool.
+    #[arg(long, value_name = "N", default_value_t = 12_000)]
+    pub max_connections: usize,
+
+    /// Largest request head (request line and headers); larger ones get
+    /// `431 Request Header Fields Too Large`. At least 8KiB.
+    #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
+    pub max_request_head: u64,
+
+    /// Largest request body passed to the handler; larger ones get `413 Content Too Large`.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_request_body: u64,
+
+    /// Time a client has to send a complete request head (guards against slowloris).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Close a WebSocket (code 1000) that received nothing for this long; 0 means never.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest payload one WebSocket frame may declare (the guest closes with 1009 beyond).
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_frame_size: u64,
+
+    /// Largest WebSocket message, all fragments together (the guest closes with 1009 beyond).
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: u64,
+
+    /// Linear memory one guest instance may use; beyond it the guest traps and its
+    /// connection is closed with 1011. Must be at least 3 × the max message size.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub guest_memory: u64,
+
+    /// Time one guest call may run; a guest still running then is trapped and its
+    /// connection closed with 1011.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub guest_cpu: Duration,
+
+    /// On SIGINT/SIGTERM, how long open WebSockets get to finish the close handshake
+    /// (code 1001) before the process exits anyway.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Grants guests a host directory, as `HOST::GUEST` (read-write). Repeatable.
+    /// Guests get no filesystem access without it.
+    #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
+    pub dirs: Vec<(PathBuf, String)>,
+
+    /// Grants guests an environment variable: `NAME=VALUE`, or `NAME` to pass the runner's
+    /// own value. Repeatable. Guests see no environment without it.
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
+    pub envs: Vec<(String, Option<String>)>,
+
+    /// Log filter, e.g. `info`, `debug`, `wsbox_runner=trace` (default: RUST_LOG, else info).
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// hyper's smallest read buffer; a smaller head limit cannot be enforced.
+const MIN_REQUEST_HEAD: u64 = 8 * 1024;
+/// The epoch ticker's period: the granularity of the guest CPU limit.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Above this the pool's address-space reservation (connections × guest memory) cannot be
+/// mapped on x86-64/aarch64 with 47-bit user address spaces.
+const MAX_RESERVATION: u64 = 64 << 40;
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub handler: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub max_request_head: usize,
+    pub max_request_body: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_frame_size: u64,
+    pub max_message_size: u64,
+    pub guest_memory: usize,
+    pub guest_cpu: Duration,
+    pub shutdown_timeout: Duration,
+    pub dirs: Vec<(PathBuf, String)>,
+    pub envs: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Checks the flags against each other; the error says which flag to change.
+    pub fn validate(self) -> Result<Settings, String> {
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        if self.max_request_head < MIN_REQUEST_HEAD {
+            return Err(format!(
+                "--max-request-head must be at least {MIN_REQUEST_HEAD} bytes (got {})",
+                self.max_request_head
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err("--handshake-timeout must be positive".into());
+        }
+        if self.guest_cpu < EPOCH_TICK {
+            return Err(format!("--guest-cpu must be at least {EPOCH_TICK:?}"));
+        }
+        if self.max_frame_size == 0 || self.max_message_size == 0 {
+            return Err("--max-frame-size and --max-message-size must be positive".into());
+        }
+        if self.max_frame_size > self.max_message_size {
+            return Err(format!(
+                "--max-frame-size ({}) cannot exceed --max-message-size ({})",
+                self.max_frame_size, self.max_message_size
+            ));
+        }
+        if self.guest_memory > u64::from(u32::MAX) + 1 {
+            return Err("--guest-memory cannot exceed 4GiB (32-bit guests)".into());
+        }
+        // The guest holds the message being assembled and the frame that answers it, plus
+        // allocator slack: below 3× a maximal message traps instead of answering 1009.
+        let needed = self.max_message_size.saturating_mul(3);
+        if self.guest_memory < needed {
+            return Err(format!(
+                "--guest-memory ({}) must be at least 3 × --max-message-size ({}), i.e. {needed}",
+                self.guest_memory, self.max_message_size
+            ));
+        }
+        let guest_memory = round_up_to_wasm_page(self.guest_memory);
+        if (self.max_connections as u64).saturating_mul(guest_memory) > MAX_RESERVATION {
+            return Err(format!(
+                "--max-connections × --guest-memory exceeds the {} TiB the instance pool may \
+                 reserve; lower one of them",
+                MAX_RESERVATION >> 40
+            ));
+        }
+        let mut envs = Vec::with_capacity(self.envs.len());
+        for (name, value) in self.envs {
+            let value = match value {
+                Some(value) => value,
+                None => std::env::var(&name).map_err(|_| {
+                    format!("--env {name}: the runner's environment has no {name}")
+                })?,
+            };
+            envs.push((name, value));
+        }
+        for (host, _) in &self.dirs {
+            if !host.is_dir() {
+                return Err(format!("--dir {}: not a directory", host.display()));
+            }
+        }
+        Ok(Settings {
+            handler: self.handler,
+            listen: self.listen,
+            max_connections: self.max_connections,
+            max_request_head: usize::try_from(self.max_request_head)
+                .map_err(|_| "--max-request-head is too large")?,
+            max_request_body: usize::try_from(self.max_request_body)
+                .map_err(|_| "--max-request-body is too large")?,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            guest_memory: usize::try_from(guest_memory).map_err(|_| "--guest-memory is too large")?,
+            guest_cpu: self.guest_cpu,
+            shutdown_timeout: self.shutdown_timeout,
+            dirs: self.dirs,
+            envs,
+        })
+    }
+}
+
+fn round_up_to_wasm_page(bytes: u64) -> u64 {
+    bytes.div_ceil(65_536) * 65_536
+}
+
+/// `1234`, `64KiB`, `16MiB`, `1GiB` (K/M/G and KB/MB/GB are read as binary units too).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("unknown size unit in {text:?} (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size too large: {text:?}"))
+}
+
+/// `250ms`, `10s`, `5m`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(format!("unknown duration unit in {text:?} (use ms, s or m)")),
+    }
+}
+
+fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
+    let (host, guest) = text
+        .split_once("::")
+        .ok_or_else(|| format!("expected HOST::GUEST, got {text:?}"))?;
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("expected HOST::GUEST, got {text:?}"));
+    }
+    Ok((PathBuf::from(host), guest.to_owned()))
+}
+
+fn parse_env(text: &str) -> Result<(String, Option<String>), String> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_owned())),
+        None => (text, None),
+    };
+    if name.is_empty() {
+        return Err(format!("expected NAME[=VALUE], got {text:?}"));
+    }
+    Ok((name.to_owned(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("wsbox-runner").chain(extra.iter().copied()))
+            .expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_are_consistent() {
+        let settings = args(&[]).validate().expect("defaults validate");
+        assert_eq!(settings.max_message_size, 16 << 20);
+        assert_eq!(settings.guest_memory, 64 << 20);
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("3m"), Ok(3 << 20));
+        assert_eq!(parse_size("17"), Ok(17));
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("1h").is_err());
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        let refused = |flags: &[&str], needle: &str| {
+            let error = args(flags).validate().expect_err("must be refused");
+            assert!(error.contains(needle), "{error:?} should mention {needle}");
+        };
+        refused(&["--max-message-size", "32MiB"], "--guest-memory");
+        refused(&["--max-frame-size", "1MiB", "--max-message-size", "1KiB"], "--max-frame-size");
+        refused(&["--max-request-head", "1KiB"], "--max-request-head");
+        refused(&["--guest-cpu", "1ms"], "--guest-cpu");
+        refused(&["--max-connections", "0"], "--max-connections");
+        refused(&["--max-connections", "10000000"], "--max-connections");
+        refused(&["--dir", "/nonexistent-wsbox-dir::/data"], "not a directory");
+    }
+
+    #[test]
+    fn grants_parse() {
+        let settings = args(&["--env", "A=1", "--dir", "/tmp::/data"])
+            .validate()
+            .expect("valid grants");
+        assert_eq!(settings.envs, [("A".to_owned(), "1".to_owned())]);
+        assert_eq!(settings.dirs, [(PathBuf::from("/tmp"), "/data".to_owned())]);
+    }
+}

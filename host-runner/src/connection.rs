@@ -1,0 +1,264 @@
+//! One TCP connection: the HTTP phase (see [`crate::http`]), then, after a 101, the
+//! WebSocket phase: each socket read is one `on-bytes` call and its reply is written back.
+
+use std::cell::RefCell;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Duration, sleep_until};
+use tracing::{info, warn};
+use wsbox::frame::{Control, FrameHeader, OpCode};
+
+use crate::cli::Settings;
+use crate::engine::{Fault, Guest, Reply, Runtime};
+use crate::http;
+use crate::shutdown::Shutdown;
+
+/// What every connection task reads.
+pub struct Shared {
+    pub runtime: Arc<Runtime>,
+    pub settings: Settings,
+    pub shutdown: Shutdown,
+}
+
+/// Socket reads per call: one buffer per worker thread, not per connection, so that idle
+/// connections cost no buffer and large messages arrive in few calls.
+const READ_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUFFER]);
+}
+
+/// Close code the runner sends itself when the guest fails (RFC 6455 §7.4.1).
+const INTERNAL_ERROR: u16 = 1011;
+const GOING_AWAY: u16 = 1001;
+const NORMAL: u16 = 1000;
+
+/// Serves one accepted connection; `_permit` is its place under `--max-connections`.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let Some(upgraded) = http::serve(stream, peer, &shared).await else {
+        return;
+    };
+    let started = Instant::now();
+    let path = upgraded.path.clone();
+    let subprotocol = upgraded.subprotocol.clone();
+    info!(%peer, path, subprotocol = subprotocol.as_deref().unwrap_or(""), "websocket open");
+    let mut socket = Socket {
+        stream: upgraded.stream,
+        peer,
+        bytes_in: 0,
+        bytes_out: 0,
+        close_code: None,
+    };
+    let end = socket.run(upgraded.guest, upgraded.early, &shared).await;
+    info!(
+        %peer,
+        path,
+        subprotocol = subprotocol.as_deref().unwrap_or(""),
+        duration_ms = started.elapsed().as_millis() as u64,
+        bytes_in = socket.bytes_in,
+        bytes_out = socket.bytes_out,
+        close_code = socket.close_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+        end,
+        "websocket closed"
+    );
+}
+
+/// An upgraded connection and what the close log line reports.
+struct Socket {
+    stream: TcpStream,
+    peer: SocketAddr,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// The code of the close frame we sent, if any.
+    close_code: Option<u16>,
+}
+
+enum Read {
+    Reply(Result<Reply, Fault>),
+    Again,
+    Eof,
+}
+
+impl Socket {
+    /// Runs the WebSocket until it ends; returns how it ended, for the log.
+    async fn run(&mut self, mut guest: Guest, early: hyper::body::Bytes, shared: &Shared) -> &'static str {
+        let settings = &shared.settings;
+        let mut shutdown = shared.shutdown.clone();
+        // When the idle timeout is off this fires only for the close deadline.
+        let far = Duration::from_secs(86_400 * 365);
+        let idle = settings.idle_timeout.unwrap_or(far);
+        let mut last_read = tokio::time::Instant::now();
+        let timer = sleep_until(last_read + idle);
+        tokio::pin!(timer);
+        // Set once we asked the guest to close: the peer then has until this instant to answer.
+        let mut closing_since: Option<tokio::time::Instant> = None;
+
+        if !early.is_empty() {
+            self.bytes_in += early.len() as u64;
+            match self.step(guest.on_bytes(&early)).await {
+                Step::Continue => {}
+                Step::End(end) => return end,
+            }
+        }
+        loop {
+            tokio::select! {
+                biased;
+                ready = self.stream.readable() => {
+                    if ready.is_err() {
+                        return self.peer_gone(&mut guest);
+                    }
+                }
+                () = shutdown.wait(), if closing_since.is_none() => {
+                    closing_since = Some(tokio::time::Instant::now());
+                    timer.as_mut().reset(tokio::time::Instant::now() + settings.shutdown_timeout);
+                    match self.step(guest.on_close_request(GOING_AWAY, "server shutting down")).await {
+                        Step::Continue => continue,
+                        Step::End(_) => return "shutdown",
+                    }
+                }
+                () = timer.as_mut() => {
+                    if closing_since.is_some() {
+                        return "close handshake timed out";
+                    }
+                    let deadline = last_read + idle;
+                    if tokio::time::Instant::now() < deadline {
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
+                    closing_since = Some(tokio::time::Instant::now());
+                    timer.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
+                    match self.step(guest.on_close_request(NORMAL, "idle timeout")).await {
+                        Step::Continue => continue,
+                        Step::End(_) => return "idle timeout",
+                    }
+                }
+            }
+            let read = READ_BUF.with_borrow_mut(|buf| match self.stream.try_read(buf) {
+                Ok(0) => Read::Eof,
+                Ok(n) => {
+                    self.bytes_in += n as u64;
+                    Read::Reply(guest.on_bytes(&buf[..n]))
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => Read::Again,
+                Err(_) => Read::Eof,
+            });
+            match read {
+                Read::Again => continue,
+                Read::Eof => return self.peer_gone(&mut guest),
+                Read::Reply(reply) => {
+                    if closing_since.is_none() {
+                        last_read = tokio::time::Instant::now();
+                    }
+                    match self.step(reply).await {
+                        Step::Continue => {}
+                        Step::End(end) => return end,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Acts on a guest call's outcome: writes the reply, closes when asked or on a fault.
+    async fn step(&mut self, reply: Result<Reply, Fault>) -> Step {
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(fault) => {
+                warn!(peer = %self.peer, %fault, "closing the connection with 1011");
+                let mut frame = Vec::new();
+                let mut payload = INTERNAL_ERROR.to_be_bytes().to_vec();
+                payload.extend_from_slice(b"handler failed");
+                wsbox::frame::encode_frame(&mut frame, true, OpCode::Control(Control::Close), None, &payload);
+                self.close_code = Some(INTERNAL_ERROR);
+                // The peer may be gone already; the connection ends either way.
+                let _ = self.write(&frame).await;
+                let _ = self.stream.shutdown().await;
+                return Step::End("guest fault");
+            }
+        };
+        if reply.close {
+            if let Some(code) = close_code(&reply.data) {
+                self.close_code = Some(code);
+            }
+        }
+        if !reply.data.is_empty() && self.write(&reply.data).await.is_err() {
+            return Step::End("write failed");
+        }
+        if reply.close {
+            let _ = self.stream.shutdown().await;
+            return Step::End("closed");
+        }
+        Step::Continue
+    }
+
+    /// Writes `data`, trying the fast path (the socket takes it all at once) before awaiting.
+    async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let written = match self.stream.try_write(data) {
+            Ok(n) => n,
+            Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
+            Err(error) => return Err(error),
+        };
+        self.bytes_out += written as u64;
+        if written < data.len() {
+            self.stream.write_all(&data[written..]).await?;
+            self.bytes_out += (data.len() - written) as u64;
+        }
+        Ok(())
+    }
+
+    fn peer_gone(&mut self, guest: &mut Guest) -> &'static str {
+        if let Err(fault) = guest.on_peer_gone() {
+            warn!(peer = %self.peer, %fault, "guest failed in on-peer-gone");
+        }
+        "peer gone"
+    }
+}
+
+enum Step {
+    Continue,
+    End(&'static str),
+}
+
+/// The code of the first close frame in `data`, a run of whole server frames.
+fn close_code(mut data: &[u8]) -> Option<u16> {
+    while let Ok(Some((header, len))) = FrameHeader::parse(data) {
+        let payload_len = usize::try_from(header.payload_len).ok()?;
+        let payload = data.get(len..len.checked_add(payload_len)?)?;
+        if header.opcode == OpCode::Control(Control::Close) {
+            return Some(match payload {
+                [high, low, ..] => u16::from_be_bytes([*high, *low]),
+                _ => 1005,
+            });
+        }
+        data = &data[len + payload_len..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_code_is_found_after_other_frames() {
+        let mut data = Vec::new();
+        wsbox::frame::encode_frame(&mut data, true, OpCode::from(0x1), None, b"bye");
+        wsbox::frame::encode_frame(&mut data, true, OpCode::Control(Control::Close), None, &[0x03, 0xE9, b'x']);
+        assert_eq!(close_code(&data), Some(1001));
+        data.truncate(data.len() - 1);
+        assert_eq!(close_code(&data), None, "a truncated frame is not read");
+        let mut empty = Vec::new();
+        wsbox::frame::encode_frame(&mut empty, true, OpCode::Control(Control::Close), None, b"");
+        assert_eq!(close_code(&empty), Some(1005));
+    }
+}

@@ -1,0 +1,209 @@
+//! The HTTP/1.1 phase of a connection: hyper parses requests, the guest's `handle` answers
+//! them, and a 101 answer hands the socket over to the WebSocket phase.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use hyper::upgrade::OnUpgrade;
+use hyper::{StatusCode, Version};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::connection::Shared;
+use crate::engine::{Guest, Limits, Request, Response};
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+/// A connection whose guest accepted a WebSocket upgrade.
+pub struct Upgraded {
+    pub stream: TcpStream,
+    /// Bytes the client sent after its request head, already read by hyper.
+    pub early: Bytes,
+    pub guest: Guest,
+    pub path: String,
+    pub subprotocol: Option<String>,
+}
+
+/// State shared by the requests of one connection: the guest is created by the first
+/// request and lives as long as the connection.
+#[derive(Default)]
+struct Slot {
+    guest: Option<Guest>,
+    upgrade: Option<(OnUpgrade, String, Option<String>)>,
+}
+
+/// Serves HTTP requests on `stream` until the connection ends (`None`) or a request is
+/// upgraded to a WebSocket.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Option<Upgraded> {
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    let service = {
+        let slot = slot.clone();
+        let shared = shared.clone();
+        hyper::service::service_fn(move |request| {
+            let slot = slot.clone();
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(respond(request, &slot, &shared, peer).await) }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.settings.handshake_timeout)
+        .max_buf_size(shared.settings.max_request_head);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let mut shutdown = shared.shutdown.clone();
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.wait() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(shared.settings.shutdown_timeout, connection).await {
+                Ok(result) => result,
+                Err(_) => return None,
+            }
+        }
+    };
+    if let Err(error) = result {
+        debug!(%peer, %error, "http connection ended");
+        return None;
+    }
+    let (guest, upgrade) = {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        (slot.guest.take(), slot.upgrade.take())
+    };
+    let (on_upgrade, path, subprotocol) = upgrade?;
+    let guest = guest?;
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            debug!(%peer, %error, "upgrade failed");
+            return None;
+        }
+    };
+    // hyper hands back the io it was given; anything else would be a hyper bug.
+    let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+        warn!(%peer, "upgraded connection is not the accepted TCP stream");
+        return None;
+    };
+    Some(Upgraded {
+        stream: parts.io.into_inner(),
+        early: parts.read_buf,
+        guest,
+        path,
+        subprotocol,
+    })
+}
+
+async fn respond(
+    mut request: hyper::Request<Incoming>,
+    slot: &Mutex<Slot>,
+    shared: &Shared,
+    peer: SocketAddr,
+) -> HttpResponse {
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, shared.settings.max_request_body).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+    };
+    let path = parts.uri.path().to_owned();
+    let request = Request {
+        method: parts.method.as_str().to_owned(),
+        uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), ToString::to_string),
+        version: match parts.version {
+            Version::HTTP_10 => 10,
+            _ => 11,
+        },
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let limits = Limits {
+        max_frame_size: shared.settings.max_frame_size,
+        max_message_size: shared.settings.max_message_size,
+    };
+
+    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    let guest = match &mut slot.guest {
+        Some(guest) => guest,
+        None => match shared.runtime.instantiate() {
+            Ok(guest) => slot.guest.insert(guest),
+            Err(fault) => {
+                warn!(%peer, %fault, "cannot instantiate the handler");
+                return closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"));
+            }
+        },
+    };
+    let answer = match guest.handle(&request, limits) {
+        Ok(answer) => answer,
+        Err(fault) => {
+            warn!(%peer, path, %fault, "handler failed on a request");
+            slot.guest = None;
+            return closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n"));
+        }
+    };
+    let response = match to_hyper(answer) {
+        Ok(response) => response,
+        Err(problem) => {
+            warn!(%peer, path, problem, "handler returned an invalid response");
+            return closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n"));
+        }
+    };
+    debug!(%peer, method = %parts.method, path, status = response.status().as_u16(), "request");
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let subprotocol = response
+            .headers()
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        slot.upgrade = Some((on_upgrade, path, subprotocol));
+    }
+    response
+}
+
+fn to_hyper(answer: Response) -> Result<HttpResponse, &'static str> {
+    let status = StatusCode::from_u16(answer.status).map_err(|_| "invalid status code")?;
+    if status == StatusCode::SWITCHING_PROTOCOLS && !answer.body.is_empty() {
+        return Err("a 101 response has a body");
+    }
+    let mut response = hyper::Response::new(Full::new(Bytes::from(answer.body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in answer.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
+        let value = HeaderValue::from_bytes(&value).map_err(|_| "invalid header value")?;
+        headers.append(name, value);
+    }
+    Ok(response)
+}
+
+/// A response generated by the runner itself.
+pub fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
+    let mut response = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn closing(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}

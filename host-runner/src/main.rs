@@ -1,0 +1,133 @@
+//! `wsbox-runner`: serves a WebSocket handler component, one sandboxed instance per
+//! connection. See `--help` and the README's Runner section.
+
+mod cli;
+mod connection;
+mod engine;
+mod http;
+mod limits;
+mod logging;
+mod shutdown;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{error, info, warn};
+
+use crate::connection::Shared;
+
+/// The default handler: `guests/echo`, built for wasm32-wasip2 by build.rs.
+static DEFAULT_HANDLER: &[u8] = include_bytes!(env!("WSBOX_DEFAULT_HANDLER"));
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let log = args.log.clone();
+    let settings = match args.validate() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("wsbox-runner: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = logging::init(log.as_deref()) {
+        eprintln!("wsbox-runner: {message}");
+        return ExitCode::from(2);
+    }
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: cli::Settings) -> Result<(), String> {
+    limits::raise_nofile(settings.max_connections);
+    let wasm = match &settings.handler {
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        None => DEFAULT_HANDLER.to_vec(),
+    };
+    let runtime = engine::Runtime::new(&wasm, &settings)
+        .map_err(|e| format!("cannot load the handler: {e:#}"))?;
+    drop(wasm);
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Guest calls run on the workers: room for wasmtime's 512 KiB wasm stack and the host
+        // frames below it.
+        .thread_stack_size(8 << 20)
+        .build()
+        .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+    tokio.block_on(serve(runtime, settings))
+}
+
+async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result<(), String> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        // Tests and scripts read this line to find the port.
+        let _ = writeln!(stdout, "wsbox-runner listening on http://{local}/");
+        let _ = stdout.flush();
+    }
+    let signal = shutdown::signal();
+    tokio::pin!(signal);
+    let (trigger, shutdown) = shutdown::channel();
+    let max = settings.max_connections;
+    let permits = Arc::new(Semaphore::new(max));
+    let shutdown_timeout = settings.shutdown_timeout;
+    let shared = Arc::new(Shared {
+        runtime,
+        settings,
+        shutdown,
+    });
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    match permits.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(connection::serve(stream, peer, shared.clone(), permit));
+                        }
+                        Err(_) => {
+                            warn!(%peer, max_connections = max, "connection refused with 503");
+                            tokio::spawn(limits::refuse(stream));
+                        }
+                    }
+                }
+                Err(error) => {
+                    // Out of descriptors or memory: back off instead of spinning.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            name = &mut signal => {
+                let name = name.map_err(|e| format!("cannot install signal handlers: {e}"))?;
+                info!(signal = name, "shutting down");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    trigger.fire();
+    let open = shutdown::drain(&permits, max, shutdown_timeout + Duration::from_millis(500)).await;
+    if open > 0 {
+        warn!(open, "exiting with connections still open");
+    }
+    info!("stopped");
+    Ok(())
+}
