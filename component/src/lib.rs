@@ -1,0 +1,234 @@
+//! `wsbox.wasm`: the `core` world of `wsbox:websocket@0.1.0` over the `wsbox` library.
+//!
+//! `handshake` maps WIT requests to `http::Request`s and calls [`wsbox::start`];
+//! `frames` wraps a [`wsbox::session::Session`] in a WIT resource. Nothing here knows
+//! RFC 6455 beyond what the library already does: this crate only converts types.
+//!
+//! Build it with `scripts/build-wasm.sh`, which writes `target/wsbox.wasm`.
+
+use std::cell::RefCell;
+
+// The generated bindings add a module named `wsbox` (the WIT namespace), so the library
+// is always spelled `::wsbox`.
+use ::wsbox::session::{Event, Session};
+use ::wsbox::{Config, Message, WebsocketError};
+
+wit_bindgen::generate!({
+    world: "core",
+    path: "../wit",
+});
+
+use crate::wsbox::websocket::types;
+use exports::wsbox::websocket::frames;
+use exports::wsbox::websocket::handshake;
+
+struct Component;
+
+export!(Component);
+
+impl handshake::Guest for Component {
+    fn requested_protocols(req: types::Request) -> Vec<String> {
+        // Only the headers matter here; one that is not valid HTTP cannot name a protocol.
+        let mut request = http::Request::new(());
+        for (name, value) in &req.headers {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(value),
+            ) {
+                request.headers_mut().append(name, value);
+            }
+        }
+        ::wsbox::requested_protocols(&request).collect()
+    }
+
+    fn start(
+        req: types::Request,
+        subprotocol: Option<String>,
+    ) -> Result<types::Response, types::HandshakeError> {
+        let request = to_http_request(req).map_err(|reason| types::HandshakeError {
+            kind: types::WebsocketError::InvalidWebsocketRequest,
+            response: bad_request(&reason),
+            reason,
+        })?;
+        match ::wsbox::start(&request, subprotocol) {
+            Ok((response, _)) => Ok(to_wit_response(response.map(|()| Vec::new()))),
+            Err(error) => Err(to_handshake_error(&error)),
+        }
+    }
+
+    fn accept_key(key: String) -> String {
+        ::wsbox::handshake::accept_key(&key)
+    }
+}
+
+/// Builds the `http` request the library validates. Everything here came from the host, and
+/// a name, value or target that `http` rejects is reported as the reason of a 400.
+fn to_http_request(req: types::Request) -> Result<http::Request<()>, String> {
+    let method = http::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| format!("invalid method {:?}", req.method))?;
+    let uri = req
+        .uri
+        .parse::<http::Uri>()
+        .map_err(|e| format!("invalid request target {:?}: {e}", req.uri))?;
+    let version = match req.version {
+        9 => http::Version::HTTP_09,
+        10 => http::Version::HTTP_10,
+        11 => http::Version::HTTP_11,
+        20 => http::Version::HTTP_2,
+        30 => http::Version::HTTP_3,
+        other => return Err(format!("unknown HTTP version {other}")),
+    };
+    let mut request = http::Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    for (name, value) in req.headers {
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        let value = http::HeaderValue::from_bytes(&value)
+            .map_err(|_| format!("invalid value for header {name:?}"))?;
+        request.headers_mut().append(header, value);
+    }
+    Ok(request)
+}
+
+fn to_handshake_error(error: &WebsocketError) -> types::HandshakeError {
+    let (kind, reason) = match error {
+        WebsocketError::InvalidWebsocketRequest(why) => (
+            types::WebsocketError::InvalidWebsocketRequest,
+            why.to_string(),
+        ),
+        // `WebsocketError` is non-exhaustive; anything else is about the subprotocol.
+        _ => (types::WebsocketError::WrongSubprotocol, error.to_string()),
+    };
+    types::HandshakeError {
+        kind,
+        reason,
+        response: to_wit_response(error.to_response()),
+    }
+}
+
+/// The 400 for a request that is not even valid HTTP, worded like the library's own.
+fn bad_request(reason: &str) -> types::Response {
+    types::Response {
+        status: 400,
+        headers: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],
+        body: format!("invalid websocket request: {reason}\n").into_bytes(),
+    }
+}
+
+fn to_wit_response(response: http::Response<Vec<u8>>) -> types::Response {
+    let (parts, body) = response.into_parts();
+    types::Response {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body,
+    }
+}
+
+impl frames::Guest for Component {
+    type Session = SessionResource;
+}
+
+/// A resource's methods get `&self`; the session mutates on every call.
+struct SessionResource(RefCell<Session>);
+
+impl frames::GuestSession for SessionResource {
+    fn new(role: frames::Role, limits: types::Limits) -> Self {
+        // A limit beyond the address space is no limit at all on a 32-bit guest.
+        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let config = Config::default()
+            .max_frame_size(to_usize(limits.max_frame_size))
+            .max_message_size(to_usize(limits.max_message_size));
+        let session = match role {
+            frames::Role::Server => Session::server(config),
+            frames::Role::Client => Session::client(config, ::wsbox::client::OsMasks::new()),
+        };
+        SessionResource(RefCell::new(session))
+    }
+
+    fn receive(&self, bytes: Vec<u8>) -> frames::Incoming {
+        let mut session = self.0.borrow_mut();
+        let failure = session.receive(&bytes).err().map(|e| types::CloseFrame {
+            code: e.close_code().0,
+            reason: e.to_string(),
+        });
+        let mut events = Vec::new();
+        while let Some(event) = session.poll_event() {
+            events.push(match event {
+                Event::Message(Message::Text(text)) => {
+                    frames::Event::Message(types::Message::Text(text))
+                }
+                Event::Message(Message::Binary(data)) => {
+                    frames::Event::Message(types::Message::Binary(data))
+                }
+                Event::Ping(data) => frames::Event::Ping(data),
+                Event::Pong(data) => frames::Event::Pong(data),
+                Event::Close(close) => frames::Event::Close(types::CloseFrame {
+                    code: close.code.0,
+                    reason: close.reason,
+                }),
+            });
+        }
+        let mut transmit = Vec::new();
+        session.poll_transmit(&mut transmit);
+        frames::Incoming {
+            events,
+            transmit,
+            failure,
+        }
+    }
+
+    fn send(&self, msg: types::Message) -> Result<Vec<u8>, frames::SendError> {
+        let message = match msg {
+            types::Message::Text(text) => Message::Text(text),
+            types::Message::Binary(data) => Message::Binary(data),
+        };
+        self.queue(|session| session.send_message(&message))
+    }
+
+    fn ping(&self, data: Vec<u8>) -> Result<Vec<u8>, frames::SendError> {
+        self.queue(|session| session.send_ping(&data))
+    }
+
+    fn close(&self, code: u16, reason: String) -> Result<Vec<u8>, frames::SendError> {
+        self.queue(|session| session.close(code, &reason))
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.borrow().is_closed()
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.borrow().is_finished()
+    }
+
+    fn close_received(&self) -> Option<types::CloseFrame> {
+        self.0
+            .borrow()
+            .close_received()
+            .map(|close| types::CloseFrame {
+                code: close.code.0,
+                reason: close.reason.clone(),
+            })
+    }
+}
+
+impl SessionResource {
+    /// Runs one `send_*`/`close` and returns the bytes it queued. The only way these fail
+    /// without a stream is a close frame already sent.
+    fn queue(
+        &self,
+        op: impl FnOnce(&mut Session) -> Result<(), ::wsbox::SendError>,
+    ) -> Result<Vec<u8>, frames::SendError> {
+        let mut session = self.0.borrow_mut();
+        op(&mut session).map_err(|_| frames::SendError::Closed)?;
+        let mut out = Vec::new();
+        session.poll_transmit(&mut out);
+        Ok(out)
+    }
+}
