@@ -12,5 +12,13 @@ echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+echo "== wsbox.wasm (scripts/build-wasm.sh)"
+scripts/build-wasm.sh
+
+echo "== wsbox.wasm under Node (jco + ws)"
+ensure_node_modules tests/node
+(cd tests/node && rm -rf gen && npx --no-install jco transpile ../../target/wsbox.wasm --name wsbox -o gen -q \
+    && node --test component.test.mjs)
+
 echo "== python peers (pytest)"
 .venv/bin/python -m pytest -q tests/python
