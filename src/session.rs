@@ -220,11 +220,57 @@ impl Session {
     /// On a protocol violation or exceeded limit this returns the error, queues a close frame
     /// with the matching code (1002, 1007 or 1009) and ignores all further input. Input after
     /// the peer's close frame is ignored too (§5.5.1).
-    pub fn receive(&mut self, mut data: &[u8]) -> Result<(), Error> {
+    pub fn receive(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.receive_until(data, usize::MAX).map(drop)
+    }
+
+    /// Like [`Session::receive`], but stops right after the frame that produces the next
+    /// event, and returns how many bytes of `data` it used; feed the rest after handling
+    /// the event.
+    ///
+    /// `receive` answers every ping and close in `data` at once, so those replies go out
+    /// before anything the application sends in answer to the messages that preceded them
+    /// (and a close reply or a violation's close frame ends sending before the application
+    /// has seen those messages). Handling each event before feeding on keeps the
+    /// application's replies and the automatic ones in the order the peer sent the frames.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsbox::session::{Event, Session};
+    /// use wsbox::{Config, Message};
+    ///
+    /// let mut client = Session::client(Config::default(), || [1, 2, 3, 4]);
+    /// client.send_text("last words").unwrap();
+    /// client.close(1000u16, "").unwrap();
+    /// let mut wire = Vec::new();
+    /// client.poll_transmit(&mut wire);
+    ///
+    /// let mut server = Session::server(Config::default());
+    /// let mut rest = &wire[..];
+    /// while !rest.is_empty() && !server.is_finished() {
+    ///     let used = server.receive_next(rest).unwrap();
+    ///     rest = &rest[used..];
+    ///     while let Some(event) = server.poll_event() {
+    ///         if let Event::Message(Message::Text(text)) = event {
+    ///             // Still possible: the close has not been answered yet.
+    ///             server.send_text(&text).unwrap();
+    ///         }
+    ///     }
+    /// }
+    /// assert!(server.is_finished());
+    /// ```
+    pub fn receive_next(&mut self, data: &[u8]) -> Result<usize, Error> {
+        self.receive_until(data, self.events.len() + 1)
+    }
+
+    /// Receives from `data` until `events` events are queued; returns the bytes used.
+    fn receive_until(&mut self, mut data: &[u8], events: usize) -> Result<usize, Error> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        while !data.is_empty() && self.close_received.is_none() {
+        let len = data.len();
+        while !data.is_empty() && self.close_received.is_none() && self.events.len() < events {
             let step = match self.frame {
                 None => self.receive_header(data),
                 Some(frame) => self.receive_payload(frame, data),
@@ -234,7 +280,7 @@ impl Session {
                 Err(e) => return Err(self.fail(e)),
             }
         }
-        Ok(())
+        Ok(len - data.len())
     }
 
     /// Consumes header bytes from `data`; returns how many.

@@ -387,3 +387,87 @@ proptest! {
         prop_assert_eq!(received, messages);
     }
 }
+
+#[test]
+fn receive_next_stops_after_each_event() {
+    let mut wire = masked(true, 0x1, b"one");
+    wire.extend(masked(true, 0x9, b"ping"));
+    wire.extend(masked(false, 0x2, b"fr"));
+    wire.extend(masked(true, 0x0, b"ag"));
+    wire.extend(masked(true, 0x8, &1000u16.to_be_bytes()));
+    wire.extend(masked(true, 0x1, b"ignored after close"));
+    let mut server = Session::server(Config::default());
+    let mut rest = &wire[..];
+    let mut order = Vec::new();
+    while !rest.is_empty() && !server.is_finished() {
+        let used = server.receive_next(rest).unwrap();
+        assert!(used > 0);
+        rest = &rest[used..];
+        let got = events(&mut server);
+        assert_eq!(got.len(), 1, "one event per call: {got:?}");
+        if let Event::Message(message) = &got[0] {
+            // An answer to each message goes out before the next automatic reply.
+            server.send_message(message).unwrap();
+        }
+        order.extend(got);
+    }
+    assert_eq!(
+        order,
+        [
+            Event::Message(Message::Text("one".into())),
+            Event::Ping(b"ping".to_vec()),
+            Event::Message(Message::Binary(b"frag".to_vec())),
+            Event::Close(CloseFrame {
+                code: CloseCode::NORMAL,
+                reason: String::new(),
+            }),
+        ]
+    );
+    assert_eq!(
+        rest,
+        masked(true, 0x1, b"ignored after close"),
+        "nothing read past the close"
+    );
+    let mut expected = Vec::new();
+    frame::encode_frame(&mut expected, true, OpCode::Data(Data::Text), None, b"one");
+    frame::encode_frame(
+        &mut expected,
+        true,
+        OpCode::Control(Control::Pong),
+        None,
+        b"ping",
+    );
+    frame::encode_frame(
+        &mut expected,
+        true,
+        OpCode::Data(Data::Binary),
+        None,
+        b"frag",
+    );
+    frame::encode_frame(
+        &mut expected,
+        true,
+        OpCode::Control(Control::Close),
+        None,
+        &1000u16.to_be_bytes(),
+    );
+    assert_eq!(output(&mut server), expected);
+
+    // A violation stops there too, after the events before it.
+    let mut wire = masked(true, 0x1, b"before");
+    wire.extend(masked(true, 0x3, b""));
+    let mut server = Session::server(Config::default());
+    let used = server.receive_next(&wire).unwrap();
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("before".into()))]
+    );
+    server.send_text("reply").unwrap();
+    assert!(server.receive_next(&wire[used..]).is_err());
+    let out = output(&mut server);
+    assert_eq!(
+        close_code_of(&out[2 + 5..]),
+        1002,
+        "the reply goes out before the close"
+    );
+}
