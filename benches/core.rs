@@ -107,7 +107,7 @@ fn utf8(c: &mut Criterion) {
             "multibyte",
             client_frame(
                 OpCode::Data(Data::Text),
-                multibyte[..multibyte.floor_char_boundary(size)].as_bytes(),
+                &multibyte.as_bytes()[..multibyte.floor_char_boundary(size)],
             ),
         ),
         (
