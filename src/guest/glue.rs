@@ -125,20 +125,27 @@ impl Connection {
         from_http(response)
     }
 
-    fn on_bytes(&mut self, data: &[u8]) -> Reply {
+    fn on_bytes(&mut self, mut data: &[u8]) -> Reply {
         let Some(websocket) = self.websocket.as_mut() else {
             return finished();
         };
-        // A violation queues its close frame and shows up as `error()` below.
-        let _ = websocket.session.receive(data);
-        while let Some(event) = websocket.session.poll_event() {
-            match event {
-                Event::Message(message) => self.handler.on_message(websocket, message),
-                Event::Ping(data) => self.handler.on_ping(websocket, &data),
-                Event::Pong(data) => self.handler.on_pong(websocket, &data),
-                Event::Close(frame) => {
-                    self.close_notified = true;
-                    self.handler.on_close(websocket, Some(&frame));
+        // One event at a time, so that what the handler sends in answer to a message goes
+        // out before the session's own answer to a later ping or close.
+        while !data.is_empty() && !websocket.session.is_finished() {
+            match websocket.session.receive_next(data) {
+                Ok(used) => data = &data[used..],
+                // The close frame is queued; the events before the violation still count.
+                Err(_) => data = &[],
+            }
+            while let Some(event) = websocket.session.poll_event() {
+                match event {
+                    Event::Message(message) => self.handler.on_message(websocket, message),
+                    Event::Ping(data) => self.handler.on_ping(websocket, &data),
+                    Event::Pong(data) => self.handler.on_pong(websocket, &data),
+                    Event::Close(frame) => {
+                        self.close_notified = true;
+                        self.handler.on_close(websocket, Some(&frame));
+                    }
                 }
             }
         }
