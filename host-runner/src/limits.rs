@@ -50,7 +50,7 @@ pub fn raise_nofile(max_connections: usize) {
 
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: text/plain; charset=utf-8\r\n\
-content-length: 31\r\n\
+content-length: 32\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\r\n\
 too many connections, try later\n";

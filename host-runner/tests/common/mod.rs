@@ -1,0 +1,224 @@
+//! Starts `wsbox-runner` as a process on 127.0.0.1:0 and talks to it; killed on drop.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// Bounds every socket read in the tests.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Runner {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Runner {
+    /// Starts the runner with `args` (plus `--listen 127.0.0.1:0`) and waits for its address.
+    pub fn start(args: &[&str]) -> Runner {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox-runner"))
+            .args(["--listen", "127.0.0.1:0", "--log", "info"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wsbox-runner");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[runner] {line}");
+                sink.lock().expect("log lock").push_str(&(line + "\n"));
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the runner's first line");
+        let addr = line
+            .trim()
+            .strip_prefix("wsbox-runner listening on http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("a socket address");
+        Runner { child, addr, log }
+    }
+
+    /// Starts the runner serving the test handler guest.
+    pub fn with_test_handler(args: &[&str]) -> Runner {
+        let wasm = test_handler();
+        let mut all = vec!["--handler", wasm.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        Runner::start(&all)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// A tungstenite client connected to `path`.
+    pub fn connect(&self, path: &str) -> Client {
+        self.connect_with(path, &[])
+    }
+
+    /// A tungstenite client offering `protocols`, with the 101 response.
+    pub fn connect_with(&self, path: &str, protocols: &[&str]) -> Client {
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(self.url(path))
+            .expect("request");
+        if !protocols.is_empty() {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                protocols.join(", ").parse().expect("header value"),
+            );
+        }
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let (socket, response) = tungstenite::client(request, MaybeTlsStream::Plain(stream))
+            .expect("websocket handshake");
+        Client {
+            socket,
+            protocol: response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().expect("ascii").to_owned()),
+        }
+    }
+
+    /// Sends raw bytes and returns everything the runner sends back until it closes (or
+    /// the timeout).
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.write_all(request).expect("write request");
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// Sends an upgrade request for `path` offering `protocols` and returns the response
+    /// head (lowercased), leaving the connection open until it is dropped.
+    pub fn upgrade_head(&self, path: &str, protocols: &[&str]) -> (String, TcpStream) {
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+            self.addr
+        );
+        for protocol in protocols {
+            request.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write request");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+        (String::from_utf8_lossy(&head).to_ascii_lowercase(), stream)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits up to 5 s for the log to contain `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit, and returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client {
+    pub socket: WebSocket<MaybeTlsStream<TcpStream>>,
+    pub protocol: Option<String>,
+}
+
+impl Client {
+    pub fn send(&mut self, message: Message) {
+        self.socket.send(message).expect("send");
+    }
+
+    /// The next data, ping or pong message, or the close frame's code (None if the
+    /// connection ended without one).
+    pub fn next(&mut self) -> Result<Message, Option<CloseCode>> {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Close(frame)) => return Err(frame.map(|f| f.code)),
+                Ok(Message::Frame(_)) => continue,
+                Ok(message) => return Ok(message),
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Err(None);
+                }
+                Err(error) => panic!("websocket read failed: {error}"),
+            }
+        }
+    }
+
+    /// Sends a text message and expects it back.
+    pub fn echo(&mut self, text: &str) {
+        self.send(Message::text(text));
+        assert_eq!(self.next(), Ok(Message::text(text)));
+    }
+
+    /// Reads until the peer's close frame and returns its code.
+    pub fn expect_close(&mut self) -> Option<CloseCode> {
+        loop {
+            match self.next() {
+                Ok(_) => continue,
+                Err(code) => return code,
+            }
+        }
+    }
+}
+
+/// guests/test-handler, built for wasm32-wasip2 once per test process.
+pub fn test_handler() -> PathBuf {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        wasm_build::build_component("guest-test-handler", "guest_test_handler", &[])
+    })
+    .clone()
+}
