@@ -127,6 +127,12 @@ impl<S: Read + Write> Websocket<S> {
                     return Ok(Some(message));
                 }
             }
+            // Bytes that arrived with the handshake were processed in `from_session`, which
+            // cannot write: their pongs, close reply or error close must go out before we
+            // block on a read or report the end.
+            if !self.transport_closed {
+                self.flush_output().map_err(io::Error::from)?;
+            }
             if let Some(error) = self.session.error() {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, *error));
             }

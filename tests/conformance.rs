@@ -144,6 +144,8 @@ type Reply = (u8, Vec<u8>);
 struct Case {
     name: String,
     limited: bool,
+    /// Written together with the handshake request, before its response arrives.
+    with_request: Vec<u8>,
     writes: Vec<Vec<u8>>,
     replies: Vec<Reply>,
 }
@@ -157,6 +159,7 @@ fn echo(name: impl Into<String>, writes: Vec<Vec<u8>>, mut replies: Vec<Reply>) 
     Case {
         name: name.into(),
         limited: false,
+        with_request: Vec::new(),
         writes,
         replies,
     }
@@ -168,9 +171,16 @@ fn fails(name: impl Into<String>, writes: Vec<Vec<u8>>, mut replies: Vec<Reply>,
     Case {
         name: name.into(),
         limited: false,
+        with_request: Vec::new(),
         writes,
         replies,
     }
+}
+
+/// Moves the case's first write into the handshake request's write.
+fn pipelined(mut case: Case) -> Case {
+    case.with_request = case.writes.remove(0);
+    case
 }
 
 fn limited(mut case: Case) -> Case {
@@ -211,7 +221,7 @@ fn run_case(case: &Case) -> Result<(), String> {
     } else {
         default_server()
     };
-    let mut stream = open(addr)?;
+    let mut stream = open(addr, &case.with_request)?;
     for (i, bytes) in case.writes.iter().enumerate() {
         if i > 0 {
             thread::sleep(WRITE_GAP);
@@ -258,15 +268,18 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     Ok(stream)
 }
 
-/// Connects and performs the opening handshake by hand.
-fn open(addr: SocketAddr) -> Result<TcpStream, String> {
+/// Connects and performs the opening handshake by hand, sending `with_request` in the same
+/// write as the request.
+fn open(addr: SocketAddr, with_request: &[u8]) -> Result<TcpStream, String> {
     let mut stream = connect(addr)?;
-    let request = format!(
+    let mut request = format!(
         "GET /chat HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    )
+    .into_bytes();
+    request.extend_from_slice(with_request);
     stream
-        .write_all(request.as_bytes())
+        .write_all(&request)
         .map_err(|e| format!("write handshake: {e}"))?;
     let response = read_response(&mut stream)?;
     if response.status != 101 {
@@ -943,6 +956,7 @@ fn close_codes() {
     cases.push(Case {
         name: "empty close is answered with an empty close".into(),
         limited: false,
+        with_request: Vec::new(),
         writes: vec![frame(FIN | CLOSE, b"")],
         replies: vec![(CLOSE, vec![])],
     });
@@ -985,6 +999,36 @@ fn close_codes() {
         1000,
     ));
     run(cases);
+}
+
+/// Frames that a client sends right behind its request reach the server in the same read
+/// as the request; they must be answered like any others.
+#[test]
+fn frames_pipelined_with_the_request() {
+    run(vec![
+        pipelined(echo(
+            "ping",
+            vec![frame(FIN | PING, b"early")],
+            vec![(PONG, b"early".to_vec())],
+        )),
+        pipelined(echo(
+            "text",
+            vec![text("early")],
+            vec![text_reply("early")],
+        )),
+        pipelined(fails(
+            "close",
+            vec![close_frame(1000, b"")],
+            vec![],
+            1000,
+        )),
+        pipelined(fails(
+            "protocol violation",
+            vec![frame(FIN | 0x3, b"")],
+            vec![],
+            1002,
+        )),
+    ]);
 }
 
 // ---------------------------------------------------------------------------------------
