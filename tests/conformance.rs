@@ -166,7 +166,12 @@ fn echo(name: impl Into<String>, writes: Vec<Vec<u8>>, mut replies: Vec<Reply>) 
 }
 
 /// The server sends `replies` and then fails the connection with `code`.
-fn fails(name: impl Into<String>, writes: Vec<Vec<u8>>, mut replies: Vec<Reply>, code: u16) -> Case {
+fn fails(
+    name: impl Into<String>,
+    writes: Vec<Vec<u8>>,
+    mut replies: Vec<Reply>,
+    code: u16,
+) -> Case {
     replies.push(close_reply(code));
     Case {
         name: name.into(),
@@ -410,9 +415,16 @@ fn expect_eof(stream: &mut TcpStream) -> Result<(), String> {
             "{n} more bytes after the close: {:02x?}",
             &buf[..n]
         )),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(
-            format!("the server did not close the connection within {TIMEOUT:?}"),
-        ),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(format!(
+                "the server did not close the connection within {TIMEOUT:?}"
+            ))
+        }
         Err(e) => Err(format!("expected a clean end of stream, got {e}")),
     }
 }
@@ -455,14 +467,24 @@ fn framing() {
     let messages: Vec<String> = (0..100).map(|i| format!("message {i}")).collect();
     cases.push(echo(
         "100 frames in one write",
-        vec![messages.iter().map(|m| text(m)).collect::<Vec<_>>().concat()],
+        vec![
+            messages
+                .iter()
+                .map(|m| text(m))
+                .collect::<Vec<_>>()
+                .concat(),
+        ],
         messages.iter().map(|m| text_reply(m)).collect(),
     ));
     let three = concat(&[text("one"), frame(FIN | BINARY, &[2; 200]), text("three")]);
     cases.push(echo(
         "three frames cut at arbitrary points",
         cut(&three, &[5, 17, 40, 212]),
-        vec![text_reply("one"), binary_reply(&[2; 200]), text_reply("three")],
+        vec![
+            text_reply("one"),
+            binary_reply(&[2; 200]),
+            text_reply("three"),
+        ],
     ));
     let mut huge = vec![FIN | BINARY, 0x80 | 127];
     huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
@@ -506,7 +528,10 @@ fn pings() {
         ),
         echo(
             "binary ping payload",
-            vec![frame(FIN | PING, &[0x00, 0xFF, 0xFE, 0xFD, 0xFC, 0xFB, 0x00, 0xFF])],
+            vec![frame(
+                FIN | PING,
+                &[0x00, 0xFF, 0xFE, 0xFD, 0xFC, 0xFB, 0x00, 0xFF],
+            )],
             vec![(PONG, vec![0x00, 0xFF, 0xFE, 0xFD, 0xFC, 0xFB, 0x00, 0xFF])],
         ),
         echo(
@@ -514,7 +539,12 @@ fn pings() {
             vec![frame(FIN | PING, &p125)],
             vec![(PONG, p125.clone())],
         ),
-        fails("126-byte ping", vec![frame(FIN | PING, &p126)], vec![], 1002),
+        fails(
+            "126-byte ping",
+            vec![frame(FIN | PING, &p126)],
+            vec![],
+            1002,
+        ),
         echo(
             "unsolicited pong is ignored",
             vec![concat(&[frame(FIN | PONG, b"unasked"), text("after")])],
@@ -527,7 +557,13 @@ fn pings() {
         ),
         echo(
             "ten pings in one write answered in order",
-            vec![pings.iter().map(|p| frame(FIN | PING, p)).collect::<Vec<_>>().concat()],
+            vec![
+                pings
+                    .iter()
+                    .map(|p| frame(FIN | PING, p))
+                    .collect::<Vec<_>>()
+                    .concat(),
+            ],
             pings.iter().map(|p| (PONG, p.clone())).collect(),
         ),
         echo(
@@ -541,7 +577,12 @@ fn pings() {
 #[test]
 fn reserved_bits() {
     let mut cases = Vec::new();
-    for (rsv, bits) in [("RSV1", 0x40), ("RSV2", 0x20), ("RSV3", 0x10), ("RSV1-3", 0x70)] {
+    for (rsv, bits) in [
+        ("RSV1", 0x40),
+        ("RSV2", 0x20),
+        ("RSV3", 0x10),
+        ("RSV1-3", 0x70),
+    ] {
         cases.push(fails(
             format!("{rsv} on a text frame"),
             vec![frame(FIN | bits | TEXT, b"Hello")],
@@ -630,10 +671,18 @@ fn fragmentation() {
         ),
         echo(
             "fragments in separate writes",
-            vec![frame(TEXT, b"frag"), frame(CONT, b"men"), frame(FIN | CONT, b"ted")],
+            vec![
+                frame(TEXT, b"frag"),
+                frame(CONT, b"men"),
+                frame(FIN | CONT, b"ted"),
+            ],
             vec![text_reply("fragmented")],
         ),
-        echo("twenty fragments", vec![many.concat()], vec![text_reply(&joined)]),
+        echo(
+            "twenty fragments",
+            vec![many.concat()],
+            vec![text_reply(&joined)],
+        ),
         echo(
             "empty fragments",
             vec![concat(&[
@@ -712,12 +761,7 @@ fn fragmentation() {
             vec![],
             1002,
         ),
-        fails(
-            "fragmented pong",
-            vec![frame(PONG, b"frag")],
-            vec![],
-            1002,
-        ),
+        fails("fragmented pong", vec![frame(PONG, b"frag")], vec![], 1002),
         fails(
             "fragmented close",
             vec![frame(CLOSE, &1000u16.to_be_bytes())],
@@ -750,8 +794,8 @@ fn utf8() {
         .collect();
     // Autobahn 6.3.1: κόσμε, then a UTF-16 surrogate, then "edited".
     let autobahn_631 = [
-        0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
-        0x65, 0x64, 0x69, 0x74, 0x65, 0x64,
+        0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65,
+        0x64, 0x69, 0x74, 0x65, 0x64,
     ];
     // A frame announcing 20 bytes of which only the first five (already invalid) are sent.
     let mut invalid_start = [b'a'; 20];
@@ -779,10 +823,7 @@ fn utf8() {
         ),
         echo(
             "a code point split across frames in separate writes",
-            vec![
-                frame(TEXT, &[0xf0, 0x9d]),
-                frame(FIN | CONT, &[0x84, 0x9e]),
-            ],
+            vec![frame(TEXT, &[0xf0, 0x9d]), frame(FIN | CONT, &[0x84, 0x9e])],
             vec![text_reply("𝄞")],
         ),
         echo(
@@ -913,7 +954,9 @@ fn limits() {
 #[test]
 fn close_codes() {
     let mut cases = Vec::new();
-    for code in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999] {
+    for code in [
+        1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999,
+    ] {
         cases.push(fails(
             format!("close {code} is echoed"),
             vec![close_frame(code, b"")],
@@ -921,7 +964,9 @@ fn close_codes() {
             code,
         ));
     }
-    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535] {
+    for code in [
+        0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+    ] {
         cases.push(fails(
             format!("close {code} is refused"),
             vec![close_frame(code, b"")],
@@ -949,7 +994,12 @@ fn close_codes() {
     ));
     cases.push(fails(
         "close reason that is not UTF-8",
-        vec![close_frame(1000, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80])],
+        vec![close_frame(
+            1000,
+            &[
+                0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+            ],
+        )],
         vec![],
         1007,
     ));
@@ -994,7 +1044,10 @@ fn close_codes() {
     ));
     cases.push(fails(
         "close between fragments",
-        vec![concat(&[frame(TEXT, b"unfinished"), close_frame(1000, b"")])],
+        vec![concat(&[
+            frame(TEXT, b"unfinished"),
+            close_frame(1000, b""),
+        ])],
         vec![],
         1000,
     ));
@@ -1011,17 +1064,8 @@ fn frames_pipelined_with_the_request() {
             vec![frame(FIN | PING, b"early")],
             vec![(PONG, b"early".to_vec())],
         )),
-        pipelined(echo(
-            "text",
-            vec![text("early")],
-            vec![text_reply("early")],
-        )),
-        pipelined(fails(
-            "close",
-            vec![close_frame(1000, b"")],
-            vec![],
-            1000,
-        )),
+        pipelined(echo("text", vec![text("early")], vec![text_reply("early")])),
+        pipelined(fails("close", vec![close_frame(1000, b"")], vec![], 1000)),
         pipelined(fails(
             "protocol violation",
             vec![frame(FIN | 0x3, b"")],
