@@ -445,15 +445,13 @@ fn close_initiated_by_tungstenite_server() {
             reason: "server leaving".into(),
         }))
         .unwrap();
-        loop {
-            match ws.read() {
-                Ok(TMessage::Close(frame)) => {
-                    let _ = ws.flush();
-                    return frame;
-                }
-                Ok(other) => panic!("unexpected {other:?}"),
-                Err(e) => panic!("tungstenite server: {e}"),
+        match ws.read() {
+            Ok(TMessage::Close(frame)) => {
+                let _ = ws.flush();
+                frame
             }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => panic!("tungstenite server: {e}"),
         }
     });
     let mut client = our_client(addr);
@@ -508,6 +506,8 @@ fn our_client_subprotocols_against_tungstenite_server() {
         result
     }
 
+    // Callbacks have the signature tungstenite's `Callback` requires.
+    #[allow(clippy::result_large_err)]
     fn pick_last(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
         let offered = request.headers()["sec-websocket-protocol"]
             .to_str()
@@ -518,12 +518,14 @@ fn our_client_subprotocols_against_tungstenite_server() {
             .insert("sec-websocket-protocol", last.parse().unwrap());
         Ok(response)
     }
+    #[allow(clippy::result_large_err)]
     fn pick_unoffered(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
         response
             .headers_mut()
             .insert("sec-websocket-protocol", "zzz".parse().unwrap());
         Ok(response)
     }
+    #[allow(clippy::result_large_err)]
     fn refuse(_: &Request, _: Response) -> Result<Response, ErrorResponse> {
         let mut refusal = ErrorResponse::new(Some("go away".into()));
         *refusal.status_mut() = http::StatusCode::FORBIDDEN;

@@ -1,0 +1,46 @@
+"""Fixtures for the Python peers: the `examples/echo_server.rs` binary, run as a process on
+an ephemeral loopback port and killed when the tests that use it are done."""
+
+import pathlib
+import re
+import select
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ECHO_SERVER = ROOT / "target" / "debug" / "examples" / "echo_server"
+STARTUP_TIMEOUT = 30
+
+
+@pytest.fixture(scope="session")
+def echo_server_binary():
+    """Builds the example (a no-op when `cargo test` already did), so pytest can run alone."""
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--example", "echo_server"],
+        cwd=ROOT,
+        check=True,
+        timeout=1800,
+    )
+    return ECHO_SERVER
+
+
+@pytest.fixture(scope="module")
+def echo_server(echo_server_binary):
+    """Starts the echo server on 127.0.0.1:0; yields (host, port)."""
+    process = subprocess.Popen(
+        [str(echo_server_binary), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
+        line = process.stdout.readline() if ready else ""
+        match = re.fullmatch(r"listening on ws://(127\.0\.0\.1):(\d+)/\n", line)
+        if not match:
+            pytest.fail(f"echo_server did not announce its address: {line!r}")
+        yield match[1], int(match[2])
+    finally:
+        process.kill()
+        process.wait(timeout=10)
