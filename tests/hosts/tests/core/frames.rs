@@ -376,6 +376,11 @@ fn violations_fail_with_the_right_code() {
             after.events.is_empty() && after.transmit.is_empty(),
             "{name}"
         );
+        assert_eq!(
+            after.failure,
+            Some(failure),
+            "{name}: the same failure again"
+        );
     }
 
     // Events before the violation are kept.
