@@ -21,6 +21,7 @@ mod bindings {
 }
 
 use bindings::{HandlerComponent, HandlerComponentPre};
+use bindings::exports::wsbox::websocket::handler::Guest as Handler;
 pub use bindings::exports::wsbox::websocket::handler::Reply;
 pub use bindings::wsbox::websocket::types::{Limits, Request, Response};
 
@@ -57,6 +58,11 @@ pub enum Fault {
     Memory,
     /// Any other trap (panic, unreachable, …), or the pool ran out of instances.
     Trap(wasmtime::Error),
+    /// The guest called a WASI function that blocks on the host's async runtime (a stdio
+    /// write, `poll`, …; a panicking Rust guest writes its message to stderr first). Guest
+    /// calls run directly on the tokio workers, where wasmtime-wasi's sync bindings cannot
+    /// block, so such a call ends the connection like a trap.
+    Blocking,
 }
 
 impl std::fmt::Display for Fault {
@@ -65,6 +71,11 @@ impl std::fmt::Display for Fault {
             Fault::Cpu => write!(f, "guest exceeded its CPU time per call"),
             Fault::Memory => write!(f, "guest exceeded its memory limit"),
             Fault::Trap(error) => write!(f, "guest failed: {error:#}"),
+            Fault::Blocking => write!(
+                f,
+                "guest failed: it panicked or made a blocking WASI call (stdio, poll), \
+                 which handlers cannot make"
+            ),
         }
     }
 }
@@ -73,12 +84,19 @@ impl From<wasmtime::Error> for Fault {
     fn from(error: wasmtime::Error) -> Self {
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             Fault::Cpu
-        } else if format!("{error:#}").contains("forcing a memory growth failure") {
+        } else if is_memory_limit(&error) {
             Fault::Memory
         } else {
             Fault::Trap(error)
         }
     }
+}
+
+/// `StoreLimits` with `trap_on_grow_failure` reports a denied growth with these messages.
+fn is_memory_limit(error: &wasmtime::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("forcing trap when growing memory")
+        || text.contains("forcing a memory growth failure")
 }
 
 /// The compiled handler, shared by every connection.
@@ -188,34 +206,35 @@ pub struct Guest {
 
 impl Guest {
     pub fn handle(&mut self, request: &Request, limits: Limits) -> Result<Response, Fault> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        Ok(self
-            .bindings
-            .wsbox_websocket_handler()
-            .call_handle(&mut self.store, request, limits)?)
+        self.call(|handler, store| handler.call_handle(store, request, limits))
     }
 
     pub fn on_bytes(&mut self, data: &[u8]) -> Result<Reply, Fault> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        Ok(self
-            .bindings
-            .wsbox_websocket_handler()
-            .call_on_bytes(&mut self.store, data)?)
+        self.call(|handler, store| handler.call_on_bytes(store, data))
     }
 
     pub fn on_close_request(&mut self, code: u16, reason: &str) -> Result<Reply, Fault> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        Ok(self
-            .bindings
-            .wsbox_websocket_handler()
-            .call_on_close_request(&mut self.store, code, reason)?)
+        self.call(|handler, store| handler.call_on_close_request(store, code, reason))
     }
 
     pub fn on_peer_gone(&mut self) -> Result<(), Fault> {
+        self.call(|handler, store| handler.call_on_peer_gone(store))
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&Handler, &mut Store<Host>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        Ok(self
-            .bindings
-            .wsbox_websocket_handler()
-            .call_on_peer_gone(&mut self.store)?)
+        let handler = self.bindings.wsbox_websocket_handler();
+        let store = &mut self.store;
+        // wasmtime carries a host function's panic out through the guest's frames; the only
+        // such panic is wasmtime-wasi refusing to block inside the runtime (see
+        // `Fault::Blocking`). The instance is dropped after any fault, so nothing observes
+        // the state the unwind left behind.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(handler, store))) {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Fault::Blocking),
+        }
     }
 }

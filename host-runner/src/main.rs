@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         eprintln!("wsbox-runner: {message}");
         return ExitCode::from(2);
     }
+    logging::quiet_blocking_panics();
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -44,7 +44,13 @@ fn connections_beyond_the_maximum_get_503() {
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     first.echo("still served");
     second.echo("me too");
-    first.socket.close(None).expect("close");
+    first
+        .socket
+        .close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .expect("close");
     assert_eq!(first.expect_close(), Some(CloseCode::Normal));
     // The freed place is given to the next connection.
     let deadline = Instant::now() + Duration::from_secs(5);
