@@ -23,7 +23,7 @@
 //! An echo handler, built for `wasm32-wasip2` as a `cdylib` (see `guests/echo` for a
 //! complete one with a demo page):
 //!
-//! ```no_run
+//! ```
 //! use wsbox::guest::{Handler, Websocket};
 //!
 //! struct Echo;
@@ -44,6 +44,8 @@
 //! }
 //!
 //! wsbox::export_handler!(Echo);
+//! # let response = Echo.handle(&wsbox::doc_request(&[]).map(|()| Vec::new()));
+//! # assert_eq!(response.status(), 101);
 //! ```
 //!
 //! The argument of [`export_handler!`](crate::export_handler) is an expression, evaluated
@@ -51,6 +53,8 @@
 //! per-connection state: `wsbox::export_handler!(Chat::new())`.
 
 mod glue;
+#[cfg(test)]
+mod tests;
 
 use crate::error::SendError;
 use crate::frame::CloseCode;
