@@ -7,6 +7,7 @@ source scripts/setup.sh
 
 ensure_wasm_target
 ensure_venv
+ensure_chromium   # host-runner/tests/browser.rs
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
@@ -21,4 +22,5 @@ ensure_node_modules tests/node
     && node --test component.test.mjs)
 
 echo "== python peers (pytest)"
+cargo build -p wsbox-runner   # tests/python/test_runner.py runs target/debug/wsbox-runner
 .venv/bin/python -m pytest -q tests/python
