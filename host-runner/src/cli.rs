@@ -160,9 +160,8 @@ impl Args {
         for (name, value) in self.envs {
             let value = match value {
                 Some(value) => value,
-                None => std::env::var(&name).map_err(|_| {
-                    format!("--env {name}: the runner's environment has no {name}")
-                })?,
+                None => std::env::var(&name)
+                    .map_err(|_| format!("--env {name}: the runner's environment has no {name}"))?,
             };
             envs.push((name, value));
         }
@@ -183,7 +182,8 @@ impl Args {
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             max_frame_size: self.max_frame_size,
             max_message_size: self.max_message_size,
-            guest_memory: usize::try_from(guest_memory).map_err(|_| "--guest-memory is too large")?,
+            guest_memory: usize::try_from(guest_memory)
+                .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,
             shutdown_timeout: self.shutdown_timeout,
             dirs: self.dirs,
@@ -199,15 +199,23 @@ fn round_up_to_wasm_page(bytes: u64) -> u64 {
 /// `1234`, `64KiB`, `16MiB`, `1GiB` (K/M/G and KB/MB/GB are read as binary units too).
 fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("not a size: {text:?}"))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("unknown size unit in {text:?} (use KiB, MiB or GiB)")),
+        _ => {
+            return Err(format!(
+                "unknown size unit in {text:?} (use KiB, MiB or GiB)"
+            ));
+        }
     };
     number
         .checked_mul(1 << shift)
@@ -217,7 +225,9 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// `250ms`, `10s`, `5m`; a bare number is seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -226,7 +236,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
-        _ => Err(format!("unknown duration unit in {text:?} (use ms, s or m)")),
+        _ => Err(format!(
+            "unknown duration unit in {text:?} (use ms, s or m)"
+        )),
     }
 }
 
@@ -286,12 +298,18 @@ mod tests {
             assert!(error.contains(needle), "{error:?} should mention {needle}");
         };
         refused(&["--max-message-size", "32MiB"], "--guest-memory");
-        refused(&["--max-frame-size", "1MiB", "--max-message-size", "1KiB"], "--max-frame-size");
+        refused(
+            &["--max-frame-size", "1MiB", "--max-message-size", "1KiB"],
+            "--max-frame-size",
+        );
         refused(&["--max-request-head", "1KiB"], "--max-request-head");
         refused(&["--guest-cpu", "1ms"], "--guest-cpu");
         refused(&["--max-connections", "0"], "--max-connections");
         refused(&["--max-connections", "10000000"], "--max-connections");
-        refused(&["--dir", "/nonexistent-wsbox-dir::/data"], "not a directory");
+        refused(
+            &["--dir", "/nonexistent-wsbox-dir::/data"],
+            "not a directory",
+        );
     }
 
     #[test]

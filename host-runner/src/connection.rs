@@ -38,6 +38,8 @@ thread_local! {
 const INTERNAL_ERROR: u16 = 1011;
 const GOING_AWAY: u16 = 1001;
 const NORMAL: u16 = 1000;
+/// The bound on a stalled write when `--idle-timeout` is off.
+const STALLED_WRITE: Duration = Duration::from_secs(300);
 
 /// Serves one accepted connection; `_permit` is its place under `--max-connections`.
 pub async fn serve(
@@ -59,6 +61,7 @@ pub async fn serve(
         bytes_in: 0,
         bytes_out: 0,
         close_code: None,
+        write_timeout: shared.settings.idle_timeout.unwrap_or(STALLED_WRITE),
     };
     let end = socket.run(upgraded.guest, upgraded.early, &shared).await;
     info!(
@@ -82,6 +85,8 @@ struct Socket {
     bytes_out: u64,
     /// The code of the close frame we sent, if any.
     close_code: Option<u16>,
+    /// How long one reply may take to drain into the socket.
+    write_timeout: Duration,
 }
 
 enum Read {
@@ -92,7 +97,12 @@ enum Read {
 
 impl Socket {
     /// Runs the WebSocket until it ends; returns how it ended, for the log.
-    async fn run(&mut self, mut guest: Guest, early: hyper::body::Bytes, shared: &Shared) -> &'static str {
+    async fn run(
+        &mut self,
+        mut guest: Guest,
+        early: hyper::body::Bytes,
+        shared: &Shared,
+    ) -> &'static str {
         let settings = &shared.settings;
         let mut shutdown = shared.shutdown.clone();
         // When the idle timeout is off this fires only for the close deadline.
@@ -178,7 +188,13 @@ impl Socket {
                 let mut frame = Vec::new();
                 let mut payload = INTERNAL_ERROR.to_be_bytes().to_vec();
                 payload.extend_from_slice(b"handler failed");
-                wsbox::frame::encode_frame(&mut frame, true, OpCode::Control(Control::Close), None, &payload);
+                wsbox::frame::encode_frame(
+                    &mut frame,
+                    true,
+                    OpCode::Control(Control::Close),
+                    None,
+                    &payload,
+                );
                 self.close_code = Some(INTERNAL_ERROR);
                 // The peer may be gone already; the connection ends either way.
                 let _ = self.write(&frame).await;
@@ -186,10 +202,10 @@ impl Socket {
                 return Step::End("guest fault");
             }
         };
-        if reply.close {
-            if let Some(code) = close_code(&reply.data) {
-                self.close_code = Some(code);
-            }
+        if reply.close
+            && let Some(code) = close_code(&reply.data)
+        {
+            self.close_code = Some(code);
         }
         if !reply.data.is_empty() && self.write(&reply.data).await.is_err() {
             return Step::End("write failed");
@@ -210,7 +226,10 @@ impl Socket {
         };
         self.bytes_out += written as u64;
         if written < data.len() {
-            self.stream.write_all(&data[written..]).await?;
+            // A peer that stops reading must not hold its connection forever.
+            tokio::time::timeout(self.write_timeout, self.stream.write_all(&data[written..]))
+                .await
+                .map_err(|_| std::io::Error::from(ErrorKind::TimedOut))??;
             self.bytes_out += (data.len() - written) as u64;
         }
         Ok(())
@@ -253,7 +272,13 @@ mod tests {
     fn close_code_is_found_after_other_frames() {
         let mut data = Vec::new();
         wsbox::frame::encode_frame(&mut data, true, OpCode::from(0x1), None, b"bye");
-        wsbox::frame::encode_frame(&mut data, true, OpCode::Control(Control::Close), None, &[0x03, 0xE9, b'x']);
+        wsbox::frame::encode_frame(
+            &mut data,
+            true,
+            OpCode::Control(Control::Close),
+            None,
+            &[0x03, 0xE9, b'x'],
+        );
         assert_eq!(close_code(&data), Some(1001));
         data.truncate(data.len() - 1);
         assert_eq!(close_code(&data), None, "a truncated frame is not read");

@@ -20,10 +20,10 @@ mod bindings {
     });
 }
 
-use bindings::{HandlerComponent, HandlerComponentPre};
 use bindings::exports::wsbox::websocket::handler::Guest as Handler;
 pub use bindings::exports::wsbox::websocket::handler::Reply;
 pub use bindings::wsbox::websocket::types::{Limits, Request, Response};
+use bindings::{HandlerComponent, HandlerComponentPre};
 
 /// Core instances one component may create: a Rust guest has its module plus the adapter
 /// shims wit-component adds.

@@ -109,7 +109,10 @@ async fn respond(
 ) -> HttpResponse {
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, shared.settings.max_request_body).collect().await {
+    let body = match Limited::new(body, shared.settings.max_request_body)
+        .collect()
+        .await
+    {
         Ok(body) => body.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
     };

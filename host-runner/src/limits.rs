@@ -30,16 +30,20 @@ pub fn raise_nofile(max_connections: usize) {
         };
         // SAFETY: setrlimit only reads the struct we pass.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            info!(from = limit.rlim_cur, to = raised.rlim_cur, "raised the open-file limit");
+            info!(
+                from = limit.rlim_cur,
+                to = raised.rlim_cur,
+                "raised the open-file limit"
+            );
             limit = raised;
         } else {
             warn!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_NOFILE");
         }
     }
     let needed = max_connections as u64 + SPARE_DESCRIPTORS;
-    if (limit.rlim_cur as u64) < needed {
+    if limit.rlim_cur < needed {
         warn!(
-            open_file_limit = limit.rlim_cur as u64,
+            open_file_limit = limit.rlim_cur,
             needed,
             max_connections,
             "the open-file limit is below what --max-connections needs; raise the hard limit \

@@ -24,7 +24,10 @@ fn answers_pings_and_close_codes() {
     let runner = Runner::start(&[]);
     let mut client = runner.connect("/");
     client.send(Message::Ping(b"are you there".to_vec().into()));
-    assert_eq!(client.next(), Ok(Message::Pong(b"are you there".to_vec().into())));
+    assert_eq!(
+        client.next(),
+        Ok(Message::Pong(b"are you there".to_vec().into()))
+    );
 
     for code in [1000u16, 1001, 3000, 4999] {
         let mut client = runner.connect("/");
@@ -39,7 +42,7 @@ fn answers_pings_and_close_codes() {
     }
     let log = runner.wait_for_log("close_code=4999");
     assert!(log.contains("websocket closed"), "{log}");
-    assert!(log.contains(&format!("peer=127.0.0.1:")), "{log}");
+    assert!(log.contains("peer=127.0.0.1:"), "{log}");
 }
 
 #[test]
@@ -56,11 +59,16 @@ fn refuses_bad_handshakes_with_a_reason() {
 
     let old_version = format!(
         "GET / HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\nConnection: close\r\n\r\n"
     );
     let response = runner.raw(old_version.as_bytes());
     assert!(response.starts_with("HTTP/1.1 426"), "{response}");
-    assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{response}"
+    );
     assert!(response.contains("version"), "{response}");
 }
 
@@ -68,7 +76,11 @@ fn refuses_bad_handshakes_with_a_reason() {
 fn serves_the_demo_page() {
     let runner = Runner::start(&[]);
     let response = runner.raw(
-        format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", runner.addr).as_bytes(),
+        format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            runner.addr
+        )
+        .as_bytes(),
     );
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("id=\"echo\""), "{response}");

@@ -38,7 +38,11 @@ fn faulty_guests_lose_only_their_own_connection() {
         assert!(log.contains(reason), "{path}: {log}");
     }
     let log = runner.log();
-    assert_eq!(log.matches("closing the connection with 1011").count(), 3, "{log}");
+    assert_eq!(
+        log.matches("closing the connection with 1011").count(),
+        3,
+        "{log}"
+    );
     assert!(log.contains("peer=127.0.0.1:"), "{log}");
     // New connections are still served.
     runner.connect("/none").echo("fresh");
@@ -48,7 +52,11 @@ fn faulty_guests_lose_only_their_own_connection() {
 fn trap_in_handle_answers_500() {
     let runner = fault_runner();
     let response = runner.raw(
-        format!("GET /trap-handshake HTTP/1.1\r\nHost: {}\r\n\r\n", runner.addr).as_bytes(),
+        format!(
+            "GET /trap-handshake HTTP/1.1\r\nHost: {}\r\n\r\n",
+            runner.addr
+        )
+        .as_bytes(),
     );
     assert!(response.starts_with("HTTP/1.1 500"), "{response}");
     runner.connect("/none").echo("still alive");

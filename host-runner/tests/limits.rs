@@ -38,9 +38,8 @@ fn connections_beyond_the_maximum_get_503() {
     let runner = Runner::start(&["--max-connections", "2"]);
     let mut first = runner.connect("/");
     let mut second = runner.connect("/");
-    let response = runner.raw(
-        format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", runner.addr).as_bytes(),
-    );
+    let response =
+        runner.raw(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", runner.addr).as_bytes());
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     first.echo("still served");
     second.echo("me too");
@@ -56,8 +55,11 @@ fn connections_beyond_the_maximum_get_503() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let response = runner.raw(
-            format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", runner.addr)
-                .as_bytes(),
+            format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                runner.addr
+            )
+            .as_bytes(),
         );
         if response.starts_with("HTTP/1.1 200") {
             break;
@@ -71,12 +73,17 @@ fn connections_beyond_the_maximum_get_503() {
 fn slowloris_handshake_is_dropped_by_the_handshake_timeout() {
     let runner = Runner::start(&["--handshake-timeout", "1s"]);
     let mut stream = TcpStream::connect(runner.addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let started = Instant::now();
     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nX-Slow: ";
     let mut dropped = false;
     // One byte every 100 ms: the head would take far longer than the timeout to arrive.
-    for byte in request.iter().chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()) {
+    for byte in request
+        .iter()
+        .chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter())
+    {
         if stream.write_all(&[*byte]).is_err() {
             dropped = true;
             break;
@@ -97,8 +104,14 @@ fn slowloris_handshake_is_dropped_by_the_handshake_timeout() {
     }
     let elapsed = started.elapsed();
     assert!(dropped, "the dribbling client was never dropped");
-    assert!(elapsed >= Duration::from_millis(900), "dropped too early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(4), "dropped too late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "dropped too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "dropped too late: {elapsed:?}"
+    );
 }
 
 #[test]
@@ -109,5 +122,8 @@ fn idle_websocket_is_closed_with_1000() {
     let started = Instant::now();
     assert_eq!(client.expect_close(), Some(CloseCode::Normal));
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
 }

@@ -19,7 +19,9 @@ fn shuts_down_on(signal: libc::c_int) {
     for client in &mut clients {
         assert_eq!(client.expect_close(), Some(CloseCode::Away));
     }
-    let status = runner.wait_exit(Duration::from_secs(5)).expect("the runner exits");
+    let status = runner
+        .wait_exit(Duration::from_secs(5))
+        .expect("the runner exits");
     assert!(status.success(), "{status:?}");
     assert!(runner.log().contains("shutting down"));
 }

@@ -43,7 +43,9 @@ impl Runner {
         });
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the runner's first line");
+        stdout
+            .read_line(&mut line)
+            .expect("read the runner's first line");
         let addr = line
             .trim()
             .strip_prefix("wsbox-runner listening on http://")
@@ -73,8 +75,9 @@ impl Runner {
 
     /// A tungstenite client offering `protocols`, with the 101 response.
     pub fn connect_with(&self, path: &str, protocols: &[&str]) -> Client {
-        let mut request = tungstenite::client::IntoClientRequest::into_client_request(self.url(path))
-            .expect("request");
+        let mut request =
+            tungstenite::client::IntoClientRequest::into_client_request(self.url(path))
+                .expect("request");
         if !protocols.is_empty() {
             request.headers_mut().insert(
                 "sec-websocket-protocol",
