@@ -43,7 +43,12 @@ const READ_CHUNK: usize = 32 << 10;
 pub struct Websocket<S: Read + Write = TcpStream> {
     stream: S,
     session: Session,
+    /// Bytes read from the stream; `read_buf[input_start..input_end]` is not yet fed to the
+    /// session. Input is fed one event at a time, so a reply to a message goes out before the
+    /// automatic answers (pong, close reply) to frames that followed it in the same read.
     read_buf: Box<[u8]>,
+    input_start: usize,
+    input_end: usize,
     out: Vec<u8>,
     /// The message `Read` is handing out, and how far it got.
     reading: Vec<u8>,
@@ -65,20 +70,19 @@ impl<S: Read + Write> Websocket<S> {
     /// Wraps a stream on which the handshake is complete. `already_read` holds bytes read
     /// past the handshake (frames the peer sent right after it); they are processed first.
     pub fn from_session(stream: S, session: Session, already_read: &[u8]) -> Self {
-        let mut websocket = Websocket {
+        let mut read_buf = vec![0; READ_CHUNK.max(already_read.len())].into_boxed_slice();
+        read_buf[..already_read.len()].copy_from_slice(already_read);
+        Websocket {
             stream,
             session,
-            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            read_buf,
+            input_start: 0,
+            input_end: already_read.len(),
             out: Vec::new(),
             reading: Vec::new(),
             read_pos: 0,
             transport_closed: false,
-        };
-        if !already_read.is_empty() {
-            // An error here queues the close frame; `recv` reports the end.
-            let _ = websocket.session.receive(already_read);
         }
-        websocket
     }
 
     /// Sends a text message.
@@ -127,9 +131,8 @@ impl<S: Read + Write> Websocket<S> {
                     return Ok(Some(message));
                 }
             }
-            // Bytes that arrived with the handshake were processed in `from_session`, which
-            // cannot write: their pongs, close reply or error close must go out before we
-            // block on a read or report the end.
+            // Pongs, a close reply or a violation's close frame go out before we block on a
+            // read or report the end.
             if !self.transport_closed {
                 self.flush_output().map_err(io::Error::from)?;
             }
@@ -139,22 +142,30 @@ impl<S: Read + Write> Websocket<S> {
             if self.session.is_finished() || self.transport_closed {
                 return Ok(None);
             }
-            let n = match self.stream.read(&mut self.read_buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
+            if self.input_start == self.input_end {
+                let n = match self.stream.read(&mut self.read_buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.transport_closed = true;
+                        return Err(e);
+                    }
+                };
+                if n == 0 {
                     self.transport_closed = true;
-                    return Err(e);
+                    return Ok(None);
                 }
-            };
-            if n == 0 {
-                self.transport_closed = true;
-                return Ok(None);
+                (self.input_start, self.input_end) = (0, n);
             }
-            // Protocol errors surface on the next turn through `session.error()`, after the
-            // close frame (and any pongs) go out.
-            let _ = self.session.receive(&self.read_buf[..n]);
-            self.flush_output().map_err(io::Error::from)?;
+            match self
+                .session
+                .receive_next(&self.read_buf[self.input_start..self.input_end])
+            {
+                Ok(used) => self.input_start += used,
+                // The error surfaces on the next turn through `session.error()`, after the
+                // close frame goes out; the rest of the input is dropped with it.
+                Err(_) => self.input_start = self.input_end,
+            }
         }
     }
 
