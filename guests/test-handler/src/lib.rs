@@ -57,7 +57,9 @@ impl Guest for Handler {
             "/alloc" => (None, Mode::Alloc),
             "/trap-handshake" => panic!("trap requested in handle"),
             "/env" => {
-                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}\n")).collect();
+                let vars: Vec<String> = std::env::vars()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect();
                 return text(200, &vars.concat());
             }
             _ => return text(404, "not found\n"),
@@ -66,7 +68,9 @@ impl Guest for Handler {
             Ok((response, _)) => {
                 let config = wsbox::Config::default()
                     .max_frame_size(usize::try_from(limits.max_frame_size).unwrap_or(usize::MAX))
-                    .max_message_size(usize::try_from(limits.max_message_size).unwrap_or(usize::MAX));
+                    .max_message_size(
+                        usize::try_from(limits.max_message_size).unwrap_or(usize::MAX),
+                    );
                 CONNECTION.set(Some(Connection {
                     session: Session::server(config),
                     mode,
