@@ -91,10 +91,21 @@ fuzz_target!(|input: &[u8]| {
     let one_shot_result = one_shot.receive(wire);
     let one_shot_events: Vec<Event> = std::iter::from_fn(|| one_shot.poll_event()).collect();
     assert_eq!(events, one_shot_events, "events depend on the split");
-    assert_eq!(failed, one_shot_result.err(), "the error depends on the split");
+    assert_eq!(
+        failed,
+        one_shot_result.err(),
+        "the error depends on the split"
+    );
 
     check_close_is_last(&events, &session);
-    check_output(&out, failed, &events, sent_binary, sent_pings, session.is_closed());
+    check_output(
+        &out,
+        failed,
+        &events,
+        sent_binary,
+        sent_pings,
+        session.is_closed(),
+    );
 });
 
 fn check_event(event: &Event, config: &Config) {
@@ -164,12 +175,18 @@ fn check_output(
         pos = end;
     }
     assert_eq!((binary, pings), (sent_binary, sent_pings));
-    let ping_events = events.iter().filter(|e| matches!(e, Event::Ping(_))).count();
+    let ping_events = events
+        .iter()
+        .filter(|e| matches!(e, Event::Ping(_)))
+        .count();
     assert!(pongs <= ping_events);
     assert_eq!(close_payload.is_some(), closed, "close sent iff closed");
     if let (Some(error), Some(payload)) = (failed, close_payload) {
         // A failure closes with its own code unless we had closed first.
         let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-        assert!(code == Some(error.close_code().0) || code == Some(1001), "{code:?}");
+        assert!(
+            code == Some(error.close_code().0) || code == Some(1001),
+            "{code:?}"
+        );
     }
 }
