@@ -23,7 +23,14 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
     let mut command = Command::new(cargo);
     command
         .current_dir(&workspace)
-        .args(["build", "--quiet", "--package", package, "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            package,
+            "--target",
+            "wasm32-wasip2",
+        ])
         .args(["--profile", "guest", "--target-dir"])
         .arg(&target_dir);
     // Flags and wrappers meant for the outer (native) build must not leak into this one.
@@ -39,21 +46,27 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
     ] {
         command.env_remove(var);
     }
-    let status = command.status().unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
     if !status.success() {
         panic!(
             "building {package} for wasm32-wasip2 failed (see above). If the target is missing, \
              run `rustup target add wasm32-wasip2` (rust-toolchain.toml normally installs it)."
         );
     }
-    let wasm = target_dir.join("wasm32-wasip2").join("guest").join(format!("{artifact}.wasm"));
+    let wasm = target_dir
+        .join("wasm32-wasip2")
+        .join("guest")
+        .join(format!("{artifact}.wasm"));
     assert!(wasm.exists(), "{} was not produced", wasm.display());
     wasm
 }
 
 /// The workspace root: the nearest ancestor of the calling package with a `Cargo.lock`.
 pub fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     manifest
         .ancestors()
         .find(|dir| dir.join("Cargo.lock").exists())
