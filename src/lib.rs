@@ -63,6 +63,8 @@ pub mod server;
 pub mod session;
 mod utf8;
 mod websocket;
+#[doc(hidden)]
+pub mod wit_http;
 
 use std::borrow::Cow;
 use std::sync::mpsc::{self, Receiver};

@@ -63,33 +63,8 @@ impl handshake::Guest for Component {
 
 /// Builds the `http` request the library validates. Everything here came from the host, and
 /// a name, value or target that `http` rejects is reported as the reason of a 400.
-fn to_http_request(req: types::Request) -> Result<http::Request<()>, String> {
-    let method = http::Method::from_bytes(req.method.as_bytes())
-        .map_err(|_| format!("invalid method {:?}", req.method))?;
-    let uri = req
-        .uri
-        .parse::<http::Uri>()
-        .map_err(|e| format!("invalid request target {:?}: {e}", req.uri))?;
-    let version = match req.version {
-        9 => http::Version::HTTP_09,
-        10 => http::Version::HTTP_10,
-        11 => http::Version::HTTP_11,
-        20 => http::Version::HTTP_2,
-        30 => http::Version::HTTP_3,
-        other => return Err(format!("unknown HTTP version {other}")),
-    };
-    let mut request = http::Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    for (name, value) in req.headers {
-        let header = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name {name:?}"))?;
-        let value = http::HeaderValue::from_bytes(&value)
-            .map_err(|_| format!("invalid value for header {name:?}"))?;
-        request.headers_mut().append(header, value);
-    }
-    Ok(request)
+fn to_http_request(req: types::Request) -> Result<http::Request<Vec<u8>>, String> {
+    ::wsbox::wit_http::to_request(&req.method, &req.uri, req.version, req.headers, req.body)
 }
 
 fn to_handshake_error(error: &WebsocketError) -> types::HandshakeError {
@@ -118,14 +93,10 @@ fn bad_request(reason: &str) -> types::Response {
 }
 
 fn to_wit_response(response: http::Response<Vec<u8>>) -> types::Response {
-    let (parts, body) = response.into_parts();
+    let (status, headers, body) = ::wsbox::wit_http::from_response(response);
     types::Response {
-        status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
+        status,
+        headers,
         body,
     }
 }

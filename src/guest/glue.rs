@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use http::{StatusCode, Version, header};
+use http::{StatusCode, header};
 
 use super::__internal::bindings::exports::wsbox::websocket::handler::Reply;
 use super::__internal::bindings::wsbox::websocket::types::{Limits, Request, Response};
@@ -85,7 +85,12 @@ impl Connection {
         }
         let request = match to_http(request) {
             Ok(request) => request,
-            Err(()) => return plain(StatusCode::BAD_REQUEST, "malformed HTTP request"),
+            Err(reason) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("malformed HTTP request: {reason}"),
+                );
+            }
         };
         let mut response = self.handler.handle(&request);
         let upgrade = response.extensions_mut().remove::<PendingUpgrade>();
@@ -189,33 +194,22 @@ fn saturate(limit: u64) -> usize {
     usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
-/// The WIT request as an `http::Request`; `Err` if any part is not valid HTTP.
-fn to_http(request: Request) -> Result<http::Request<Vec<u8>>, ()> {
-    let version = match request.version {
-        10 => Version::HTTP_10,
-        11 => Version::HTTP_11,
-        _ => return Err(()),
-    };
-    let mut builder = http::Request::builder()
-        .method(request.method.as_str())
-        .uri(request.uri)
-        .version(version);
-    for (name, value) in request.headers {
-        builder = builder.header(name, value);
-    }
-    // The builder keeps the first invalid part's error and reports it here.
-    builder.body(request.body).map_err(|_| ())
+/// The WIT request as an `http::Request`; `Err` names the part that is not valid HTTP.
+fn to_http(request: Request) -> Result<http::Request<Vec<u8>>, String> {
+    crate::wit_http::to_request(
+        &request.method,
+        &request.uri,
+        request.version,
+        request.headers,
+        request.body,
+    )
 }
 
 fn from_http(response: http::Response<Vec<u8>>) -> Response {
-    let (parts, body) = response.into_parts();
+    let (status, headers, body) = crate::wit_http::from_response(response);
     Response {
-        status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
+        status,
+        headers,
         body,
     }
 }
