@@ -1,6 +1,7 @@
 //! The wasmtime side: one engine with a pooling allocator, the handler compiled and
 //! pre-instantiated once, and a [`Guest`] (fresh `Store` + instance) per connection.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ use wasmtime::{
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cli::{EPOCH_TICK, Settings};
+
+mod stdio;
+
+use stdio::{GuestLog, Which, WouldBlock};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -38,6 +43,8 @@ pub struct Host {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    stdout: GuestLog,
+    stderr: GuestLog,
 }
 
 impl WasiView for Host {
@@ -58,10 +65,11 @@ pub enum Fault {
     Memory,
     /// Any other trap (panic, unreachable, …), or the pool ran out of instances.
     Trap(wasmtime::Error),
-    /// The guest called a WASI function that blocks on the host's async runtime (a stdio
-    /// write, `poll`, …; a panicking Rust guest writes its message to stderr first). Guest
-    /// calls run directly on the tokio workers, where wasmtime-wasi's sync bindings cannot
-    /// block, so such a call ends the connection like a trap.
+    /// The guest made a WASI call that would have to wait (`poll` or `pollable.block` on
+    /// something not ready, a blocking write to a stream that is not ready, …). Guest calls
+    /// run directly on the tokio workers, where wasmtime-wasi's sync bindings cannot block,
+    /// so such a call ends the connection like a trap. Stdout and stderr never wait: their
+    /// lines go to the runner's log (see [`stdio`]).
     Blocking,
 }
 
@@ -73,8 +81,8 @@ impl std::fmt::Display for Fault {
             Fault::Trap(error) => write!(f, "guest failed: {error:#}"),
             Fault::Blocking => write!(
                 f,
-                "guest failed: it panicked or made a blocking WASI call (stdio, poll), \
-                 which handlers cannot make"
+                "guest failed: it made a blocking WASI call (poll, …), which handlers \
+                 cannot make"
             ),
         }
     }
@@ -82,7 +90,9 @@ impl std::fmt::Display for Fault {
 
 impl From<wasmtime::Error> for Fault {
     fn from(error: wasmtime::Error) -> Self {
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if error.downcast_ref::<WouldBlock>().is_some() {
+            Fault::Blocking
+        } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             Fault::Cpu
         } else if is_memory_limit(&error) {
             Fault::Memory
@@ -110,8 +120,9 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles `wasm` (a component binary) and links it against sync WASI. Starts the
-    /// epoch ticker thread that enforces the CPU limit.
+    /// Compiles `wasm` (a component binary) and links it against sync WASI, with stdio
+    /// streams that never block (see [`stdio`]). Starts the epoch ticker thread that
+    /// enforces the CPU limit.
     pub fn new(wasm: &[u8], settings: &Settings) -> wasmtime::Result<Arc<Self>> {
         let instances = u32::try_from(settings.max_connections)
             .unwrap_or(u32::MAX)
@@ -139,6 +150,7 @@ impl Runtime {
         let component = Component::new(&engine, wasm)?;
         let mut linker = Linker::<Host>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        stdio::add_nonblocking_streams(&mut linker)?;
         let pre = HandlerComponentPre::new(linker.instantiate_pre(&component)?)?;
 
         let ticker = engine.weak();
@@ -164,9 +176,12 @@ impl Runtime {
         }))
     }
 
-    /// A fresh instance with its own store and limits.
-    pub fn instantiate(&self) -> Result<Guest, Fault> {
+    /// A fresh instance with its own store and limits, for a connection from `peer`.
+    pub fn instantiate(&self, peer: SocketAddr) -> Result<Guest, Fault> {
+        let stdout = GuestLog::new(peer, Which::Stdout);
+        let stderr = GuestLog::new(peer, Which::Stderr);
         let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
         for (name, value) in &self.envs {
             wasi.env(name, value);
         }
@@ -180,6 +195,8 @@ impl Runtime {
                 .memory_size(self.guest_memory)
                 .trap_on_grow_failure(true)
                 .build(),
+            stdout,
+            stderr,
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
@@ -229,10 +246,14 @@ impl Guest {
         let handler = self.bindings.wsbox_websocket_handler();
         let store = &mut self.store;
         // wasmtime carries a host function's panic out through the guest's frames; the only
-        // such panic is wasmtime-wasi refusing to block inside the runtime (see
-        // `Fault::Blocking`). The instance is dropped after any fault, so nothing observes
+        // such panic is wasmtime-wasi's `in_tokio` refusing to block inside the runtime (`poll`
+        // and the like; see `Fault::Blocking`). Stdio lines left unfinished are logged now. The instance is dropped after any fault, so nothing observes
         // the state the unwind left behind.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(handler, store))) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(handler, store)));
+        let host = self.store.data();
+        host.stdout.end_call();
+        host.stderr.end_call();
+        match result {
             Ok(result) => Ok(result?),
             Err(_) => Err(Fault::Blocking),
         }

@@ -142,7 +142,7 @@ async fn respond(
     let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
     let guest = match &mut slot.guest {
         Some(guest) => guest,
-        None => match shared.runtime.instantiate() {
+        None => match shared.runtime.instantiate(peer) {
             Ok(guest) => slot.guest.insert(guest),
             Err(fault) => {
                 warn!(%peer, %fault, "cannot instantiate the handler");

@@ -6,6 +6,8 @@
 //! - `/trap`, `/spin`, `/alloc`: accept, then on the first message panic, loop forever, or
 //!   allocate without bound;
 //! - `/trap-handshake`: panic in `handle`;
+//! - `/print`: echo, printing to stdout and stderr in `handle` and each `on-bytes` (a
+//!   line per stream, an unfinished line, and a line longer than the runner's limit);
 //! - `/env`: a 200 whose body lists the environment the guest sees.
 
 use std::cell::RefCell;
@@ -22,6 +24,7 @@ use bindings::wsbox::websocket::types::{Limits, Request, Response};
 #[derive(Clone, Copy)]
 enum Mode {
     Echo,
+    Print,
     Trap,
     Spin,
     Alloc,
@@ -52,6 +55,11 @@ impl Guest for Handler {
                 wsbox::requested_protocols(&request).find(|p| p == "v1.chat" || p == "v2.chat"),
                 Mode::Echo,
             ),
+            "/print" => {
+                println!("guest stdout in handle");
+                eprintln!("guest stderr in handle");
+                (None, Mode::Print)
+            }
             "/trap" => (None, Mode::Trap),
             "/spin" => (None, Mode::Spin),
             "/alloc" => (None, Mode::Alloc),
@@ -84,11 +92,17 @@ impl Guest for Handler {
     fn on_bytes(data: Vec<u8>) -> Reply {
         with_connection(|connection| {
             // A violation queues its close frame, sent below like any other output.
+            if let Mode::Print = connection.mode {
+                println!("guest stdout in on-bytes: {} bytes", data.len());
+                eprintln!("guest stderr in on-bytes");
+                eprint!("guest unfinished line");
+                println!("long:{}", "x".repeat(3000));
+            }
             let _ = connection.session.receive(&data);
             while let Some(event) = connection.session.poll_event() {
                 if let Event::Message(message) = event {
                     match connection.mode {
-                        Mode::Echo => {
+                        Mode::Echo | Mode::Print => {
                             let _ = connection.session.send_message(&message);
                         }
                         Mode::Trap => panic!("trap requested by the test"),
