@@ -22,5 +22,4 @@ ensure_node_modules tests/node
     && node --test component.test.mjs)
 
 echo "== python peers (pytest)"
-cargo build -p wsbox-runner   # tests/python/test_runner.py runs target/debug/wsbox-runner
 .venv/bin/python -m pytest -q tests/python

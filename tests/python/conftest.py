@@ -14,14 +14,21 @@ STARTUP_TIMEOUT = 30
 
 
 @pytest.fixture(scope="session")
-def echo_server_binary():
-    """Builds the example (a no-op when `cargo test` already did), so pytest can run alone."""
+def workspace_built():
+    """Builds the binaries and examples the suites run, so pytest can run alone. The targets
+    and features are those of `cargo test --workspace --all-targets`, which makes this a no-op
+    after it; building one package alone (`-p`) would unify features differently and rebuild
+    wasmtime."""
     subprocess.run(
-        ["cargo", "build", "--quiet", "--example", "echo_server"],
+        ["cargo", "build", "--quiet", "--workspace", "--bins", "--examples", "--tests"],
         cwd=ROOT,
         check=True,
         timeout=1800,
     )
+
+
+@pytest.fixture(scope="session")
+def echo_server_binary(workspace_built):
     return ECHO_SERVER
 
 

@@ -14,12 +14,9 @@ TIMEOUT = 10
 
 
 @pytest.fixture(scope="module")
-def runner():
-    """Builds the runner (a no-op after `cargo test`), starts it on 127.0.0.1:0, yields its
-    address, and stops it with SIGTERM (it must exit 0)."""
-    subprocess.run(
-        ["cargo", "build", "--quiet", "-p", "wsbox-runner"], cwd=ROOT, check=True, timeout=1800
-    )
+def runner(workspace_built):
+    """Starts the runner on 127.0.0.1:0, yields its address, and stops it with SIGTERM (it
+    must exit 0)."""
     process = subprocess.Popen(
         [str(RUNNER), "--listen", "127.0.0.1:0", "--max-message-size", "64KiB",
          "--max-frame-size", "64KiB"],
