@@ -18,6 +18,11 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
     for path in watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }
+    // The wasm32-wasip2 linker flags (stack size) live here; a change must rebuild the guest.
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join(".cargo").join("config.toml").display()
+    );
     let target_dir = workspace.join("target").join("wasm");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
