@@ -196,16 +196,22 @@ fn round_up_to_wasm_page(bytes: u64) -> u64 {
     bytes.div_ceil(65_536) * 65_536
 }
 
-/// `1234`, `64KiB`, `16MiB`, `1GiB` (K/M/G and KB/MB/GB are read as binary units too).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+/// Splits `10s` or `64KiB` into its leading decimal number and the unit after it.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
+    let number = number
         .parse()
-        .map_err(|_| format!("not a size: {text:?}"))?;
+        .map_err(|_| format!("not a {what}: {text:?}"))?;
+    Ok((number, unit))
+}
+
+/// `1234`, `64KiB`, `16MiB`, `1GiB` (K/M/G and KB/MB/GB are read as binary units too).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = number_and_unit(text, "size")?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -225,13 +231,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// `250ms`, `10s`, `5m`; a bare number is seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?}"))?;
+    let (number, unit) = number_and_unit(text, "duration")?;
     match unit {
         "ms" => Ok(Duration::from_millis(number)),
         "" | "s" => Ok(Duration::from_secs(number)),
