@@ -11,7 +11,6 @@ fn main() {
             &root.join("guests/echo"),
             &root.join("src"),
             &root.join("wit"),
-            &root.join("Cargo.toml"),
             Path::new("build.rs"),
         ],
     );

@@ -3,13 +3,7 @@
 
 fn main() {
     let root = wasm_build::workspace_root();
-    let watch = [
-        root.join("src"),
-        root.join("wit"),
-        root.join("component"),
-        root.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-    ];
+    let watch = [root.join("src"), root.join("wit"), root.join("component")];
     let watch: Vec<&std::path::Path> = watch.iter().map(|p| p.as_path()).collect();
     let wasm = wasm_build::build_component("wsbox-component", "wsbox_component", &watch);
     println!("cargo:rustc-env=WSBOX_WASM={}", wasm.display());

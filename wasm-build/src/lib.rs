@@ -18,11 +18,15 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
     for path in watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }
-    // The wasm32-wasip2 linker flags (stack size) live here; a change must rebuild the guest.
-    println!(
-        "cargo:rerun-if-changed={}",
-        workspace.join(".cargo").join("config.toml").display()
-    );
+    // The `guest` profile, the locked dependency versions and the wasm32-wasip2 linker flags
+    // (stack size) live in these; a change to any must rebuild the component, whoever embeds it.
+    for shared in [
+        workspace.join("Cargo.toml"),
+        workspace.join("Cargo.lock"),
+        workspace.join(".cargo").join("config.toml"),
+    ] {
+        println!("cargo:rerun-if-changed={}", shared.display());
+    }
     let target_dir = workspace.join("target").join("wasm");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
