@@ -11,8 +11,8 @@ use std::process::Command;
 /// returns the path of the component it produced (`<lib name>.wasm`).
 ///
 /// Tells cargo to rerun the calling build script when anything under `watch` changes.
-/// Panics with instructions if the `wasm32-wasip2` target is missing or the build fails:
-/// build scripts have no better channel.
+/// Adds the `wasm32-wasip2` target through rustup when it is missing (with a warning); panics
+/// with instructions if that or the build fails: build scripts have no better channel.
 pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBuf {
     let workspace = workspace_root();
     for path in watch {
@@ -27,19 +27,13 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
     ] {
         println!("cargo:rerun-if-changed={}", shared.display());
     }
+    ensure_target();
     let target_dir = workspace.join("target").join("wasm");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(&workspace)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            package,
-            "--target",
-            "wasm32-wasip2",
-        ])
+        .args(["build", "--quiet", "--package", package, "--target", TARGET])
         .args(["--profile", "guest", "--target-dir"])
         .arg(&target_dir);
     // Flags and wrappers meant for the outer (native) build must not leak into this one.
@@ -59,10 +53,7 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
     if !status.success() {
-        panic!(
-            "building {package} for wasm32-wasip2 failed (see above). If the target is missing, \
-             run `rustup target add wasm32-wasip2` (rust-toolchain.toml normally installs it)."
-        );
+        panic!("building {package} for {TARGET} failed (see the compiler's output above)");
     }
     let wasm = target_dir
         .join("wasm32-wasip2")
@@ -70,6 +61,57 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
         .join(format!("{artifact}.wasm"));
     assert!(wasm.exists(), "{} was not produced", wasm.display());
     wasm
+}
+
+/// The target this crate builds for.
+const TARGET: &str = "wasm32-wasip2";
+
+/// Makes sure the standard library for [`TARGET`] is installed, adding it through rustup when
+/// it is not (as cargo-component does). `rust-toolchain.toml` lists the target, but rustup
+/// installs a toolchain's `targets` only when it installs the toolchain itself: a machine that
+/// already had 1.95.0 has no wasm32-wasip2 until someone adds it.
+fn ensure_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if target_installed(&rustc) {
+        return;
+    }
+    println!(
+        "cargo:warning=the {TARGET} target is not installed: adding it with `rustup target add {TARGET}`"
+    );
+    eprintln!("wasm-build: adding the {TARGET} target with rustup (once per toolchain)");
+    // Several build scripts may race here; whichever rustup loses still leaves the target
+    // installed, so the result is judged by looking again, not by the exit status.
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
+    if target_installed(&rustc) {
+        return;
+    }
+    match added {
+        Err(e) => panic!(
+            "the {TARGET} target is not installed and rustup could not be run ({e}). Install the \
+             Rust standard library for {TARGET} for the compiler at `{rustc}` (with rustup: \
+             `rustup target add {TARGET}`), then build again."
+        ),
+        Ok(status) => panic!(
+            "the {TARGET} target is not installed and `rustup target add {TARGET}` failed \
+             ({status}); see its output above."
+        ),
+    }
+}
+
+/// Whether the sysroot of `rustc` holds a standard library for [`TARGET`].
+fn target_installed(rustc: &str) -> bool {
+    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&output.stdout);
+    let lib = Path::new(sysroot.trim())
+        .join("lib")
+        .join("rustlib")
+        .join(TARGET)
+        .join("lib");
+    std::fs::read_dir(lib).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// The workspace root: the nearest ancestor of the calling package with a `Cargo.lock`.
