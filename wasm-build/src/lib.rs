@@ -75,9 +75,6 @@ fn ensure_target() {
     if target_installed(&rustc) {
         return;
     }
-    println!(
-        "cargo:warning=the {TARGET} target is not installed: adding it with `rustup target add {TARGET}`"
-    );
     eprintln!("wasm-build: adding the {TARGET} target with rustup (once per toolchain)");
     // Several build scripts may race here; whichever rustup loses still leaves the target
     // installed, so the result is judged by looking again, not by the exit status.
@@ -85,6 +82,10 @@ fn ensure_target() {
         .args(["target", "add", TARGET])
         .status();
     if target_installed(&rustc) {
+        // Cargo replays a build script's warnings on later builds: say it in the past tense.
+        println!(
+            "cargo:warning=the {TARGET} target was missing; added it with `rustup target add {TARGET}`"
+        );
         return;
     }
     match added {
