@@ -1,6 +1,6 @@
 """Fixtures for the Python peers: the `examples/echo_server.rs` binary, run as a process on
 an ephemeral loopback port and killed when the tests that use it are done; the Autobahn
-summary lines printed at the end of the run.
+summary lines printed at the end of the run."""
 
 import pathlib
 import re
