@@ -60,7 +60,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, String)
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        return Err(format!("agent {agent:?}: use letters, digits, '-', '_', '.'"));
+        return Err(format!(
+            "agent {agent:?}: use letters, digits, '-', '_', '.'"
+        ));
     }
     Ok((server, agent))
 }

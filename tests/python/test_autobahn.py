@@ -41,6 +41,28 @@ def verdicts(outdir):
     return {case: (r["behavior"], r["behaviorClose"]) for case, r in cases.items()}
 
 
+def case_reports(outdir):
+    """The single agent's full per-case reports in `outdir`: {case id: report}."""
+    (cases,) = json.loads((outdir / "index.json").read_text()).values()
+    return {
+        case: json.loads((outdir / entry["reportfile"]).read_text())
+        for case, entry in cases.items()
+    }
+
+
+def time_wait_towards(port):
+    """How many loopback TCP sockets in TIME_WAIT have `port` as their remote port: the side
+    that closes a connection first holds TIME_WAIT (60 s on Linux)."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            _, _, remote, state, *_ = line.split()
+            if state == "06" and int(remote.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
 def offences(results):
     """Every case whose verdict is not OK/INFORMATIONAL for both the exchange and the close,
     except UNIMPLEMENTED compression cases."""
@@ -140,6 +162,7 @@ def test_client(workspace_built, tmp_path, autobahn_summary):
             timeout=SUITE_TIMEOUT,
         )
         assert client.returncode == 0, f"autobahn_client failed:\n{client.stderr}"
+        closed_first = time_wait_towards(int(match[1].rsplit(":", 1)[1]))
         # kosoku writes its reports and exits once the client asked for them.
         out, err = kosoku.communicate(timeout=SUITE_TIMEOUT)
         elapsed = time.monotonic() - started
@@ -147,6 +170,19 @@ def test_client(workspace_built, tmp_path, autobahn_summary):
             f"kosoku wrote no report (exit {kosoku.returncode}):\n{out}\n{err}"
         )
         check("wsbox::client", verdicts(tmp_path), elapsed, autobahn_summary)
+        # RFC 6455 §7.1.1: after the close handshake the server closes the TCP connection
+        # first, so that it holds TIME_WAIT; a client waits for it. kosoku does not score
+        # this (its reports never say it dropped a connection), but the kernel knows who
+        # closed first. Only where the client failed the connection may it close first.
+        failed = [
+            case
+            for case, report in case_reports(tmp_path).items()
+            if not report["closedByMe"] or report["remoteCloseCode"] != report["localCloseCode"]
+        ]
+        assert closed_first <= len(failed), (
+            f"the client closed TCP first on {closed_first} connections; it failed only "
+            f"{len(failed)} cases"
+        )
     finally:
         kosoku.kill()
         kosoku.wait(timeout=STARTUP_TIMEOUT)
