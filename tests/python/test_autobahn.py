@@ -5,8 +5,9 @@ against examples/echo_server.rs, wsbox-runner with its embedded default handler,
 kosoku writes Autobahn's report files (`index.json` plus one JSON and HTML file per case) to
 the directory given with `-o`; its exit code is 1 whenever a case is not OK, NON-STRICT or
 INFORMATIONAL, which includes the compression cases we do not implement, so the verdicts
-are read from `index.json`. Each case runs on its own connection, one at a time (kosoku's
-`-p` defaults to 1), so a per-address connection cap on the runner does not matter.
+are read from `index.json`. Each case runs on its own connection, one at a time (`-p 1`,
+kosoku's default, said explicitly: at most one connection is open at any moment, so a
+per-address connection cap on the runner does not matter).
 """
 
 import collections
@@ -97,7 +98,7 @@ def fuzz_server(address, outdir):
     """Runs every case against the server at `address`; returns (results, seconds)."""
     started = time.monotonic()
     run = subprocess.run(
-        [str(KOSOKU), "-m", "fuzzingclient", "-o", str(outdir), address],
+        [str(KOSOKU), "-m", "fuzzingclient", "-p", "1", "-o", str(outdir), address],
         capture_output=True,
         text=True,
         timeout=SUITE_TIMEOUT,
