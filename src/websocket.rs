@@ -5,7 +5,7 @@ use std::net::TcpStream;
 
 use crate::error::SendError;
 use crate::frame::CloseCode;
-use crate::session::{CloseFrame, Event, Message, Session};
+use crate::session::{CloseFrame, Event, Message, Role, Session};
 
 /// How much one `read` on the stream asks for.
 const READ_CHUNK: usize = 32 << 10;
@@ -17,6 +17,8 @@ const READ_CHUNK: usize = 32 << 10;
 /// - As an `Iterator`, it yields each received [`Message`] and ends (`None`) once the
 ///   connection is closed by either side, the peer vanishes or breaks the protocol (after we
 ///   sent the matching close code). Pings are answered automatically while iterating.
+///   On the client side a clean close ends once the server has closed the TCP connection
+///   (RFC 6455 §7.1.1); a read timeout on the stream bounds that wait.
 /// - As `Read`, it yields the payload bytes of the received messages (text and binary alike)
 ///   in order, with no message boundaries, and `Ok(0)` once the connection is closed.
 /// - As `Write`, each `write` call sends its whole buffer as one binary message.
@@ -139,7 +141,13 @@ impl<S: Read + Write> Websocket<S> {
             if let Some(error) = self.session.error() {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, *error));
             }
-            if self.session.is_finished() || self.transport_closed {
+            if self.transport_closed {
+                return Ok(None);
+            }
+            if self.session.is_finished() {
+                if self.session.role() == Role::Client {
+                    self.await_server_close();
+                }
                 return Ok(None);
             }
             if self.input_start == self.input_end {
@@ -167,6 +175,21 @@ impl<S: Read + Write> Websocket<S> {
                 Err(_) => self.input_start = self.input_end,
             }
         }
+    }
+
+    /// RFC 6455 §7.1.1: after the close handshake the server closes the TCP connection
+    /// first, so that it, not the client, holds TIME_WAIT. The handshake is complete, so any
+    /// error (such as the stream's read timeout) ends the wait too, and so does data, which
+    /// may not follow a close frame: only a silent server keeps us waiting, up to the timeout.
+    fn await_server_close(&mut self) {
+        loop {
+            match self.stream.read(&mut self.read_buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
+        self.input_start = self.input_end;
+        self.transport_closed = true;
     }
 
     fn flush_output(&mut self) -> Result<(), SendError> {

@@ -5,6 +5,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -377,4 +379,29 @@ fn frames_that_arrive_with_the_handshake_response_are_answered() {
     );
     let (b0, b1, payload) = peer.join().unwrap();
     assert_eq!((b0, b1, payload.as_slice()), (0x8A, 0x84, &b"ping"[..]));
+}
+
+/// RFC 6455 §7.1.1: after the close handshake the server closes the TCP connection first, so
+/// that it, not the client, holds TIME_WAIT; our client waits for that before it reports the
+/// end. A client that returned at once would see the flag still unset (on a machine too
+/// loaded to return within the pause this passes vacuously; it never fails spuriously).
+#[test]
+fn client_waits_for_the_server_to_close_the_tcp_connection() {
+    let server_dropped = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::clone(&server_dropped);
+    let (mut client, peer) = tungstenite_peer(move |mut ws: TWebSocket| {
+        ws.close(None).unwrap();
+        match ws.read() {
+            Ok(TMessage::Close(_)) => {}
+            other => panic!("expected the close reply, got {other:?}"),
+        }
+        thread::sleep(Duration::from_millis(300));
+        dropped.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(client.recv().unwrap(), None);
+    assert!(
+        server_dropped.load(Ordering::SeqCst),
+        "the client reported the end before the server closed the TCP connection"
+    );
+    peer.join().unwrap();
 }

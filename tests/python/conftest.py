@@ -1,5 +1,6 @@
 """Fixtures for the Python peers: the `examples/echo_server.rs` binary, run as a process on
-an ephemeral loopback port and killed when the tests that use it are done."""
+an ephemeral loopback port and killed when the tests that use it are done; the Autobahn
+summary lines printed at the end of the run."""
 
 import pathlib
 import re
@@ -11,6 +12,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ECHO_SERVER = ROOT / "target" / "debug" / "examples" / "echo_server"
 STARTUP_TIMEOUT = 30
+AUTOBAHN_SUMMARIES = pytest.StashKey[list]()
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +53,18 @@ def echo_server(echo_server_binary):
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def autobahn_summary(request):
+    """Records a one-line summary that is printed at the end of the run, even under `-q`
+    (which hides what passing tests print)."""
+    return request.config.stash.setdefault(AUTOBAHN_SUMMARIES, []).append
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    summaries = config.stash.get(AUTOBAHN_SUMMARIES, [])
+    if summaries:
+        terminalreporter.section("Autobahn TestSuite (kosoku)")
+        for line in summaries:
+            terminalreporter.write_line(line)

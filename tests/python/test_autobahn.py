@@ -1,0 +1,189 @@
+"""The Autobahn TestSuite's own cases, driven by `kosoku` (pinned in requirements.txt),
+against examples/echo_server.rs, wsbox-runner with its embedded default handler, and
+`wsbox::client` (examples/autobahn_client.rs).
+
+kosoku writes Autobahn's report files (`index.json` plus one JSON and HTML file per case) to
+the directory given with `-o`; its exit code is 1 whenever a case is not OK, NON-STRICT or
+INFORMATIONAL, which includes the compression cases we do not implement, so the verdicts
+are read from `index.json`. Each case runs on its own connection, one at a time (`-p 1`,
+kosoku's default, said explicitly: at most one connection is open at any moment, so a
+per-address connection cap on the runner does not matter).
+"""
+
+import collections
+import json
+import pathlib
+import re
+import select
+import subprocess
+import sysconfig
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RUNNER = ROOT / "target" / "debug" / "wsbox-runner"
+CLIENT = ROOT / "target" / "debug" / "examples" / "autobahn_client"
+KOSOKU = pathlib.Path(sysconfig.get_path("scripts")) / "kosoku"
+# A whole run takes seconds to a minute; this bounds a run that hangs on a loaded machine.
+SUITE_TIMEOUT = 600
+STARTUP_TIMEOUT = 30
+CASES = 517
+# permessage-deflate (RFC 7692), which wsbox does not offer.
+UNIMPLEMENTED_GROUPS = ("12", "13")
+ACCEPTED = {"OK", "INFORMATIONAL"}
+
+
+def verdicts(outdir):
+    """The single agent's results in `outdir/index.json`: {case id: (behavior, close)}."""
+    index = json.loads((outdir / "index.json").read_text())
+    assert len(index) == 1, f"expected one agent in the report, got {sorted(index)}"
+    (cases,) = index.values()
+    return {case: (r["behavior"], r["behaviorClose"]) for case, r in cases.items()}
+
+
+def case_reports(outdir):
+    """The single agent's full per-case reports in `outdir`: {case id: report}."""
+    (cases,) = json.loads((outdir / "index.json").read_text()).values()
+    return {
+        case: json.loads((outdir / entry["reportfile"]).read_text())
+        for case, entry in cases.items()
+    }
+
+
+def time_wait_towards(port):
+    """How many loopback TCP sockets in TIME_WAIT have `port` as their remote port: the side
+    that closes a connection first holds TIME_WAIT (60 s on Linux)."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            _, _, remote, state, *_ = line.split()
+            if state == "06" and int(remote.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+def offences(results):
+    """Every case whose verdict is not OK/INFORMATIONAL for both the exchange and the close,
+    except UNIMPLEMENTED compression cases."""
+    bad = []
+    for case, (behavior, close) in sorted(results.items(), key=lambda c: _case_key(c[0])):
+        if behavior == "UNIMPLEMENTED" and case.split(".")[0] in UNIMPLEMENTED_GROUPS:
+            behavior = "OK"
+        if behavior not in ACCEPTED or close not in ACCEPTED:
+            bad.append(f"{case}: {behavior} / close {close}")
+    return bad
+
+
+def _case_key(case):
+    return [int(part) for part in case.split(".")]
+
+
+def check(name, results, elapsed, autobahn_summary):
+    counts = collections.Counter(behavior for behavior, _ in results.values())
+    closes = collections.Counter(close for _, close in results.values() if close != "OK")
+    line = f"autobahn {name}: {len(results)} cases in {elapsed:.1f} s: " + ", ".join(
+        f"{n} {behavior}" for behavior, n in counts.most_common()
+    )
+    if closes:
+        line += "; close: " + ", ".join(f"{n} {close}" for close, n in closes.most_common())
+    autobahn_summary(line)
+    bad = offences(results)
+    assert not bad, f"{name}: {len(bad)} cases failed:\n" + "\n".join(bad)
+    assert len(results) == CASES, f"{name}: {len(results)} cases ran, expected {CASES}"
+
+
+def fuzz_server(address, outdir):
+    """Runs every case against the server at `address`; returns (results, seconds)."""
+    started = time.monotonic()
+    run = subprocess.run(
+        [str(KOSOKU), "-m", "fuzzingclient", "-p", "1", "-o", str(outdir), address],
+        capture_output=True,
+        text=True,
+        timeout=SUITE_TIMEOUT,
+    )
+    elapsed = time.monotonic() - started
+    assert (outdir / "index.json").exists(), (
+        f"kosoku wrote no report (exit {run.returncode}):\n{run.stdout}\n{run.stderr}"
+    )
+    return verdicts(outdir), elapsed
+
+
+@pytest.fixture
+def runner(workspace_built):
+    """wsbox-runner with its embedded default handler and default limits on 127.0.0.1:0."""
+    process = subprocess.Popen(
+        [str(RUNNER), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
+        line = process.stdout.readline() if ready else ""
+        match = re.fullmatch(r"wsbox-runner listening on http://(127\.0\.0\.1:\d+)/\n", line)
+        assert match, f"wsbox-runner did not announce its address: {line!r}"
+        yield match[1]
+    finally:
+        process.kill()
+        process.wait(timeout=STARTUP_TIMEOUT)
+
+
+def test_echo_server(echo_server, tmp_path, autobahn_summary):
+    host, port = echo_server
+    results, elapsed = fuzz_server(f"{host}:{port}", tmp_path)
+    check("echo_server", results, elapsed, autobahn_summary)
+
+
+def test_runner(runner, tmp_path, autobahn_summary):
+    results, elapsed = fuzz_server(runner, tmp_path)
+    check("wsbox-runner", results, elapsed, autobahn_summary)
+
+
+def test_client(workspace_built, tmp_path, autobahn_summary):
+    kosoku = subprocess.Popen(
+        [str(KOSOKU), "-m", "fuzzingserver", "-o", str(tmp_path), "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([kosoku.stderr], [], [], STARTUP_TIMEOUT)
+        line = kosoku.stderr.readline() if ready else ""
+        match = re.fullmatch(r"fuzzingserver listening on (ws://127\.0\.0\.1:\d+)\n", line)
+        assert match, f"kosoku did not announce its address: {line!r}"
+        started = time.monotonic()
+        client = subprocess.run(
+            [str(CLIENT), "--server", match[1], "--agent", "wsbox"],
+            capture_output=True,
+            text=True,
+            timeout=SUITE_TIMEOUT,
+        )
+        assert client.returncode == 0, f"autobahn_client failed:\n{client.stderr}"
+        closed_first = time_wait_towards(int(match[1].rsplit(":", 1)[1]))
+        # kosoku writes its reports and exits once the client asked for them.
+        out, err = kosoku.communicate(timeout=SUITE_TIMEOUT)
+        elapsed = time.monotonic() - started
+        assert (tmp_path / "index.json").exists(), (
+            f"kosoku wrote no report (exit {kosoku.returncode}):\n{out}\n{err}"
+        )
+        check("wsbox::client", verdicts(tmp_path), elapsed, autobahn_summary)
+        # RFC 6455 §7.1.1: after the close handshake the server closes the TCP connection
+        # first, so that it holds TIME_WAIT; a client waits for it. kosoku does not score
+        # this (its reports never say it dropped a connection), but the kernel knows who
+        # closed first. Only where the client failed the connection may it close first.
+        failed = [
+            case
+            for case, report in case_reports(tmp_path).items()
+            if not report["closedByMe"] or report["remoteCloseCode"] != report["localCloseCode"]
+        ]
+        assert closed_first <= len(failed), (
+            f"the client closed TCP first on {closed_first} connections; it failed only "
+            f"{len(failed)} cases"
+        )
+    finally:
+        kosoku.kill()
+        kosoku.wait(timeout=STARTUP_TIMEOUT)
