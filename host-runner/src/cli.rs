@@ -27,6 +27,14 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 12_000)]
     pub max_connections: usize,
 
+    /// Most connections from one client address (IPv6: one /64) at once; more are
+    /// answered 503, so that one client cannot take every place. Default: a quarter of
+    /// --max-connections (3000), but at least 64 (so that tests, benchmarks and a browser on
+    /// loopback work with small --max-connections). 0 turns the cap off: do so behind a
+    /// reverse proxy, where every client has the proxy's address.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+
     /// Largest request head (request line and headers); larger ones get
     /// `431 Request Header Fields Too Large`. At least 8KiB.
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
@@ -36,7 +44,9 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_request_body: u64,
 
-    /// Time a client has to send a complete request head (guards against slowloris).
+    /// Time a connection has for its whole HTTP phase: sending its request heads and
+    /// bodies and reading the responses, until it upgrades to a WebSocket. Then it is
+    /// dropped (guards against slowloris, stalled bodies and clients that never read).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
@@ -67,6 +77,16 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Lets WebSocket upgrades whose `Origin` header is ORIGIN (`https://app.example`,
+    /// `http://localhost:8080`) through; repeatable. Once given, upgrades from any other
+    /// origin get 403 before the handler sees them, so that web pages elsewhere cannot
+    /// open WebSockets with their visitors' cookies (cross-site WebSocket hijacking).
+    /// Requests without `Origin` (not from a browser) are not checked. Default: every
+    /// origin may upgrade, which suits the embedded echo but not a handler that trusts
+    /// cookies or the network it listens on.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
+
     /// Grants guests a host directory, as `HOST::GUEST` (read-write). Repeatable.
     /// Guests get no filesystem access without it.
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
@@ -84,6 +104,12 @@ pub struct Args {
 
 /// hyper's smallest read buffer; a smaller head limit cannot be enforced.
 const MIN_REQUEST_HEAD: u64 = 8 * 1024;
+/// The longest duration any flag takes: far beyond any sensible setting, and small enough
+/// that deadlines computed from it (`Instant + Duration`, epoch ticks) cannot overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+/// The per-address cap when none is given: a quarter of `--max-connections`, but no less
+/// than this, so that small servers tried from one machine behave as configured.
+const MIN_DEFAULT_PER_ADDRESS: usize = 64;
 /// The epoch ticker's period: the granularity of the guest CPU limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Above this the pool's address-space reservation (connections × guest memory) cannot be
@@ -96,6 +122,8 @@ pub struct Settings {
     pub handler: Option<PathBuf>,
     pub listen: SocketAddr,
     pub max_connections: usize,
+    /// `None`: no per-address cap.
+    pub max_connections_per_address: Option<usize>,
     pub max_request_head: usize,
     pub max_request_body: usize,
     pub handshake_timeout: Duration,
@@ -105,6 +133,8 @@ pub struct Settings {
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
+    /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
+    pub allowed_origins: Vec<String>,
     pub dirs: Vec<(PathBuf, String)>,
     pub envs: Vec<(String, String)>,
 }
@@ -115,6 +145,22 @@ impl Args {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
+        let max_connections_per_address = match self.max_connections_per_address {
+            Some(0) => None,
+            Some(n) if n > self.max_connections => {
+                return Err(format!(
+                    "--max-connections-per-address ({n}) cannot exceed --max-connections ({}); \
+                     0 turns the cap off",
+                    self.max_connections
+                ));
+            }
+            Some(n) => Some(n),
+            None => Some(
+                (self.max_connections / 4)
+                    .max(MIN_DEFAULT_PER_ADDRESS)
+                    .min(self.max_connections),
+            ),
+        };
         if self.max_request_head < MIN_REQUEST_HEAD {
             return Err(format!(
                 "--max-request-head must be at least {MIN_REQUEST_HEAD} bytes (got {})",
@@ -174,6 +220,7 @@ impl Args {
             handler: self.handler,
             listen: self.listen,
             max_connections: self.max_connections,
+            max_connections_per_address,
             max_request_head: usize::try_from(self.max_request_head)
                 .map_err(|_| "--max-request-head is too large")?,
             max_request_body: usize::try_from(self.max_request_body)
@@ -186,6 +233,7 @@ impl Args {
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,
             shutdown_timeout: self.shutdown_timeout,
+            allowed_origins: self.allowed_origins,
             dirs: self.dirs,
             envs,
         })
@@ -202,9 +250,12 @@ fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), Stri
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return Err(format!("not a {what}: {text:?}"));
+    }
     let number = number
         .parse()
-        .map_err(|_| format!("not a {what}: {text:?}"))?;
+        .map_err(|_| format!("{what} too large: {text:?}"))?;
     Ok((number, unit))
 }
 
@@ -228,18 +279,67 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {text:?}"))
 }
 
-/// `250ms`, `10s`, `5m`; a bare number is seconds.
+/// `250ms`, `10s`, `5m`; a bare number is seconds. At most [`MAX_DURATION`].
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = number_and_unit(text, "duration")?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
-        _ => Err(format!(
-            "unknown duration unit in {text:?} (use ms, s or m)"
-        )),
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        _ => {
+            return Err(format!(
+                "unknown duration unit in {text:?} (use ms, s or m)"
+            ));
+        }
+    };
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "{text:?} is too long: durations are at most {} days",
+            MAX_DURATION.as_secs() / 86_400
+        ));
     }
+    Ok(duration)
+}
+
+/// `scheme://host[:port]`, as browsers send it in `Origin`: lowercased, without a default
+/// port or a trailing slash, so that it compares equal to what browsers send.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let malformed = || {
+        format!(
+            "expected an origin like https://app.example or http://localhost:8080, got {text:?}"
+        )
+    };
+    let lower = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = lower.split_once("://").ok_or_else(malformed)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 literal's colons are inside its brackets.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    let host_ok = !host.is_empty()
+        && (bracketed || !host.contains(':'))
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok());
+    if !scheme_ok || !host_ok || !port_ok {
+        return Err(malformed());
+    }
+    let default_port = match scheme {
+        "http" | "ws" => Some("80"),
+        "https" | "wss" => Some("443"),
+        _ => None,
+    };
+    Ok(match port {
+        Some(port) if Some(port) != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    })
 }
 
 fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
@@ -289,6 +389,62 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("365m"), Ok(Duration::from_secs(365 * 60)));
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused() {
+        assert_eq!(parse_duration("31536000s"), Ok(MAX_DURATION));
+        for huge in ["31536001s", "18446744073709551615s", "999999999999999999m"] {
+            let error = parse_duration(huge).expect_err(huge);
+            assert!(error.contains("at most 365 days"), "{error}");
+        }
+        let error = parse_duration("99999999999999999999999s").expect_err("unreadable");
+        assert!(error.contains("too large"), "{error}");
+        let error = parse_size("99999999999GiB").expect_err("overflows");
+        assert!(error.contains("too large"), "{error}");
+        assert!(parse_duration("ms").is_err());
+    }
+
+    #[test]
+    fn origins_are_normalized_as_browsers_send_them() {
+        assert_eq!(
+            parse_origin("HTTPS://App.Example:443/"),
+            Ok("https://app.example".into())
+        );
+        assert_eq!(
+            parse_origin("http://localhost:8080"),
+            Ok("http://localhost:8080".into())
+        );
+        assert_eq!(parse_origin("http://[::1]:80"), Ok("http://[::1]".into()));
+        assert_eq!(parse_origin("http://[::1]"), Ok("http://[::1]".into()));
+        for bad in [
+            "app.example",
+            "https://",
+            "https://app.example/path",
+            "https://user@app.example",
+            "https://app.example:99999",
+            "https://a:b:80",
+            "*",
+            "null",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn per_address_cap_defaults_to_a_quarter() {
+        let cap = |flags: &[&str]| {
+            args(flags)
+                .validate()
+                .expect("valid")
+                .max_connections_per_address
+        };
+        assert_eq!(cap(&[]), Some(3000));
+        assert_eq!(cap(&["--max-connections", "100"]), Some(64));
+        assert_eq!(cap(&["--max-connections", "8"]), Some(8));
+        assert_eq!(cap(&["--max-connections-per-address", "0"]), None);
+        assert_eq!(cap(&["--max-connections-per-address", "7"]), Some(7));
     }
 
     #[test]
@@ -306,6 +462,15 @@ mod tests {
         refused(&["--guest-cpu", "1ms"], "--guest-cpu");
         refused(&["--max-connections", "0"], "--max-connections");
         refused(&["--max-connections", "10000000"], "--max-connections");
+        refused(
+            &[
+                "--max-connections",
+                "8",
+                "--max-connections-per-address",
+                "9",
+            ],
+            "--max-connections-per-address",
+        );
         refused(
             &["--dir", "/nonexistent-wsbox-dir::/data"],
             "not a directory",
