@@ -85,7 +85,8 @@ fn plain_requests_are_not_checked() {
     let runner = Runner::start(&["--allowed-origin", "https://app.example"]);
     let response = runner.raw(
         format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\n\
+             Connection: close\r\n\r\n",
             runner.addr
         )
         .as_bytes(),
