@@ -27,7 +27,7 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Most connections served at once; more are answered `503 Service Unavailable`.
-    /// Each one holds a guest instance, so this also sizes the instance pool.
+    /// Each one holds a guest instance, so this also sizes the instance pool. At most 2^20.
     #[arg(long, value_name = "N", default_value_t = 12_000)]
     pub max_connections: usize,
 
@@ -107,6 +107,9 @@ pub struct Args {
     pub log: Option<String>,
 }
 
+/// Linux's default `fs.nr_open`: no process holds more descriptors, so no more sockets. The
+/// instance pool sizes its bookkeeping by this flag: 10^9 slots took 56 GB before a guest ran.
+const MAX_CONNECTIONS: usize = 1 << 20;
 /// hyper's smallest read buffer; a smaller head limit cannot be enforced.
 const MIN_REQUEST_HEAD: u64 = 8 * 1024;
 /// The per-address cap when none is given: a quarter of `--max-connections`, but no less
@@ -146,6 +149,12 @@ impl Args {
     pub fn validate(self) -> Result<Settings, String> {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
+        }
+        if self.max_connections > MAX_CONNECTIONS {
+            return Err(format!(
+                "--max-connections can be at most {MAX_CONNECTIONS} (got {})",
+                self.max_connections
+            ));
         }
         let max_connections_per_address = match self.max_connections_per_address {
             Some(0) => None,
@@ -293,6 +302,7 @@ mod tests {
         refused(&["--guest-cpu", "1ms"], "--guest-cpu");
         refused(&["--max-connections", "0"], "--max-connections");
         refused(&["--max-connections", "10000000"], "--max-connections");
+        refused(&["--max-connections", "1048577"], "at most 1048576");
         refused(
             &[
                 "--max-connections",

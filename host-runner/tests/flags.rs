@@ -75,3 +75,21 @@ fn a_per_address_cap_above_the_total_is_refused() {
     assert!(stderr.contains("--max-connections-per-address"), "{stderr}");
     assert!(stderr.contains("cannot exceed"), "{stderr}");
 }
+
+#[test]
+fn more_connections_than_a_process_can_hold_are_refused() {
+    // With small guests the reservation check passes; before, the instance pool's own
+    // bookkeeping (56 GB for 10^9 slots) aborted the process at startup.
+    let stderr = refused_flags(&[
+        "--max-connections",
+        "1000000000",
+        "--guest-memory",
+        "64KiB",
+        "--max-message-size",
+        "16KiB",
+        "--max-frame-size",
+        "16KiB",
+    ]);
+    assert!(stderr.contains("--max-connections"), "{stderr}");
+    assert!(stderr.contains("at most"), "{stderr}");
+}
