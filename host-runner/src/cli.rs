@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod values;
+
+use values::{parse_dir, parse_duration, parse_env, parse_origin, parse_size};
+
 /// Serves WebSocket handler components: every connection gets its own sandboxed instance.
 ///
 /// With no arguments, serves the embedded echo handler (with a demo page) on
@@ -23,9 +27,17 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Most connections served at once; more are answered `503 Service Unavailable`.
-    /// Each one holds a guest instance, so this also sizes the instance pool.
+    /// Each one holds a guest instance, so this also sizes the instance pool. At most 2^20.
     #[arg(long, value_name = "N", default_value_t = 12_000)]
     pub max_connections: usize,
+
+    /// Most connections from one client address (IPv6: one /64) at once; more are
+    /// answered 503, so that one client cannot take every place. Default: a quarter of
+    /// --max-connections (3000), but at least 64 (so that tests, benchmarks and a browser on
+    /// loopback work with small --max-connections). 0 turns the cap off: do so behind a
+    /// reverse proxy, where every client has the proxy's address.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
 
     /// Largest request head (request line and headers); larger ones get
     /// `431 Request Header Fields Too Large`. At least 8KiB.
@@ -36,7 +48,9 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_request_body: u64,
 
-    /// Time a client has to send a complete request head (guards against slowloris).
+    /// Time a connection has for its whole HTTP phase: sending its request heads and
+    /// bodies and reading the responses, until it upgrades to a WebSocket. Then it is
+    /// dropped (guards against slowloris, stalled bodies and clients that never read).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
@@ -53,7 +67,8 @@ pub struct Args {
     pub max_message_size: u64,
 
     /// Linear memory one guest instance may use; beyond it the guest traps and its
-    /// connection is closed with 1011. Must be at least 4 × the max message size (measured: the message being assembled, its echo and allocator slack).
+    /// connection is closed with 1011. Must be at least 4 × the max message size (measured:
+    /// the message being assembled, its echo and allocator slack).
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub guest_memory: u64,
 
@@ -66,6 +81,16 @@ pub struct Args {
     /// (code 1001) before the process exits anyway.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Lets WebSocket upgrades whose `Origin` header is ORIGIN (`https://app.example`,
+    /// `http://localhost:8080`) through; repeatable. Once given, upgrades from any other
+    /// origin get 403 before the handler sees them, so that web pages elsewhere cannot
+    /// open WebSockets with their visitors' cookies (cross-site WebSocket hijacking).
+    /// Requests without `Origin` (not from a browser) are not checked. Default: every
+    /// origin may upgrade, which suits the embedded echo but not a handler that trusts
+    /// cookies or the network it listens on.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
 
     /// Grants guests a host directory, as `HOST::GUEST` (read-write). Repeatable.
     /// Guests get no filesystem access without it.
@@ -82,8 +107,14 @@ pub struct Args {
     pub log: Option<String>,
 }
 
+/// Linux's default `fs.nr_open`: no process holds more descriptors, so no more sockets. The
+/// instance pool sizes its bookkeeping by this flag: 10^9 slots took 56 GB before a guest ran.
+const MAX_CONNECTIONS: usize = 1 << 20;
 /// hyper's smallest read buffer; a smaller head limit cannot be enforced.
 const MIN_REQUEST_HEAD: u64 = 8 * 1024;
+/// The per-address cap when none is given: a quarter of `--max-connections`, but no less
+/// than this, so that small servers tried from one machine behave as configured.
+const MIN_DEFAULT_PER_ADDRESS: usize = 64;
 /// The epoch ticker's period: the granularity of the guest CPU limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Above this the pool's address-space reservation (connections × guest memory) cannot be
@@ -96,6 +127,8 @@ pub struct Settings {
     pub handler: Option<PathBuf>,
     pub listen: SocketAddr,
     pub max_connections: usize,
+    /// `None`: no per-address cap.
+    pub max_connections_per_address: Option<usize>,
     pub max_request_head: usize,
     pub max_request_body: usize,
     pub handshake_timeout: Duration,
@@ -105,6 +138,8 @@ pub struct Settings {
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
+    /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
+    pub allowed_origins: Vec<String>,
     pub dirs: Vec<(PathBuf, String)>,
     pub envs: Vec<(String, String)>,
 }
@@ -115,6 +150,28 @@ impl Args {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
+        if self.max_connections > MAX_CONNECTIONS {
+            return Err(format!(
+                "--max-connections can be at most {MAX_CONNECTIONS} (got {})",
+                self.max_connections
+            ));
+        }
+        let max_connections_per_address = match self.max_connections_per_address {
+            Some(0) => None,
+            Some(n) if n > self.max_connections => {
+                return Err(format!(
+                    "--max-connections-per-address ({n}) cannot exceed --max-connections ({}); \
+                     0 turns the cap off",
+                    self.max_connections
+                ));
+            }
+            Some(n) => Some(n),
+            None => Some(
+                (self.max_connections / 4)
+                    .max(MIN_DEFAULT_PER_ADDRESS)
+                    .min(self.max_connections),
+            ),
+        };
         if self.max_request_head < MIN_REQUEST_HEAD {
             return Err(format!(
                 "--max-request-head must be at least {MIN_REQUEST_HEAD} bytes (got {})",
@@ -174,6 +231,7 @@ impl Args {
             handler: self.handler,
             listen: self.listen,
             max_connections: self.max_connections,
+            max_connections_per_address,
             max_request_head: usize::try_from(self.max_request_head)
                 .map_err(|_| "--max-request-head is too large")?,
             max_request_body: usize::try_from(self.max_request_body)
@@ -186,6 +244,7 @@ impl Args {
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,
             shutdown_timeout: self.shutdown_timeout,
+            allowed_origins: self.allowed_origins,
             dirs: self.dirs,
             envs,
         })
@@ -194,73 +253,6 @@ impl Args {
 
 fn round_up_to_wasm_page(bytes: u64) -> u64 {
     bytes.div_ceil(65_536) * 65_536
-}
-
-/// Splits `10s` or `64KiB` into its leading decimal number and the unit after it.
-fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number = number
-        .parse()
-        .map_err(|_| format!("not a {what}: {text:?}"))?;
-    Ok((number, unit))
-}
-
-/// `1234`, `64KiB`, `16MiB`, `1GiB` (K/M/G and KB/MB/GB are read as binary units too).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = number_and_unit(text, "size")?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => {
-            return Err(format!(
-                "unknown size unit in {text:?} (use KiB, MiB or GiB)"
-            ));
-        }
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("size too large: {text:?}"))
-}
-
-/// `250ms`, `10s`, `5m`; a bare number is seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = number_and_unit(text, "duration")?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
-        _ => Err(format!(
-            "unknown duration unit in {text:?} (use ms, s or m)"
-        )),
-    }
-}
-
-fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
-    let (host, guest) = text
-        .split_once("::")
-        .ok_or_else(|| format!("expected HOST::GUEST, got {text:?}"))?;
-    if host.is_empty() || guest.is_empty() {
-        return Err(format!("expected HOST::GUEST, got {text:?}"));
-    }
-    Ok((PathBuf::from(host), guest.to_owned()))
-}
-
-fn parse_env(text: &str) -> Result<(String, Option<String>), String> {
-    let (name, value) = match text.split_once('=') {
-        Some((name, value)) => (name, Some(value.to_owned())),
-        None => (text, None),
-    };
-    if name.is_empty() {
-        return Err(format!("expected NAME[=VALUE], got {text:?}"));
-    }
-    Ok((name.to_owned(), value))
 }
 
 #[cfg(test)]
@@ -281,14 +273,18 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_durations_parse() {
-        assert_eq!(parse_size("64KiB"), Ok(65_536));
-        assert_eq!(parse_size("3m"), Ok(3 << 20));
-        assert_eq!(parse_size("17"), Ok(17));
-        assert!(parse_size("5 parsecs").is_err());
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("1h").is_err());
+    fn per_address_cap_defaults_to_a_quarter() {
+        let cap = |flags: &[&str]| {
+            args(flags)
+                .validate()
+                .expect("valid")
+                .max_connections_per_address
+        };
+        assert_eq!(cap(&[]), Some(3000));
+        assert_eq!(cap(&["--max-connections", "100"]), Some(64));
+        assert_eq!(cap(&["--max-connections", "8"]), Some(8));
+        assert_eq!(cap(&["--max-connections-per-address", "0"]), None);
+        assert_eq!(cap(&["--max-connections-per-address", "7"]), Some(7));
     }
 
     #[test]
@@ -306,6 +302,16 @@ mod tests {
         refused(&["--guest-cpu", "1ms"], "--guest-cpu");
         refused(&["--max-connections", "0"], "--max-connections");
         refused(&["--max-connections", "10000000"], "--max-connections");
+        refused(&["--max-connections", "1048577"], "at most 1048576");
+        refused(
+            &[
+                "--max-connections",
+                "8",
+                "--max-connections-per-address",
+                "9",
+            ],
+            "--max-connections-per-address",
+        );
         refused(
             &["--dir", "/nonexistent-wsbox-dir::/data"],
             "not a directory",

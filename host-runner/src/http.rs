@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use hyper::header::{
+    CONNECTION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, ORIGIN, SEC_WEBSOCKET_PROTOCOL,
+    UPGRADE,
+};
 use hyper::upgrade::OnUpgrade;
-use hyper::{StatusCode, Version};
+use hyper::{Method, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::connection::Shared;
 use crate::engine::{Guest, Limits, Request, Response};
@@ -38,8 +41,25 @@ struct Slot {
 }
 
 /// Serves HTTP requests on `stream` until the connection ends (`None`) or a request is
-/// upgraded to a WebSocket.
+/// upgraded to a WebSocket, within `--handshake-timeout` for the whole phase: hyper's own
+/// timer covers only request heads, so a stalled body or a client that never reads the
+/// responses would otherwise hold the connection, and its guest, forever.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Option<Upgraded> {
+    let limit = shared.settings.handshake_timeout;
+    match tokio::time::timeout(limit, serve_requests(stream, peer, shared)).await {
+        Ok(upgraded) => upgraded,
+        Err(_) => {
+            debug!(%peer, ?limit, "http phase timed out");
+            None
+        }
+    }
+}
+
+async fn serve_requests(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Option<Upgraded> {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let service = {
         let slot = slot.clone();
@@ -107,6 +127,17 @@ async fn respond(
     shared: &Shared,
     peer: SocketAddr,
 ) -> HttpResponse {
+    let wants_upgrade =
+        request.headers().contains_key(UPGRADE) || request.method() == Method::CONNECT;
+    if wants_upgrade
+        && let Some(origin) = foreign_origin(request.headers(), &shared.settings.allowed_origins)
+    {
+        info!(%peer, ?origin, "upgrade refused with 403: origin not allowed");
+        return closing(plain(
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket refused: Origin not in the runner's --allowed-origin\n",
+        ));
+    }
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, shared.settings.max_request_body)
@@ -177,20 +208,76 @@ async fn respond(
     response
 }
 
+/// The `Origin` of a request that `--allowed-origin` refuses, if any. Browsers always send
+/// `Origin` on WebSocket upgrades; a request without it comes from no browser, so no
+/// visitor's cookies ride on it.
+fn foreign_origin<'a>(headers: &'a HeaderMap, allowed: &[String]) -> Option<&'a HeaderValue> {
+    if allowed.is_empty() {
+        return None;
+    }
+    let mut origins = headers.get_all(ORIGIN).iter();
+    let origin = origins.next()?;
+    let known = origin
+        .to_str()
+        .is_ok_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
+    // Two `Origin` headers are no browser's: refused rather than guessed at.
+    (!known || origins.next().is_some()).then_some(origin)
+}
+
+/// The guest's answer as a hyper response. The runner owns the connection and the message
+/// framing (`wit/types.wit`, `response.headers`): hyper writes the body it is given, so a
+/// guest's `content-length` or `transfer-encoding` would contradict the bytes on the wire
+/// (response splitting behind a proxy), and its `connection` or `keep-alive` would speak
+/// for a connection it does not manage. Those are dropped; a 101 keeps its `upgrade`.
 fn to_hyper(answer: Response) -> Result<HttpResponse, &'static str> {
     let status = StatusCode::from_u16(answer.status).map_err(|_| "invalid status code")?;
-    if status == StatusCode::SWITCHING_PROTOCOLS && !answer.body.is_empty() {
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && !answer.body.is_empty() {
         return Err("a 101 response has a body");
     }
+    // `connection` also names further headers that hold for this hop only (RFC 9110 §7.6.1).
+    let named: Vec<String> = answer
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| {
+            String::from_utf8_lossy(value)
+                .split(',')
+                .map(|token| token.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let mut response = hyper::Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in answer.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
         let value = HeaderValue::from_bytes(&value).map_err(|_| "invalid header value")?;
+        let upgrade = switching && name == UPGRADE;
+        if !upgrade && (is_hop_by_hop(&name) || named.iter().any(|n| n == name.as_str())) {
+            continue;
+        }
         headers.append(name, value);
     }
+    if switching {
+        // Whoever sends `upgrade` must name it in `connection` (RFC 9110 §7.8).
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     Ok(response)
+}
+
+/// Headers about one connection or the message framing (RFC 9110 §7.6.1, RFC 9112 §6).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "content-length"
+            | "transfer-encoding"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+    ) || name.as_str().starts_with("proxy-")
 }
 
 /// A response generated by the runner itself.

@@ -1,6 +1,10 @@
-//! Process-wide limits: the file-descriptor limit, and connections beyond
-//! `--max-connections` (answered 503 without touching the guest).
+//! Process-wide limits: the file-descriptor limit, the per-address cap, and connections
+//! beyond either (answered 503 without touching the guest).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,20 +56,99 @@ pub fn raise_nofile(max_connections: usize) {
     }
 }
 
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+/// Open connections per client address, under `--max-connections-per-address`.
+pub struct PerAddress {
+    /// `None`: no cap, nothing is counted.
+    max: Option<usize>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place under its address's cap, given back on drop.
+pub struct AddressPlace {
+    taken: Option<(Arc<PerAddress>, IpAddr)>,
+}
+
+impl PerAddress {
+    pub fn new(max: Option<usize>) -> Arc<Self> {
+        Arc::new(PerAddress {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn max(&self) -> Option<usize> {
+        self.max
+    }
+
+    /// A place for a connection from `ip`, or `None` when its address is at the cap.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
+        let Some(max) = self.max else {
+            return Some(AddressPlace { taken: None });
+        };
+        let key = client_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            taken: Some((self.clone(), key)),
+        })
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let Some((owner, key)) = self.taken.take() else {
+            return;
+        };
+        let mut open = owner.open.lock().unwrap_or_else(PoisonError::into_inner);
+        // Entries go when their last connection does: the map holds only open addresses.
+        if let Entry::Occupied(mut entry) = open.entry(key) {
+            *entry.get_mut() -= 1;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+    }
+}
+
+/// What the cap counts: an IPv4 address (also when it arrives IPv4-mapped on a dual-stack
+/// socket), or an IPv6 /64, the usual allocation of one host, which can use all of it.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The answer to a connection beyond `--max-connections`.
+pub const SERVER_BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: text/plain; charset=utf-8\r\n\
 content-length: 32\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\r\n\
 too many connections, try later\n";
 
-/// Answers a connection over the limit with 503 and closes it.
-pub async fn refuse(mut stream: TcpStream) {
+/// The answer to a connection beyond `--max-connections-per-address`.
+pub const ADDRESS_BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+content-length: 39\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\r\n\
+too many connections from your address\n";
+
+/// Answers a connection over a limit with `response` (a 503) and closes it.
+pub async fn refuse(mut stream: TcpStream, response: &'static [u8]) {
     // The request is read (briefly, bounded) before closing: closing a socket with unread
     // input sends a reset, which could destroy the 503 before the client reads it.
     let mut head = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut head)).await;
-    if stream.write_all(BUSY).await.is_ok() {
+    if stream.write_all(response).await.is_ok() {
         let _ = stream.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while matches!(stream.read(&mut head).await, Ok(n) if n > 0) {}
@@ -76,10 +159,53 @@ pub async fn refuse(mut stream: TcpStream) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn busy_response_declares_its_length() {
-        let text = std::str::from_utf8(super::BUSY).expect("ascii");
-        let (_, body) = text.split_once("\r\n\r\n").expect("head and body");
-        assert!(text.contains(&format!("content-length: {}\r\n", body.len())));
+    fn busy_responses_declare_their_length() {
+        for response in [SERVER_BUSY, ADDRESS_BUSY] {
+            let text = std::str::from_utf8(response).expect("ascii");
+            let (_, body) = text.split_once("\r\n\r\n").expect("head and body");
+            assert!(text.contains(&format!("content-length: {}\r\n", body.len())));
+        }
+    }
+
+    #[test]
+    fn the_cap_counts_per_address_and_gives_places_back() {
+        let cap = PerAddress::new(Some(2));
+        let ip = |text: &str| text.parse::<IpAddr>().expect("address");
+        let a1 = cap.try_acquire(ip("192.0.2.1")).expect("first");
+        let a2 = cap
+            .try_acquire(ip("::ffff:192.0.2.1"))
+            .expect("second, mapped");
+        assert!(cap.try_acquire(ip("192.0.2.1")).is_none(), "third");
+        let _b = cap.try_acquire(ip("192.0.2.2")).expect("another address");
+        drop(a1);
+        let _a3 = cap
+            .try_acquire(ip("192.0.2.1"))
+            .expect("a place given back");
+        drop(a2);
+        let _v6 = cap.try_acquire(ip("2001:db8::1")).expect("v6");
+        let _v6 = cap
+            .try_acquire(ip("2001:db8::ffff:2"))
+            .expect("v6, same /64");
+        assert!(
+            cap.try_acquire(ip("2001:db8::3")).is_none(),
+            "the /64 is full"
+        );
+        assert!(
+            cap.try_acquire(ip("2001:db8:0:1::1")).is_some(),
+            "another /64"
+        );
+    }
+
+    #[test]
+    fn without_a_cap_nothing_is_counted() {
+        let cap = PerAddress::new(None);
+        let places: Vec<_> = (0..100)
+            .map(|_| cap.try_acquire(IpAddr::from([127, 0, 0, 1])))
+            .collect();
+        assert!(places.iter().all(Option::is_some));
+        assert!(cap.open.lock().expect("lock").is_empty());
     }
 }

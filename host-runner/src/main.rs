@@ -88,6 +88,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let (trigger, shutdown) = shutdown::channel();
     let max = settings.max_connections;
     let permits = Arc::new(Semaphore::new(max));
+    let per_address = limits::PerAddress::new(settings.max_connections_per_address);
     let shutdown_timeout = settings.shutdown_timeout;
     let shared = Arc::new(Shared {
         runtime,
@@ -100,13 +101,28 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    let Some(place) = per_address.try_acquire(peer.ip()) else {
+                        warn!(
+                            %peer,
+                            max_connections_per_address = per_address.max(),
+                            "connection refused with 503: too many from this address \
+                             (--max-connections-per-address; 0 behind a reverse proxy)"
+                        );
+                        tokio::spawn(limits::refuse(stream, limits::ADDRESS_BUSY));
+                        continue;
+                    };
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            tokio::spawn(connection::serve(stream, peer, shared.clone(), permit));
+                            let shared = shared.clone();
+                            tokio::spawn(async move {
+                                // The address's place is held as long as the permit.
+                                let _place = place;
+                                connection::serve(stream, peer, shared, permit).await;
+                            });
                         }
                         Err(_) => {
                             warn!(%peer, max_connections = max, "connection refused with 503");
-                            tokio::spawn(limits::refuse(stream));
+                            tokio::spawn(limits::refuse(stream, limits::SERVER_BUSY));
                         }
                     }
                 }

@@ -8,7 +8,10 @@
 //! - `/trap-handshake`: panic in `handle`;
 //! - `/print`: echo, printing to stdout and stderr in `handle` and each `on-bytes` (a
 //!   line per stream, an unfinished line, and a line longer than the runner's limit);
-//! - `/env`: a 200 whose body lists the environment the guest sees.
+//! - `/env`: a 200 whose body lists the environment the guest sees;
+//! - `/framing`, `/framing-101`: a 200, or an accepted upgrade (then echo), that also sets
+//!   framing and hop-by-hop headers (a false `content-length`, `transfer-encoding`,
+//!   `connection` naming another header, …) for the runner to drop.
 
 use std::cell::RefCell;
 
@@ -24,6 +27,8 @@ use bindings::wsbox::websocket::types::{Limits, Request, Response};
 #[derive(Clone, Copy)]
 enum Mode {
     Echo,
+    /// Echo, after a 101 carrying hop-by-hop headers.
+    Framing,
     Print,
     Trap,
     Spin,
@@ -64,6 +69,13 @@ impl Guest for Handler {
             "/spin" => (None, Mode::Spin),
             "/alloc" => (None, Mode::Alloc),
             "/trap-handshake" => panic!("trap requested in handle"),
+            "/framing" => {
+                let mut response = text(200, "framed by the host\n");
+                response.headers.extend(hop_by_hop());
+                response.headers.push(("x-kept".into(), b"yes".to_vec()));
+                return response;
+            }
+            "/framing-101" => (None, Mode::Framing),
             "/env" => {
                 let vars: Vec<String> = std::env::vars()
                     .map(|(k, v)| format!("{k}={v}\n"))
@@ -83,7 +95,15 @@ impl Guest for Handler {
                     session: Session::server(config),
                     mode,
                 }));
-                from_http(response.map(|()| Vec::new()))
+                let mut response = from_http(response.map(|()| Vec::new()));
+                if let Mode::Framing = mode {
+                    // A 101 keeps its own `upgrade: websocket`.
+                    let extra = hop_by_hop()
+                        .into_iter()
+                        .filter(|(name, _)| name != "upgrade");
+                    response.headers.extend(extra);
+                }
+                response
             }
             Err(error) => from_http(error.to_response()),
         }
@@ -102,7 +122,7 @@ impl Guest for Handler {
             while let Some(event) = connection.session.poll_event() {
                 if let Event::Message(message) = event {
                     match connection.mode {
-                        Mode::Echo | Mode::Print => {
+                        Mode::Echo | Mode::Framing | Mode::Print => {
                             let _ = connection.session.send_message(&message);
                         }
                         Mode::Trap => panic!("trap requested by the test"),
@@ -141,6 +161,26 @@ fn with_connection(f: impl FnOnce(&mut Connection)) -> Reply {
             close: true,
         },
     })
+}
+
+/// Headers that describe the connection or the message framing, which the host owns; the
+/// `content-length` is false on purpose.
+fn hop_by_hop() -> Vec<(String, Vec<u8>)> {
+    [
+        ("content-length", "1000"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "x-hop"),
+        ("x-hop", "1"),
+        ("keep-alive", "timeout=99"),
+        ("te", "trailers"),
+        ("trailer", "x-trailer"),
+        ("proxy-connection", "keep-alive"),
+        ("proxy-authenticate", "Basic"),
+        ("upgrade", "h2c"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec()))
+    .collect()
 }
 
 fn spin() -> ! {

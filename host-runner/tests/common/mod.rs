@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -134,6 +134,55 @@ impl Runner {
         (String::from_utf8_lossy(&head).to_ascii_lowercase(), stream)
     }
 
+    /// A TCP connection to the runner from the local address `from` (any 127.x.y.z works
+    /// on Linux loopback), to stand for a second client machine.
+    pub fn tcp_from(&self, from: IpAddr) -> TcpStream {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(self.addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket
+            .bind(&SocketAddr::new(from, 0).into())
+            .expect("bind the client address");
+        socket.connect(&self.addr.into()).expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream
+    }
+
+    /// A tungstenite client on `stream`, upgraded at `path` with the extra `headers`.
+    pub fn connect_on(&self, stream: TcpStream, path: &str, headers: &[(&str, &str)]) -> Client {
+        let mut request =
+            tungstenite::client::IntoClientRequest::into_client_request(self.url(path))
+                .expect("request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        let (socket, _) = tungstenite::client(request, MaybeTlsStream::Plain(stream))
+            .expect("websocket handshake");
+        Client {
+            socket,
+            protocol: None,
+        }
+    }
+
+    /// The status line of a `GET path` on a fresh connection (`Connection: close`).
+    pub fn status_of_get(&self, path: &str) -> String {
+        let response = self.raw(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr
+            )
+            .as_bytes(),
+        );
+        response.lines().next().unwrap_or("").to_owned()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()
     }
@@ -215,6 +264,39 @@ impl Client {
             }
         }
     }
+}
+
+/// Runs the runner with `args` and expects it to refuse them: exit status 2 within 10 s,
+/// without listening. Returns its stderr.
+pub fn refused_flags(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox-runner"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wsbox-runner");
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("runner output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "{args:?} should be refused with status 2\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stdout.is_empty(), "{args:?}: the runner started: {stdout}");
+    stderr
 }
 
 /// guests/test-handler, built for wasm32-wasip2 once per test process.

@@ -1,0 +1,95 @@
+//! Out-of-range and malformed flag values are refused at startup (status 2) with a message
+//! naming the flag, instead of overflowing a deadline or panicking later.
+
+mod common;
+
+use common::refused_flags;
+
+/// u64::MAX seconds: overflows `Instant + Duration` and the epoch deadline.
+const HUGE: &str = "18446744073709551615s";
+
+fn huge_duration_is_refused(flag: &str) {
+    let stderr = refused_flags(&[flag, HUGE]);
+    assert!(stderr.contains(flag), "{flag}: {stderr}");
+    assert!(stderr.contains("at most 365 days"), "{flag}: {stderr}");
+}
+
+#[test]
+fn huge_guest_cpu_is_refused() {
+    huge_duration_is_refused("--guest-cpu");
+}
+
+#[test]
+fn huge_idle_timeout_is_refused() {
+    huge_duration_is_refused("--idle-timeout");
+    // Minutes overflow on their own way (multiplied by 60).
+    let stderr = refused_flags(&["--idle-timeout", "999999999999999999m"]);
+    assert!(stderr.contains("at most 365 days"), "{stderr}");
+}
+
+#[test]
+fn huge_handshake_timeout_is_refused() {
+    huge_duration_is_refused("--handshake-timeout");
+}
+
+#[test]
+fn huge_shutdown_timeout_is_refused() {
+    huge_duration_is_refused("--shutdown-timeout");
+}
+
+#[test]
+fn numbers_too_large_to_read_are_refused() {
+    let stderr = refused_flags(&["--guest-cpu", "99999999999999999999999s"]);
+    assert!(stderr.contains("too large"), "{stderr}");
+    let stderr = refused_flags(&["--max-request-body", "99999999999GiB"]);
+    assert!(stderr.contains("too large"), "{stderr}");
+}
+
+#[test]
+fn malformed_origins_are_refused() {
+    for origin in [
+        "app.example",
+        "https://app.example/path",
+        "https://",
+        "https://user@app.example",
+        "https://app.example:port",
+        "*",
+    ] {
+        let stderr = refused_flags(&["--allowed-origin", origin]);
+        assert!(stderr.contains("--allowed-origin"), "{origin}: {stderr}");
+        assert!(
+            stderr.contains("expected an origin like"),
+            "{origin}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_per_address_cap_above_the_total_is_refused() {
+    let stderr = refused_flags(&[
+        "--max-connections",
+        "10",
+        "--max-connections-per-address",
+        "11",
+    ]);
+    assert!(stderr.contains("--max-connections-per-address"), "{stderr}");
+    assert!(stderr.contains("cannot exceed"), "{stderr}");
+}
+
+#[test]
+fn more_connections_than_a_process_can_hold_are_refused() {
+    // With small guests the reservation check passes; before, the instance pool's own
+    // bookkeeping (56 GB for 10^9 slots) aborted the process at startup.
+    let stderr = refused_flags(&[
+        "--max-connections",
+        "1000000000",
+        "--guest-memory",
+        "64KiB",
+        "--max-message-size",
+        "16KiB",
+        "--max-frame-size",
+        "16KiB",
+    ]);
+    assert!(stderr.contains("--max-connections"), "{stderr}");
+    assert!(stderr.contains("at most"), "{stderr}");
+}
