@@ -53,21 +53,19 @@
 #![deny(missing_docs)]
 
 pub mod client;
-mod config;
-mod error;
-pub mod frame;
 #[cfg(feature = "guest")]
 pub mod guest;
-pub mod handshake;
+mod proto;
 pub mod server;
-pub mod session;
-mod utf8;
 mod websocket;
 #[doc(hidden)]
 pub mod wit_http;
 
 use std::borrow::Cow;
 use std::sync::mpsc::{self, Receiver};
+
+use proto::{config, error};
+pub use proto::{frame, handshake, session};
 
 pub use config::Config;
 pub use error::{

@@ -34,7 +34,7 @@ use std::fmt;
 use crate::config::Config;
 use crate::error::{CapacityError, CapacityKind, Error, ProtocolError, SendError};
 use crate::frame::{self, CloseCode, Control, Data, FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::utf8;
+use super::utf8;
 
 /// A complete WebSocket message (as in `rouille::websocket`).
 #[derive(Debug, Clone, PartialEq, Eq)]
