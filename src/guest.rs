@@ -72,7 +72,8 @@ pub trait Handler: 'static {
     /// validates the handshake. The body of a 101 is dropped.
     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>>;
 
-    /// A complete text or binary message from the peer.
+    /// A complete text or binary message from the peer. Not called once the connection is
+    /// closing on our side ([`Websocket::close`], or the host's close request).
     fn on_message(&mut self, websocket: &mut Websocket, message: Message);
 
     /// A ping from the peer. The pong is already queued; nothing to do by default.
@@ -149,7 +150,8 @@ impl Websocket {
     }
 
     /// Starts the close handshake with `code` and `reason` (see [`Session::close`]); the
-    /// peer's answer reaches [`Handler::on_close`].
+    /// peer's answer reaches [`Handler::on_close`], the only callback after this one: what
+    /// the peer sends before answering (messages, pings, pongs) is dropped.
     ///
     /// # Errors
     ///

@@ -143,6 +143,11 @@ impl Connection {
                 Err(_) => data = &[],
             }
             while let Some(event) = websocket.session.poll_event() {
+                // After our close frame the handler can answer nothing; what the peer still
+                // sends before its close reply is dropped.
+                if websocket.session.is_closed() && !matches!(event, Event::Close(_)) {
+                    continue;
+                }
                 match event {
                     Event::Message(message) => self.handler.on_message(websocket, message),
                     Event::Ping(data) => self.handler.on_ping(websocket, &data),
