@@ -55,27 +55,28 @@
 pub mod client;
 #[cfg(feature = "guest")]
 pub mod guest;
+mod os_masks;
 mod proto;
 pub mod server;
 mod websocket;
+#[cfg(feature = "wit")]
 #[doc(hidden)]
 pub mod wit_http;
 
 use std::borrow::Cow;
 use std::sync::mpsc::{self, Receiver};
 
-use proto::{config, error};
-pub use proto::{frame, handshake, session};
-
-pub use config::Config;
-pub use error::{
-    CapacityError, CapacityKind, ClientError, Error, ProtocolError, RequestError, SendError,
-    WebsocketError,
+pub use client::ClientError;
+pub use os_masks::OsMasks;
+pub use proto::config::Config;
+pub use proto::error::{
+    CapacityError, CapacityKind, ClosedError, Error, ProtocolError, RequestError, WebsocketError,
 };
-pub use frame::CloseCode;
-pub use handshake::RequestedProtocolsIter;
-pub use session::{CloseFrame, Message};
-pub use websocket::Websocket;
+pub use proto::frame::CloseCode;
+pub use proto::handshake::RequestedProtocolsIter;
+pub use proto::session::{CloseFrame, Message};
+pub use proto::{frame, handshake, session};
+pub use websocket::{SendError, Websocket};
 
 #[cfg(feature = "guest")]
 #[doc(hidden)]
@@ -85,9 +86,11 @@ pub use guest::__internal;
 ///
 /// `subprotocol` is the protocol to announce (the client must have offered it), or `None`.
 /// Send the returned `101 Switching Protocols` response to the client (the [`server`]
-/// module does this); it carries a [`server::PendingUpgrade`] in its extensions, and once the
-/// response is sent the `Receiver` yields the connection's [`Websocket`]. Limits are the
-/// [`Config`] defaults; see [`start_with_config`].
+/// module does this); it carries a [`server::PendingUpgrade`] and the
+/// [`handshake::Accepted`] in its extensions, and once the response is sent the `Receiver`
+/// yields the connection's [`Websocket`]. Limits are the [`Config`] defaults; see
+/// [`start_with_config`]. (A guest component, which has no server thread to hand a
+/// `Websocket` to, calls [`handshake::accept`] instead.)
 ///
 /// # Errors
 ///
@@ -114,11 +117,11 @@ where
     S: Into<Cow<'static, str>>,
 {
     let subprotocol = subprotocol.map(Into::into);
-    let mut response = handshake::accept(request, subprotocol.as_deref())?;
+    let mut response = handshake::accept(request, subprotocol.as_deref(), config)?;
     let (sender, receiver) = mpsc::sync_channel(1);
     response
         .extensions_mut()
-        .insert(server::PendingUpgrade { sender, config });
+        .insert(server::PendingUpgrade { sender });
     Ok((response, receiver))
 }
 

@@ -4,7 +4,7 @@
 //! declared payload length is returned for the caller to check against its limits before
 //! it reserves any memory.
 
-use crate::error::ProtocolError;
+use super::error::ProtocolError;
 
 /// Data frame opcodes (§5.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
