@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::frame::CloseCode;
+use super::close_code::CloseCode;
 
 /// A violation of RFC 6455 by the peer. Each variant is one rule of the RFC; each maps to
 /// the close code we send before closing ([`ProtocolError::close_code`]).

@@ -7,6 +7,7 @@
 //! blocking API (`websocket`, `server`, `client`), the guest SDK and `wsbox.wasm` are edges
 //! built on it, so the same core runs natively, in a component, and in the runner.
 
+mod close_code;
 pub mod config;
 pub mod error;
 pub mod frame;
