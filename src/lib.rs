@@ -8,7 +8,10 @@
 //!   [`requested_protocols`] lists the subprotocols the client offered.
 //! - [`Websocket`] sends and receives [`Message`]s over a blocking stream, and is also
 //!   `Read`/`Write`/`Iterator`.
-//! - [`session::Session`] is the protocol core itself: bytes in, events out, no I/O.
+//! - [`session::Session`] is the protocol core itself: bytes in, events out, no I/O;
+//!   [`handshake::accept`] is `start` without the blocking server's channel, for other
+//!   servers and for guest components. The core (`src/proto/`) does no I/O, reads no clock
+//!   or global RNG and names no type of the edges around it.
 //! - [`server`] is a small blocking HTTP/1.1 server that completes upgrades; [`client`] is
 //!   the client side.
 //!
