@@ -14,3 +14,62 @@ pub mod frame;
 pub mod handshake;
 pub mod session;
 mod utf8;
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    /// What code in the core must not name: I/O, threads and channels, clocks, entropy, WIT
+    /// bindings, and (through `crate::`) the edges built on it.
+    const FORBIDDEN: [&str; 10] = [
+        "std::io",
+        "std::net",
+        "std::fs",
+        "std::thread",
+        "std::sync",
+        "std::time",
+        "Instant",
+        "getrandom",
+        "wit_bindgen",
+        "crate::",
+    ];
+
+    fn check(dir: &Path, found: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).expect("src/proto is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                check(&path, found);
+                continue;
+            }
+            // Tests may use anything; doc comments may link to the edges.
+            if path.ends_with("tests.rs") {
+                continue;
+            }
+            let code = fs::read_to_string(&path).expect("a source file");
+            let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+            for (number, line) in code.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for word in FORBIDDEN.iter().filter(|word| line.contains(*word)) {
+                    found.push(format!("{}:{}: {word}", path.display(), number + 1));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_core_names_nothing_outside_it() {
+        let mut found = Vec::new();
+        check(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/proto"),
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "the core reaches out:\n{}",
+            found.join("\n")
+        );
+    }
+}
