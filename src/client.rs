@@ -1,60 +1,22 @@
-//! The client role: the opening handshake over any `Read + Write` stream, and masking keys
-//! from the operating system's RNG.
+//! The client role: the opening handshake over any `Read + Write` stream.
 
-use std::io::{Read, Write};
+use std::fmt;
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{Response, StatusCode, Uri};
 
-use crate::config::Config;
-use crate::error::ClientError;
-use crate::handshake::{accept_key, has_token};
-use crate::session::{MaskSource, Session};
+// Its home until the component needed it too; kept here for existing users.
+pub use crate::os_masks::OsMasks;
+use crate::proto::config::Config;
+use crate::proto::handshake::{accept_key, has_token};
+use crate::proto::session::{MaskSource, Session};
 use crate::websocket::Websocket;
 
 /// The largest handshake response head we read.
 const MAX_RESPONSE_HEAD: usize = 16 << 10;
-
-/// Masking keys from the OS RNG (`getrandom`), fetched 256 bytes at a time so a busy
-/// client does not make one system call per frame.
-#[derive(Debug)]
-pub struct OsMasks {
-    pool: [u8; 256],
-    used: usize,
-}
-
-impl OsMasks {
-    /// A source that fills its pool on first use.
-    pub fn new() -> Self {
-        OsMasks {
-            pool: [0; 256],
-            used: 256,
-        }
-    }
-}
-
-impl Default for OsMasks {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MaskSource for OsMasks {
-    fn next_mask(&mut self) -> [u8; 4] {
-        if self.used == self.pool.len() {
-            // Without entropy we cannot mask as RFC 6455 §10.3 requires; that is a broken
-            // host, not something a peer can cause.
-            getrandom::fill(&mut self.pool).expect("the OS random number generator failed");
-            self.used = 0;
-        }
-        let mut mask = [0; 4];
-        mask.copy_from_slice(&self.pool[self.used..self.used + 4]);
-        self.used += 4;
-        mask
-    }
-}
 
 /// Connects to a `ws://` URL over TCP and performs the handshake.
 ///
@@ -190,4 +152,66 @@ fn check_response(
         }
     }
     Ok(())
+}
+
+/// Why a client handshake failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Connecting, writing the request or reading the response failed.
+    Io(io::Error),
+    /// The URL is not a usable `ws://` URL; the string says why.
+    InvalidUrl(String),
+    /// The server's response head was malformed or larger than 16 KiB.
+    MalformedResponse,
+    /// The server answered with a status other than 101.
+    Rejected {
+        /// The status code.
+        status: u16,
+    },
+    /// The 101 response lacked `Upgrade: websocket` or `Connection: upgrade`.
+    MissingUpgrade,
+    /// `Sec-WebSocket-Accept` did not match our key.
+    InvalidAccept,
+    /// The server chose a subprotocol we did not offer.
+    UnexpectedSubprotocol(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "handshake I/O failed: {e}"),
+            ClientError::InvalidUrl(why) => write!(f, "invalid websocket URL: {why}"),
+            ClientError::MalformedResponse => {
+                f.write_str("malformed or oversized handshake response")
+            }
+            ClientError::Rejected { status } => {
+                write!(f, "server refused the upgrade with status {status}")
+            }
+            ClientError::MissingUpgrade => {
+                f.write_str("101 response without Upgrade: websocket and Connection: upgrade")
+            }
+            ClientError::InvalidAccept => {
+                f.write_str("Sec-WebSocket-Accept does not match the key")
+            }
+            ClientError::UnexpectedSubprotocol(p) => {
+                write!(f, "server chose subprotocol {p:?}, which was not offered")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
 }

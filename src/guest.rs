@@ -4,10 +4,10 @@
 //! The host (`wsbox-runner`, or any host of the world) owns the sockets and creates one
 //! instance of the component per TCP connection. Inside the instance:
 //!
-//! - every HTTP request on the connection goes to [`Handler::handle`], exactly like a rouille
-//!   handler: call [`crate::start`] for upgrade requests and return its response, or serve
+//! - every HTTP request on the connection goes to [`Handler::handle`], like a rouille
+//!   handler: call [`accept`] for upgrade requests and return its response, or serve
 //!   anything else (a page, a 404);
-//! - once a 101 from [`crate::start`] has gone out, the host pushes the socket's bytes into
+//! - once a 101 from [`accept`] has gone out, the host pushes the socket's bytes into
 //!   the instance; a [`Session`] — the same protocol core as the native [`crate::Websocket`]
 //!   — checks framing, masking, UTF-8, limits and the close handshake, and each message,
 //!   ping, pong and close reaches your handler with a [`Websocket`] to answer on;
@@ -30,11 +30,8 @@
 //!
 //! impl Handler for Echo {
 //!     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-//!         match wsbox::start(request, None::<&str>) {
-//!             // The receiver is for native servers; here the SDK completes the upgrade.
-//!             Ok((response, _)) => response.map(|()| Vec::new()),
-//!             Err(error) => error.to_response(),
-//!         }
+//!         // The 101 tells the SDK to open the session; an error becomes a 400 or 426.
+//!         wsbox::guest::accept(request, None).unwrap_or_else(|error| error.to_response())
 //!     }
 //!
 //!     fn on_message(&mut self, websocket: &mut Websocket, message: wsbox::Message) {
@@ -56,23 +53,43 @@ mod glue;
 #[cfg(test)]
 mod tests;
 
-use crate::error::SendError;
-use crate::frame::CloseCode;
-use crate::session::{CloseFrame, Message, Session};
+use crate::proto::config::Config;
+use crate::proto::error::{ClosedError, WebsocketError};
+use crate::proto::frame::CloseCode;
+use crate::proto::handshake;
+use crate::proto::session::{CloseFrame, Message, Session};
+
+/// Accepts a WebSocket upgrade request: [`handshake::accept`] with the default
+/// [`Config`] (the host's limits apply on top), as a response a [`Handler`] returns.
+/// `subprotocol` is the protocol to announce (the client must have offered it), or `None`.
+///
+/// # Errors
+///
+/// As [`crate::start`]; [`WebsocketError::to_response`] is the 400 or 426 to return.
+pub fn accept(
+    request: &http::Request<Vec<u8>>,
+    subprotocol: Option<&str>,
+) -> Result<http::Response<Vec<u8>>, WebsocketError> {
+    handshake::accept(request, subprotocol, Config::default())
+        .map(|response| response.map(|()| Vec::new()))
+}
 
 /// What a handler component does with its connection. One value per connection (the host
 /// runs each connection in its own instance); see the [module docs](self).
 pub trait Handler: 'static {
-    /// Answers an HTTP request. Return the response of [`crate::start`] (or
-    /// [`crate::start_with_config`], whose limits are combined with the host's: the
-    /// stricter wins) to accept a WebSocket upgrade; any other response is sent as is, and
-    /// the host may deliver further requests on the same connection.
+    /// Answers an HTTP request. Return the response of [`accept`] (or of
+    /// [`handshake::accept`](crate::handshake::accept), whose limits are combined with the
+    /// host's: the stricter wins) to accept a WebSocket upgrade; any other response is sent
+    /// as is, and the host may deliver further requests on the same connection.
+    /// [`crate::start`] works too, but builds a channel for native servers that a guest
+    /// throws away.
     ///
-    /// A 101 response that did not come from `start` is replaced by a 500: only `start`
+    /// A 101 response that did not come from `accept` is replaced by a 500: only `accept`
     /// validates the handshake. The body of a 101 is dropped.
     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>>;
 
-    /// A complete text or binary message from the peer.
+    /// A complete text or binary message from the peer. Not called once the connection is
+    /// closing on our side ([`Websocket::close`], or the host's close request).
     fn on_message(&mut self, websocket: &mut Websocket, message: Message);
 
     /// A ping from the peer. The pong is already queued; nothing to do by default.
@@ -107,8 +124,8 @@ impl Websocket {
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] once a close frame was sent or the connection failed.
-    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+    /// [`ClosedError`] once a close frame was sent or the connection failed.
+    pub fn send_text(&mut self, text: &str) -> Result<(), ClosedError> {
         self.session.send_text(text)
     }
 
@@ -116,8 +133,8 @@ impl Websocket {
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] once a close frame was sent or the connection failed.
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+    /// [`ClosedError`] once a close frame was sent or the connection failed.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClosedError> {
         self.session.send_binary(data)
     }
 
@@ -125,8 +142,8 @@ impl Websocket {
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] once a close frame was sent or the connection failed.
-    pub fn send_message(&mut self, message: &Message) -> Result<(), SendError> {
+    /// [`ClosedError`] once a close frame was sent or the connection failed.
+    pub fn send_message(&mut self, message: &Message) -> Result<(), ClosedError> {
         self.session.send_message(message)
     }
 
@@ -134,8 +151,8 @@ impl Websocket {
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] once a close frame was sent or the connection failed.
-    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), SendError> {
+    /// [`ClosedError`] once a close frame was sent or the connection failed.
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), ClosedError> {
         self.session.send_ping(data)
     }
 
@@ -143,18 +160,19 @@ impl Websocket {
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] once a close frame was sent or the connection failed.
-    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), SendError> {
+    /// [`ClosedError`] once a close frame was sent or the connection failed.
+    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), ClosedError> {
         self.session.send_pong(data)
     }
 
     /// Starts the close handshake with `code` and `reason` (see [`Session::close`]); the
-    /// peer's answer reaches [`Handler::on_close`].
+    /// peer's answer reaches [`Handler::on_close`], the only callback after this one: what
+    /// the peer sends before answering (messages, pings, pongs) is dropped.
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] if a close frame was already sent.
-    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), SendError> {
+    /// [`ClosedError`] if a close frame was already sent.
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), ClosedError> {
         self.session.close(code, reason)
     }
 

@@ -8,7 +8,10 @@
 //!   [`requested_protocols`] lists the subprotocols the client offered.
 //! - [`Websocket`] sends and receives [`Message`]s over a blocking stream, and is also
 //!   `Read`/`Write`/`Iterator`.
-//! - [`session::Session`] is the protocol core itself: bytes in, events out, no I/O.
+//! - [`session::Session`] is the protocol core itself: bytes in, events out, no I/O;
+//!   [`handshake::accept`] is `start` without the blocking server's channel, for other
+//!   servers and for guest components. The core (`src/proto/`) does no I/O, reads no clock
+//!   or global RNG and names no type of the edges around it.
 //! - [`server`] is a small blocking HTTP/1.1 server that completes upgrades; [`client`] is
 //!   the client side.
 //!
@@ -53,31 +56,30 @@
 #![deny(missing_docs)]
 
 pub mod client;
-mod config;
-mod error;
-pub mod frame;
 #[cfg(feature = "guest")]
 pub mod guest;
-pub mod handshake;
+mod os_masks;
+mod proto;
 pub mod server;
-pub mod session;
-mod utf8;
 mod websocket;
+#[cfg(feature = "wit")]
 #[doc(hidden)]
 pub mod wit_http;
 
 use std::borrow::Cow;
 use std::sync::mpsc::{self, Receiver};
 
-pub use config::Config;
-pub use error::{
-    CapacityError, CapacityKind, ClientError, Error, ProtocolError, RequestError, SendError,
-    WebsocketError,
+pub use client::ClientError;
+pub use os_masks::OsMasks;
+pub use proto::config::Config;
+pub use proto::error::{
+    CapacityError, CapacityKind, ClosedError, Error, ProtocolError, RequestError, WebsocketError,
 };
-pub use frame::CloseCode;
-pub use handshake::RequestedProtocolsIter;
-pub use session::{CloseFrame, Message};
-pub use websocket::Websocket;
+pub use proto::frame::CloseCode;
+pub use proto::handshake::RequestedProtocolsIter;
+pub use proto::session::{CloseFrame, Message};
+pub use proto::{frame, handshake, session};
+pub use websocket::{SendError, Websocket};
 
 #[cfg(feature = "guest")]
 #[doc(hidden)]
@@ -87,9 +89,11 @@ pub use guest::__internal;
 ///
 /// `subprotocol` is the protocol to announce (the client must have offered it), or `None`.
 /// Send the returned `101 Switching Protocols` response to the client (the [`server`]
-/// module does this); it carries a [`server::PendingUpgrade`] in its extensions, and once the
-/// response is sent the `Receiver` yields the connection's [`Websocket`]. Limits are the
-/// [`Config`] defaults; see [`start_with_config`].
+/// module does this); it carries a [`server::PendingUpgrade`] and the
+/// [`handshake::Accepted`] in its extensions, and once the response is sent the `Receiver`
+/// yields the connection's [`Websocket`]. Limits are the [`Config`] defaults; see
+/// [`start_with_config`]. (A guest component, which has no server thread to hand a
+/// `Websocket` to, calls [`handshake::accept`] instead.)
 ///
 /// # Errors
 ///
@@ -116,11 +120,11 @@ where
     S: Into<Cow<'static, str>>,
 {
     let subprotocol = subprotocol.map(Into::into);
-    let mut response = handshake::accept(request, subprotocol.as_deref())?;
+    let mut response = handshake::accept(request, subprotocol.as_deref(), config)?;
     let (sender, receiver) = mpsc::sync_channel(1);
     response
         .extensions_mut()
-        .insert(server::PendingUpgrade { sender, config });
+        .insert(server::PendingUpgrade { sender });
     Ok((response, receiver))
 }
 

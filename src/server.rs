@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode, Version, header};
 
-use crate::config::Config;
-use crate::session::Session;
+use crate::proto::handshake::Accepted;
+use crate::proto::session::Session;
 use crate::websocket::Websocket;
 
 /// Requests whose head is larger than this are answered with 431.
@@ -26,20 +26,22 @@ const MAX_HEADERS: usize = 64;
 /// How long a connection may sit idle between requests.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The upgrade that [`start`](crate::start) stores in its 101 response's extensions. The
-/// server that sends the response calls [`PendingUpgrade::complete`] with the connection,
-/// and the `Receiver` returned by `start` yields the [`Websocket`].
+/// The upgrade that [`start`](crate::start) stores in its 101 response's extensions, next
+/// to the [`Accepted`] handshake. The server that sends the response calls
+/// [`PendingUpgrade::complete`] with the connection, and the `Receiver` returned by `start`
+/// yields the [`Websocket`].
 #[derive(Debug, Clone)]
 pub struct PendingUpgrade {
     pub(crate) sender: SyncSender<Websocket>,
-    pub(crate) config: Config,
 }
 
 impl PendingUpgrade {
-    /// Hands the upgraded connection to the `Receiver`. `already_read` holds any bytes read
-    /// from `stream` past the request. Returns `false` if the receiver was dropped.
-    pub fn complete(self, stream: TcpStream, already_read: &[u8]) -> bool {
-        let websocket = Websocket::from_session(stream, Session::server(self.config), already_read);
+    /// Hands the upgraded connection, with a session as `accepted` settled, to the
+    /// `Receiver`. `already_read` holds any bytes read from `stream` past the request.
+    /// Returns `false` if the receiver was dropped.
+    pub fn complete(self, accepted: Accepted, stream: TcpStream, already_read: &[u8]) -> bool {
+        let session = Session::server(accepted.config());
+        let websocket = Websocket::from_session(stream, session, already_read);
         self.sender.send(websocket).is_ok()
     }
 }
@@ -182,14 +184,15 @@ where
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let mut response = handler(&request);
         let upgrade = response.extensions_mut().remove::<PendingUpgrade>();
+        let accepted = response.extensions_mut().remove::<Accepted>();
         let (parts, body) = response.into_parts();
         let response = Response::from_parts(parts, body.into_body());
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if write_response(&mut stream, &response, false).is_ok()
-                && let Some(upgrade) = upgrade
+                && let (Some(upgrade), Some(accepted)) = (upgrade, accepted)
             {
                 let _ = stream.set_read_timeout(None);
-                upgrade.complete(stream, &buf);
+                upgrade.complete(accepted, stream, &buf);
             }
             return;
         }

@@ -1,11 +1,12 @@
 //! The blocking `Websocket` of the rouille API: a [`Session`] over a `Read + Write` stream.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
-use crate::error::SendError;
-use crate::frame::CloseCode;
-use crate::session::{CloseFrame, Event, Message, Role, Session};
+use crate::proto::error::ClosedError;
+use crate::proto::frame::CloseCode;
+use crate::proto::session::{CloseFrame, Event, Message, Role, Session};
 
 /// How much one `read` on the stream asks for.
 const READ_CHUNK: usize = 32 << 10;
@@ -46,8 +47,7 @@ pub struct Websocket<S: Read + Write = TcpStream> {
     stream: S,
     session: Session,
     /// Bytes read from the stream; `read_buf[input_start..input_end]` is not yet fed to the
-    /// session. Input is fed one event at a time, so a reply to a message goes out before the
-    /// automatic answers (pong, close reply) to frames that followed it in the same read.
+    /// session (see [`Session::next_event`] for why input waits).
     read_buf: Box<[u8]>,
     input_start: usize,
     input_end: usize,
@@ -59,8 +59,8 @@ pub struct Websocket<S: Read + Write = TcpStream> {
     transport_closed: bool,
 }
 
-impl<S: Read + Write> std::fmt::Debug for Websocket<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<S: Read + Write> fmt::Debug for Websocket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Websocket")
             .field("session", &self.session)
             .field("transport_closed", &self.transport_closed)
@@ -128,10 +128,13 @@ impl<S: Read + Write> Websocket<S> {
     /// been sent by then).
     pub fn recv(&mut self) -> io::Result<Option<Message>> {
         loop {
-            while let Some(event) = self.session.poll_event() {
-                if let Event::Message(message) = event {
-                    return Ok(Some(message));
-                }
+            let mut input = &self.read_buf[self.input_start..self.input_end];
+            let event = self.session.next_event(&mut input);
+            self.input_start = self.input_end - input.len();
+            match event {
+                Some(Event::Message(message)) => return Ok(Some(message)),
+                Some(_) => continue,
+                None => {}
             }
             // Pongs, a close reply or a violation's close frame go out before we block on a
             // read or report the end.
@@ -150,30 +153,19 @@ impl<S: Read + Write> Websocket<S> {
                 }
                 return Ok(None);
             }
-            if self.input_start == self.input_end {
-                let n = match self.stream.read(&mut self.read_buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.transport_closed = true;
-                        return Err(e);
-                    }
-                };
-                if n == 0 {
+            let n = match self.stream.read(&mut self.read_buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
                     self.transport_closed = true;
-                    return Ok(None);
+                    return Err(e);
                 }
-                (self.input_start, self.input_end) = (0, n);
+            };
+            if n == 0 {
+                self.transport_closed = true;
+                return Ok(None);
             }
-            match self
-                .session
-                .receive_next(&self.read_buf[self.input_start..self.input_end])
-            {
-                Ok(used) => self.input_start += used,
-                // The error surfaces on the next turn through `session.error()`, after the
-                // close frame goes out; the rest of the input is dropped with it.
-                Err(_) => self.input_start = self.input_end,
-            }
+            (self.input_start, self.input_end) = (0, n);
         }
     }
 
@@ -269,6 +261,54 @@ impl<S: Read + Write> Drop for Websocket<S> {
         if !self.is_closed() {
             // Best effort: a peer that is gone cannot be told anything anyway.
             let _ = self.close(CloseCode::NORMAL, "");
+        }
+    }
+}
+
+/// Error sending a message (as in `rouille::websocket`).
+#[derive(Debug)]
+pub enum SendError {
+    /// Writing to the underlying stream failed.
+    IoError(io::Error),
+    /// The connection is closed (by either side); nothing more can be sent.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::IoError(e) => write!(f, "write failed: {e}"),
+            SendError::Closed => f.write_str("the websocket is closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::IoError(e) => Some(e),
+            SendError::Closed => None,
+        }
+    }
+}
+
+impl From<ClosedError> for SendError {
+    fn from(ClosedError: ClosedError) -> Self {
+        SendError::Closed
+    }
+}
+
+impl From<io::Error> for SendError {
+    fn from(e: io::Error) -> Self {
+        SendError::IoError(e)
+    }
+}
+
+impl From<SendError> for io::Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::IoError(e) => e,
+            SendError::Closed => io::Error::new(io::ErrorKind::NotConnected, SendError::Closed),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `wsbox.wasm`: the `core` world of `wsbox:websocket@0.1.0` over the `wsbox` library.
 //!
-//! `handshake` maps WIT requests to `http::Request`s and calls [`wsbox::start`];
-//! `frames` wraps a [`wsbox::session::Session`] in a WIT resource. Nothing here knows
+//! `handshake` maps WIT requests to `http::Request`s and calls
+//! [`wsbox::handshake::accept`]; `frames` wraps a [`wsbox::session::Session`] in a WIT
+//! resource. Nothing here knows
 //! RFC 6455 beyond what the library already does: this crate only converts types.
 //!
 //! Build it with `scripts/build-wasm.sh`, which writes `target/wsbox.wasm`.
@@ -11,7 +12,7 @@ use std::cell::RefCell;
 // The generated bindings add a module named `wsbox` (the WIT namespace), so the library
 // is always spelled `::wsbox`.
 use ::wsbox::session::{Event, Session};
-use ::wsbox::{Config, Message, WebsocketError};
+use ::wsbox::{ClosedError, Config, Message, OsMasks, WebsocketError};
 
 wit_bindgen::generate!({
     world: "core",
@@ -50,8 +51,8 @@ impl handshake::Guest for Component {
             response: bad_request(&reason),
             reason,
         })?;
-        match ::wsbox::start(&request, subprotocol) {
-            Ok((response, _)) => Ok(to_wit_response(response.map(|()| Vec::new()))),
+        match ::wsbox::handshake::accept(&request, subprotocol.as_deref(), Config::default()) {
+            Ok(response) => Ok(to_wit_response(response.map(|()| Vec::new()))),
             Err(error) => Err(to_handshake_error(&error)),
         }
     }
@@ -117,19 +118,16 @@ impl frames::GuestSession for SessionResource {
             .max_message_size(to_usize(limits.max_message_size));
         let session = match role {
             frames::Role::Server => Session::server(config),
-            frames::Role::Client => Session::client(config, ::wsbox::client::OsMasks::new()),
+            frames::Role::Client => Session::client(config, OsMasks::new()),
         };
         SessionResource(RefCell::new(session))
     }
 
     fn receive(&self, bytes: Vec<u8>) -> frames::Incoming {
         let mut session = self.0.borrow_mut();
-        let failure = session.receive(&bytes).err().map(|e| types::CloseFrame {
-            code: e.close_code().0,
-            reason: e.to_string(),
-        });
+        let mut input = &bytes[..];
         let mut events = Vec::new();
-        while let Some(event) = session.poll_event() {
+        while let Some(event) = session.next_event(&mut input) {
             events.push(match event {
                 Event::Message(Message::Text(text)) => {
                     frames::Event::Message(types::Message::Text(text))
@@ -145,6 +143,10 @@ impl frames::GuestSession for SessionResource {
                 }),
             });
         }
+        let failure = session.error().map(|e| types::CloseFrame {
+            code: e.close_code().0,
+            reason: e.to_string(),
+        });
         let mut transmit = Vec::new();
         session.poll_transmit(&mut transmit);
         frames::Incoming {
@@ -190,14 +192,13 @@ impl frames::GuestSession for SessionResource {
 }
 
 impl SessionResource {
-    /// Runs one `send_*`/`close` and returns the bytes it queued. The only way these fail
-    /// without a stream is a close frame already sent.
+    /// Runs one `send_*`/`close` and returns the bytes it queued.
     fn queue(
         &self,
-        op: impl FnOnce(&mut Session) -> Result<(), ::wsbox::SendError>,
+        op: impl FnOnce(&mut Session) -> Result<(), ClosedError>,
     ) -> Result<Vec<u8>, frames::SendError> {
         let mut session = self.0.borrow_mut();
-        op(&mut session).map_err(|_| frames::SendError::Closed)?;
+        op(&mut session).map_err(|ClosedError| frames::SendError::Closed)?;
         let mut out = Vec::new();
         session.poll_transmit(&mut out);
         Ok(out)

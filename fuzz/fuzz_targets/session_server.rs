@@ -22,7 +22,7 @@
 use libfuzzer_sys::fuzz_target;
 use wsbox::frame::{Control, Data, FrameHeader, OpCode};
 use wsbox::session::{Event, Session};
-use wsbox::{CloseCode, Config, Error, Message, SendError};
+use wsbox::{CloseCode, ClosedError, Config, Error, Message};
 
 const FRAME_LIMITS: [usize; 8] = [0, 1, 2, 125, 126, 200, 1024, 65536];
 const MESSAGE_EXTRA: [usize; 4] = [0, 1, 300, 4096];
@@ -69,7 +69,7 @@ fuzz_target!(|input: &[u8]| {
             _ => Ok(()),
         };
         if action != 0 {
-            assert_eq!(matches!(sent, Err(SendError::Closed)), closed);
+            assert_eq!(sent == Err(ClosedError), closed);
         }
         session.poll_transmit(&mut out);
         if failed_before.is_some() {

@@ -8,8 +8,8 @@ use http::{StatusCode, header};
 use super::__internal::bindings::exports::wsbox::websocket::handler::Reply;
 use super::__internal::bindings::wsbox::websocket::types::{Limits, Request, Response};
 use super::{Handler, Websocket};
-use crate::server::PendingUpgrade;
-use crate::session::{Event, Session};
+use crate::proto::handshake::Accepted;
+use crate::proto::session::{CloseFrame, Event, Session};
 
 thread_local! {
     // The host runs one connection per instance and calls it from one thread, so the
@@ -93,38 +93,31 @@ impl Connection {
             }
         };
         let mut response = self.handler.handle(&request);
-        let upgrade = response.extensions_mut().remove::<PendingUpgrade>();
+        let accepted = response.extensions_mut().remove::<Accepted>();
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return from_http(response);
         }
-        let Some(upgrade) = upgrade else {
+        let Some(accepted) = accepted else {
             return plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "101 response not made by wsbox::start",
+                "101 response with no handshake behind it (see wsbox::guest::accept)",
             );
         };
-        let config = upgrade
-            .config
+        let config = accepted.config();
+        let config = config
             .max_frame_size(
-                upgrade
-                    .config
+                config
                     .get_max_frame_size()
                     .min(saturate(limits.max_frame_size)),
             )
             .max_message_size(
-                upgrade
-                    .config
+                config
                     .get_max_message_size()
                     .min(saturate(limits.max_message_size)),
             );
-        let protocol = response
-            .headers()
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
         self.websocket = Some(Websocket {
             session: Session::server(config),
-            protocol,
+            protocol: accepted.protocol().map(str::to_owned),
         });
         response.body_mut().clear();
         from_http(response)
@@ -134,23 +127,19 @@ impl Connection {
         let Some(websocket) = self.websocket.as_mut() else {
             return finished();
         };
-        // One event at a time, so that what the handler sends in answer to a message goes
-        // out before the session's own answer to a later ping or close.
-        while !data.is_empty() && !websocket.session.is_finished() {
-            match websocket.session.receive_next(data) {
-                Ok(used) => data = &data[used..],
-                // The close frame is queued; the events before the violation still count.
-                Err(_) => data = &[],
+        while let Some(event) = websocket.session.next_event(&mut data) {
+            // After our close frame the handler can answer nothing; what the peer still
+            // sends before its close reply is dropped.
+            if websocket.session.is_closed() && !matches!(event, Event::Close(_)) {
+                continue;
             }
-            while let Some(event) = websocket.session.poll_event() {
-                match event {
-                    Event::Message(message) => self.handler.on_message(websocket, message),
-                    Event::Ping(data) => self.handler.on_ping(websocket, &data),
-                    Event::Pong(data) => self.handler.on_pong(websocket, &data),
-                    Event::Close(frame) => {
-                        self.close_notified = true;
-                        self.handler.on_close(websocket, Some(&frame));
-                    }
+            match event {
+                Event::Message(message) => self.handler.on_message(websocket, message),
+                Event::Ping(data) => self.handler.on_ping(websocket, &data),
+                Event::Pong(data) => self.handler.on_pong(websocket, &data),
+                Event::Close(frame) => {
+                    self.close_notified = true;
+                    self.handler.on_close(websocket, Some(&frame));
                 }
             }
         }
@@ -161,7 +150,7 @@ impl Connection {
         transmit(&mut websocket.session)
     }
 
-    fn notify_close(&mut self, frame: Option<&crate::CloseFrame>) {
+    fn notify_close(&mut self, frame: Option<&CloseFrame>) {
         if let Some(websocket) = self.websocket.as_mut()
             && !self.close_notified
         {

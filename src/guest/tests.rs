@@ -236,8 +236,6 @@ fn handler_close_then_peer_reply() {
         [
             r#"message Text("close me")"#,
             "send after close: true",
-            r#"message Text("in flight")"#,
-            "echo refused: closing",
             "close Some(4000) error=false",
         ]
     );
@@ -300,4 +298,44 @@ fn the_sdk_answers_what_the_handler_cannot() {
     assert_eq!(handle(make, upgrade("/", &[]), LIMITS).status, 101);
     assert_eq!(handle(make, request("/page", &[]), LIMITS).status, 500);
     assert!(take_log().is_empty());
+}
+
+/// What `peer` queued, through `on-bytes`; the reply is not fed back, so the peer keeps
+/// sending as one that ignores our close frame would.
+fn push(peer: &mut Session) -> bool {
+    let mut wire = Vec::new();
+    peer.poll_transmit(&mut wire);
+    on_bytes(&wire).close
+}
+
+#[test]
+fn only_on_close_follows_the_guests_close() {
+    // The handler closes on "close me"; the rest arrives in the same call and in later ones.
+    let mut peer = connected("/", LIMITS);
+    peer.send_text("close me").unwrap();
+    peer.send_text("in flight").unwrap();
+    peer.send_ping(b"p").unwrap();
+    assert!(!push(&mut peer));
+    peer.send_text("later").unwrap();
+    peer.send_pong(b"q").unwrap();
+    assert!(!push(&mut peer));
+    peer.close(CloseCode::NORMAL, "").unwrap();
+    assert!(push(&mut peer));
+    assert_eq!(
+        take_log(),
+        [
+            r#"message Text("close me")"#,
+            "send after close: true",
+            "close Some(1000) error=false",
+        ]
+    );
+
+    // The host asks for the close (shutdown, idle timeout).
+    let mut peer = connected("/", LIMITS);
+    assert!(!on_close_request(1001, "going away").close);
+    peer.send_text("after the close request").unwrap();
+    assert!(!push(&mut peer));
+    peer.close(CloseCode::NORMAL, "").unwrap();
+    assert!(push(&mut peer));
+    assert_eq!(take_log(), ["close Some(1000) error=false"]);
 }

@@ -39,10 +39,8 @@ impl Handler for Echo {
     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
         if request.headers().contains_key(http::header::UPGRADE) {
             let protocol = wsbox::requested_protocols(request).next();
-            return match wsbox::start(request, protocol) {
-                Ok((response, _)) => response.map(|()| Vec::new()),
-                Err(error) => error.to_response(),
-            };
+            return wsbox::guest::accept(request, protocol.as_deref())
+                .unwrap_or_else(|error| error.to_response());
         }
         match (request.method(), request.uri().path()) {
             (&http::Method::GET, "/") => {

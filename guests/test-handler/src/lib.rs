@@ -84,13 +84,11 @@ impl Guest for Handler {
             }
             _ => return text(404, "not found\n"),
         };
-        match wsbox::start(&request, protocol) {
-            Ok((response, _)) => {
-                let config = wsbox::Config::default()
-                    .max_frame_size(usize::try_from(limits.max_frame_size).unwrap_or(usize::MAX))
-                    .max_message_size(
-                        usize::try_from(limits.max_message_size).unwrap_or(usize::MAX),
-                    );
+        let config = wsbox::Config::default()
+            .max_frame_size(usize::try_from(limits.max_frame_size).unwrap_or(usize::MAX))
+            .max_message_size(usize::try_from(limits.max_message_size).unwrap_or(usize::MAX));
+        match wsbox::handshake::accept(&request, protocol.as_deref(), config) {
+            Ok(response) => {
                 CONNECTION.set(Some(Connection {
                     session: Session::server(config),
                     mode,
@@ -111,15 +109,15 @@ impl Guest for Handler {
 
     fn on_bytes(data: Vec<u8>) -> Reply {
         with_connection(|connection| {
-            // A violation queues its close frame, sent below like any other output.
             if let Mode::Print = connection.mode {
                 println!("guest stdout in on-bytes: {} bytes", data.len());
                 eprintln!("guest stderr in on-bytes");
                 eprint!("guest unfinished line");
                 println!("long:{}", "x".repeat(3000));
             }
-            let _ = connection.session.receive(&data);
-            while let Some(event) = connection.session.poll_event() {
+            // A violation queues its close frame, sent below like any other output.
+            let mut input = &data[..];
+            while let Some(event) = connection.session.next_event(&mut input) {
                 if let Event::Message(message) = event {
                     match connection.mode {
                         Mode::Echo | Mode::Framing | Mode::Print => {

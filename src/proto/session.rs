@@ -5,7 +5,9 @@
 //! handshake and size limits — and touches no socket, clock or global RNG. The caller:
 //!
 //! 1. feeds every chunk read from the transport to [`Session::receive`];
-//! 2. drains [`Session::poll_event`] for messages, pings, pongs and the peer's close;
+//! 2. drains [`Session::poll_event`] for messages, pings, pongs and the peer's close
+//!    (or does 1 and 2 one event at a time with [`Session::next_event`], so that its
+//!    answers keep the order of the frames they answer);
 //! 3. queues outgoing data with `send_*`/[`Session::close`];
 //! 4. writes whatever [`Session::poll_transmit`] hands out (this includes automatic pongs
 //!    and close replies, so do it after every `receive` too);
@@ -31,10 +33,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::config::Config;
-use crate::error::{CapacityError, CapacityKind, Error, ProtocolError, SendError};
-use crate::frame::{self, CloseCode, Control, Data, FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::utf8;
+use super::config::Config;
+use super::error::{CapacityError, CapacityKind, ClosedError, Error, ProtocolError};
+use super::frame::{self, CloseCode, Control, Data, FrameHeader, MAX_HEADER_LEN, OpCode};
+use super::utf8;
 
 /// A complete WebSocket message (as in `rouille::websocket`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +107,7 @@ pub enum Role {
 }
 
 /// A source of masking keys for the client role. RFC 6455 §10.3 asks for keys an attacker
-/// cannot predict, so back it with a strong RNG ([`crate::client::OsMasks`] does).
+/// cannot predict, so back it with a strong RNG ([`OsMasks`](crate::OsMasks) does).
 pub trait MaskSource: Send {
     /// The key for the next frame.
     fn next_mask(&mut self) -> [u8; 4];
@@ -224,15 +226,19 @@ impl Session {
         self.receive_until(data, usize::MAX).map(drop)
     }
 
-    /// Like [`Session::receive`], but stops right after the frame that produces the next
-    /// event, and returns how many bytes of `data` it used; feed the rest after handling
-    /// the event.
+    /// The next event, feeding `input` only as far as it takes to produce it: `input` is
+    /// advanced past the bytes used. `None` once `input` is used up, or once the session is
+    /// finished (the rest of `input` is then ignored; [`Session::error`] tells a violation,
+    /// whose close frame is queued, from the close handshake).
     ///
-    /// `receive` answers every ping and close in `data` at once, so those replies go out
+    /// This is how every driver of a session in this crate reads (the blocking
+    /// [`Websocket`](crate::Websocket), the guest SDK, `wsbox.wasm`): [`Session::receive`]
+    /// answers every ping and close in its input at once, so those replies would go out
     /// before anything the application sends in answer to the messages that preceded them
-    /// (and a close reply or a violation's close frame ends sending before the application
-    /// has seen those messages). Handling each event before feeding on keeps the
-    /// application's replies and the automatic ones in the order the peer sent the frames.
+    /// (and a close reply or a violation's close frame would end sending before the
+    /// application has seen those messages). Handling each event before asking for the next
+    /// keeps the application's replies and the automatic ones in the order the peer sent
+    /// the frames.
     ///
     /// # Examples
     ///
@@ -247,21 +253,24 @@ impl Session {
     /// client.poll_transmit(&mut wire);
     ///
     /// let mut server = Session::server(Config::default());
-    /// let mut rest = &wire[..];
-    /// while !rest.is_empty() && !server.is_finished() {
-    ///     let used = server.receive_next(rest).unwrap();
-    ///     rest = &rest[used..];
-    ///     while let Some(event) = server.poll_event() {
-    ///         if let Event::Message(Message::Text(text)) = event {
-    ///             // Still possible: the close has not been answered yet.
-    ///             server.send_text(&text).unwrap();
-    ///         }
+    /// let mut input = &wire[..];
+    /// while let Some(event) = server.next_event(&mut input) {
+    ///     if let Event::Message(Message::Text(text)) = event {
+    ///         // Still possible: the close has not been answered yet.
+    ///         server.send_text(&text).unwrap();
     ///     }
     /// }
-    /// assert!(server.is_finished());
+    /// assert!(server.is_finished() && input.is_empty());
     /// ```
-    pub fn receive_next(&mut self, data: &[u8]) -> Result<usize, Error> {
-        self.receive_until(data, self.events.len() + 1)
+    #[must_use]
+    pub fn next_event(&mut self, input: &mut &[u8]) -> Option<Event> {
+        while self.events.is_empty() && !input.is_empty() && !self.is_finished() {
+            match self.receive_until(input, 1) {
+                Ok(used) => *input = &input[used..],
+                Err(_) => break,
+            }
+        }
+        self.events.pop_front()
     }
 
     /// Receives from `data` until `events` events are queued; returns the bytes used.
@@ -487,37 +496,37 @@ impl Session {
     }
 
     /// Queues a text message.
-    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+    pub fn send_text(&mut self, text: &str) -> Result<(), ClosedError> {
         self.send(OpCode::Data(Data::Text), text.as_bytes())
     }
 
     /// Queues a binary message.
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClosedError> {
         self.send(OpCode::Data(Data::Binary), data)
     }
 
     /// Queues a ping. The payload is cut to 125 bytes, the most a control frame may carry.
-    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), SendError> {
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), ClosedError> {
         self.send(OpCode::Control(Control::Ping), &data[..data.len().min(125)])
     }
 
     /// Queues an unsolicited pong (a one-way heartbeat). Pongs answering pings are
     /// automatic. The payload is cut to 125 bytes.
-    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), SendError> {
+    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), ClosedError> {
         self.send(OpCode::Control(Control::Pong), &data[..data.len().min(125)])
     }
 
     /// Queues a message of either kind.
-    pub fn send_message(&mut self, message: &Message) -> Result<(), SendError> {
+    pub fn send_message(&mut self, message: &Message) -> Result<(), ClosedError> {
         match message {
             Message::Text(text) => self.send_text(text),
             Message::Binary(data) => self.send_binary(data),
         }
     }
 
-    fn send(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+    fn send(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), ClosedError> {
         if self.close_sent {
-            return Err(SendError::Closed);
+            return Err(ClosedError);
         }
         self.queue_frame(opcode, payload);
         Ok(())
@@ -528,9 +537,9 @@ impl Session {
     ///
     /// A code that may not be sent on the wire (see [`CloseCode::is_sendable`]) is replaced
     /// by 1000; the reason is cut at a character boundary to fit the 125-byte control frame.
-    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), SendError> {
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), ClosedError> {
         if self.close_sent {
-            return Err(SendError::Closed);
+            return Err(ClosedError);
         }
         let code = code.into();
         let code = if code.is_sendable() {

@@ -1,5 +1,9 @@
 //! The opening handshake (RFC 6455 §4): request validation, `Sec-WebSocket-Accept`,
 //! subprotocol choice, and the 101/400/426 responses. Pure functions over `http` types.
+//!
+//! [`accept`] leaves what it settled ([`Accepted`]) in the 101 response's extensions, for
+//! whoever completes the upgrade to open the session from: the blocking
+//! [`server`](crate::server) behind [`start`](crate::start), the guest SDK, a custom server.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -7,7 +11,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
 
-use crate::error::{RequestError, WebsocketError};
+use super::config::Config;
+use super::error::{RequestError, WebsocketError};
 
 /// The GUID that RFC 6455 §1.3 appends to the client's key.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -131,11 +136,51 @@ pub(crate) fn requested_protocols<B>(request: &Request<B>) -> RequestedProtocols
     }
 }
 
-/// Validates `request` and builds the 101 response, choosing `subprotocol` (which the client
-/// must have offered) if given.
-pub(crate) fn accept<B>(
+/// What an accepted handshake settled, found in the extensions of the 101 response that
+/// [`accept`] returns. Whoever sends that response opens the session from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    config: Config,
+    protocol: Option<String>,
+}
+
+impl Accepted {
+    /// The limits for the session.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// The subprotocol announced in the 101 response, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+}
+
+/// Validates `request` and builds the 101 response, announcing `subprotocol` (which the
+/// client must have offered) if given. The response carries an [`Accepted`] with `config`
+/// in its extensions. [`start`](crate::start) is this plus the blocking server's hand-over;
+/// a guest component or a custom server calls it directly.
+///
+/// # Errors
+///
+/// As [`start`](crate::start): what is wrong with the request, or
+/// [`WebsocketError::WrongSubprotocol`].
+///
+/// # Examples
+///
+/// ```
+/// use wsbox::handshake::{Accepted, accept};
+///
+/// let request = wsbox::doc_request(&["chat"]);
+/// let response = accept(&request, Some("chat"), wsbox::Config::default()).unwrap();
+/// assert_eq!(response.status(), 101);
+/// let accepted = response.extensions().get::<Accepted>().unwrap();
+/// assert_eq!(accepted.protocol(), Some("chat"));
+/// ```
+pub fn accept<B>(
     request: &Request<B>,
     subprotocol: Option<&str>,
+    config: Config,
 ) -> Result<Response<()>, WebsocketError> {
     let key = validate(request)?;
     let mut response = Response::builder()
@@ -151,7 +196,12 @@ pub(crate) fn accept<B>(
             HeaderValue::from_str(protocol).map_err(|_| WebsocketError::WrongSubprotocol)?;
         response = response.header(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
+    let accepted = Accepted {
+        config,
+        protocol: subprotocol.map(str::to_owned),
+    };
     response
+        .extension(accepted)
         .body(())
         .map_err(|_| WebsocketError::WrongSubprotocol)
 }
@@ -218,7 +268,12 @@ mod tests {
 
     #[test]
     fn rfc_example_is_accepted() {
-        let response = accept(&upgrade_request().body(()).unwrap(), None).unwrap();
+        let response = accept(
+            &upgrade_request().body(()).unwrap(),
+            None,
+            Config::default(),
+        )
+        .unwrap();
         assert_eq!(response.status(), 101);
         assert_eq!(
             response.headers()["sec-websocket-accept"],
@@ -283,11 +338,13 @@ mod tests {
             ["chat", "superchat", "v2.echo"]
         );
         assert_eq!(
-            accept(&req, Some("superchat")).unwrap().headers()["sec-websocket-protocol"],
+            accept(&req, Some("superchat"), Config::default())
+                .unwrap()
+                .headers()["sec-websocket-protocol"],
             "superchat"
         );
         assert_eq!(
-            accept(&req, Some("other")).unwrap_err(),
+            accept(&req, Some("other"), Config::default()).unwrap_err(),
             WebsocketError::WrongSubprotocol
         );
     }

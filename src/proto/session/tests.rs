@@ -308,8 +308,8 @@ fn nothing_is_sent_after_close() {
     let mut s = Session::server(Config::default());
     s.close(1000, "done").unwrap();
     assert!(s.is_closed() && !s.is_finished());
-    assert!(matches!(s.send_text("late"), Err(SendError::Closed)));
-    assert!(matches!(s.close(1000, ""), Err(SendError::Closed)));
+    assert_eq!(s.send_text("late"), Err(ClosedError));
+    assert_eq!(s.close(1000, ""), Err(ClosedError));
     let out = output(&mut s);
     assert_eq!(close_code_of(&out), 1000);
     assert_eq!(&out[4..], b"done");
@@ -389,7 +389,7 @@ proptest! {
 }
 
 #[test]
-fn receive_next_stops_after_each_event() {
+fn next_event_reads_one_event_at_a_time() {
     let mut wire = masked(true, 0x1, b"one");
     wire.extend(masked(true, 0x9, b"ping"));
     wire.extend(masked(false, 0x2, b"fr"));
@@ -399,17 +399,12 @@ fn receive_next_stops_after_each_event() {
     let mut server = Session::server(Config::default());
     let mut rest = &wire[..];
     let mut order = Vec::new();
-    while !rest.is_empty() && !server.is_finished() {
-        let used = server.receive_next(rest).unwrap();
-        assert!(used > 0);
-        rest = &rest[used..];
-        let got = events(&mut server);
-        assert_eq!(got.len(), 1, "one event per call: {got:?}");
-        if let Event::Message(message) = &got[0] {
+    while let Some(event) = server.next_event(&mut rest) {
+        if let Event::Message(message) = &event {
             // An answer to each message goes out before the next automatic reply.
             server.send_message(message).unwrap();
         }
-        order.extend(got);
+        order.push(event);
     }
     assert_eq!(
         order,
@@ -457,13 +452,14 @@ fn receive_next_stops_after_each_event() {
     let mut wire = masked(true, 0x1, b"before");
     wire.extend(masked(true, 0x3, b""));
     let mut server = Session::server(Config::default());
-    let used = server.receive_next(&wire).unwrap();
+    let mut rest = &wire[..];
     assert_eq!(
-        events(&mut server),
-        [Event::Message(Message::Text("before".into()))]
+        server.next_event(&mut rest),
+        Some(Event::Message(Message::Text("before".into())))
     );
     server.send_text("reply").unwrap();
-    assert!(server.receive_next(&wire[used..]).is_err());
+    assert_eq!(server.next_event(&mut rest), None);
+    assert!(server.error().is_some());
     let out = output(&mut server);
     assert_eq!(
         close_code_of(&out[2 + 5..]),

@@ -1,12 +1,11 @@
-//! Errors, layered: what the peer did wrong on the wire ([`ProtocolError`],
+//! The core's errors, layered: what the peer did wrong on the wire ([`ProtocolError`],
 //! [`CapacityError`], both inside [`Error`]), what was wrong with an upgrade request
-//! ([`WebsocketError`], [`RequestError`]), and what can go wrong sending
-//! ([`SendError`]).
+//! ([`WebsocketError`], [`RequestError`]), and the one way queuing a frame fails
+//! ([`ClosedError`]). Errors of the edges (I/O, the client's handshake) live with them.
 
 use std::fmt;
-use std::io;
 
-use crate::frame::CloseCode;
+use super::close_code::CloseCode;
 
 /// A violation of RFC 6455 by the peer. Each variant is one rule of the RFC; each maps to
 /// the close code we send before closing ([`ProtocolError::close_code`]).
@@ -245,106 +244,15 @@ impl From<RequestError> for WebsocketError {
     }
 }
 
-/// Error sending a message (as in `rouille::websocket`).
-#[derive(Debug)]
-pub enum SendError {
-    /// Writing to the underlying stream failed.
-    IoError(io::Error),
-    /// The connection is closed (by either side); nothing more can be sent.
-    Closed,
-}
+/// Sending after our close frame was queued (by [`close`](super::session::Session::close),
+/// as the answer to the peer's close, or for a violation): a session sends nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosedError;
 
-impl fmt::Display for SendError {
+impl fmt::Display for ClosedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::IoError(e) => write!(f, "write failed: {e}"),
-            SendError::Closed => f.write_str("the websocket is closed"),
-        }
+        f.write_str("the websocket is closed")
     }
 }
 
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SendError::IoError(e) => Some(e),
-            SendError::Closed => None,
-        }
-    }
-}
-
-impl From<io::Error> for SendError {
-    fn from(e: io::Error) -> Self {
-        SendError::IoError(e)
-    }
-}
-
-impl From<SendError> for io::Error {
-    fn from(e: SendError) -> Self {
-        match e {
-            SendError::IoError(e) => e,
-            SendError::Closed => io::Error::new(io::ErrorKind::NotConnected, SendError::Closed),
-        }
-    }
-}
-
-/// Why a client handshake failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// Connecting, writing the request or reading the response failed.
-    Io(io::Error),
-    /// The URL is not a usable `ws://` URL; the string says why.
-    InvalidUrl(String),
-    /// The server's response head was malformed or larger than 16 KiB.
-    MalformedResponse,
-    /// The server answered with a status other than 101.
-    Rejected {
-        /// The status code.
-        status: u16,
-    },
-    /// The 101 response lacked `Upgrade: websocket` or `Connection: upgrade`.
-    MissingUpgrade,
-    /// `Sec-WebSocket-Accept` did not match our key.
-    InvalidAccept,
-    /// The server chose a subprotocol we did not offer.
-    UnexpectedSubprotocol(String),
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Io(e) => write!(f, "handshake I/O failed: {e}"),
-            ClientError::InvalidUrl(why) => write!(f, "invalid websocket URL: {why}"),
-            ClientError::MalformedResponse => {
-                f.write_str("malformed or oversized handshake response")
-            }
-            ClientError::Rejected { status } => {
-                write!(f, "server refused the upgrade with status {status}")
-            }
-            ClientError::MissingUpgrade => {
-                f.write_str("101 response without Upgrade: websocket and Connection: upgrade")
-            }
-            ClientError::InvalidAccept => {
-                f.write_str("Sec-WebSocket-Accept does not match the key")
-            }
-            ClientError::UnexpectedSubprotocol(p) => {
-                write!(f, "server chose subprotocol {p:?}, which was not offered")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ClientError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ClientError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for ClientError {
-    fn from(e: io::Error) -> Self {
-        ClientError::Io(e)
-    }
-}
+impl std::error::Error for ClosedError {}

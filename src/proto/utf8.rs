@@ -3,7 +3,7 @@
 //! The only `unsafe` in the crate lives here: turning a buffer this module has already
 //! validated into a `String` without validating it a second time.
 
-use crate::error::ProtocolError;
+use super::error::ProtocolError;
 
 /// Validates `bytes`, which may end in the middle of a code point. Returns the length of the
 /// prefix that is complete and valid; fails as soon as a sequence is invalid, even if it is
