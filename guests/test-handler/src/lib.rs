@@ -8,7 +8,15 @@
 //! - `/trap-handshake`: panic in `handle`;
 //! - `/print`: echo, printing to stdout and stderr in `handle` and each `on-bytes` (a
 //!   line per stream, an unfinished line, and a line longer than the runner's limit);
-//! - `/env`: a 200 whose body lists the environment the guest sees.
+//! - `/env`: a 200 whose body lists the environment the guest sees;
+//! - `/kick`: on the first message, starts the close handshake with 1008; a data message
+//!   after that panics (a fault once the close frame is out);
+//! - `/sleep`: each message is a number of milliseconds to sleep (a blocking WASI call)
+//!   before echoing it;
+//! - `/file`: a 200 whose body is `/data/greeting.txt` (granted by `--dir`), else a 404
+//!   saying why.
+//!
+//! Every mode prints `on-peer-gone` to stdout when the host calls it, for the tests to see.
 
 use std::cell::RefCell;
 
@@ -28,6 +36,8 @@ enum Mode {
     Trap,
     Spin,
     Alloc,
+    Kick,
+    Sleep,
 }
 
 struct Connection {
@@ -63,6 +73,14 @@ impl Guest for Handler {
             "/trap" => (None, Mode::Trap),
             "/spin" => (None, Mode::Spin),
             "/alloc" => (None, Mode::Alloc),
+            "/kick" => (None, Mode::Kick),
+            "/sleep" => (None, Mode::Sleep),
+            "/file" => {
+                return match std::fs::read_to_string("/data/greeting.txt") {
+                    Ok(contents) => text(200, &contents),
+                    Err(error) => text(404, &format!("cannot read /data/greeting.txt: {error}\n")),
+                };
+            }
             "/trap-handshake" => panic!("trap requested in handle"),
             "/env" => {
                 let vars: Vec<String> = std::env::vars()
@@ -108,6 +126,20 @@ impl Guest for Handler {
                         Mode::Trap => panic!("trap requested by the test"),
                         Mode::Spin => spin(),
                         Mode::Alloc => hog(),
+                        Mode::Kick if connection.session.is_closed() => {
+                            panic!("message after the guest's close")
+                        }
+                        Mode::Kick => {
+                            let _ = connection.session.close(1008u16, "kicked");
+                        }
+                        Mode::Sleep => {
+                            let millis = std::str::from_utf8(message.as_bytes())
+                                .ok()
+                                .and_then(|text| text.parse().ok())
+                                .unwrap_or(0);
+                            std::thread::sleep(std::time::Duration::from_millis(millis));
+                            let _ = connection.session.send_message(&message);
+                        }
                     }
                 }
             }
@@ -121,6 +153,7 @@ impl Guest for Handler {
     }
 
     fn on_peer_gone() {
+        println!("on-peer-gone");
         CONNECTION.set(None);
     }
 }
