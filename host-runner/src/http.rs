@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -12,6 +12,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
 use crate::connection::Shared;
@@ -75,7 +76,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) ->
         return None;
     }
     let (guest, upgrade) = {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = slot.lock().await;
         (slot.guest.take(), slot.upgrade.take())
     };
     let (on_upgrade, path, subprotocol) = upgrade?;
@@ -139,10 +140,10 @@ async fn respond(
         max_message_size: shared.settings.max_message_size,
     };
 
-    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut slot = slot.lock().await;
     let guest = match &mut slot.guest {
         Some(guest) => guest,
-        None => match shared.runtime.instantiate(peer) {
+        None => match shared.runtime.instantiate(peer).await {
             Ok(guest) => slot.guest.insert(guest),
             Err(fault) => {
                 warn!(%peer, %fault, "cannot instantiate the handler");
@@ -150,7 +151,7 @@ async fn respond(
             }
         },
     };
-    let answer = match guest.handle(&request, limits) {
+    let answer = match guest.handle(&request, limits).await {
         Ok(answer) => answer,
         Err(fault) => {
             warn!(%peer, path, %fault, "handler failed on a request");

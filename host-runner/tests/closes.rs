@@ -92,12 +92,8 @@ fn a_fault_after_the_guests_close_sends_no_second_close_frame() {
 
 #[test]
 fn the_last_close_frame_survives_unread_input() {
-    let runner = Runner::with_test_handler(&[
-        "--max-message-size",
-        "64KiB",
-        "--max-frame-size",
-        "64KiB",
-    ]);
+    let runner =
+        Runner::with_test_handler(&["--max-message-size", "64KiB", "--max-frame-size", "64KiB"]);
     let mut client = runner.connect_raw("/none");
     // A small receive buffer keeps the echoes (and the close frame after them) queued in the
     // runner's socket, where a reset would discard them.
@@ -128,11 +124,13 @@ fn the_last_close_frame_survives_unread_input() {
     // below tell.
     let _ = std::io::Write::write_all(&mut client.stream, &input);
     std::thread::sleep(Duration::from_millis(500));
-    let frames = client.read_to_end().expect("every frame, then the end");
-    assert_eq!(frames.len(), echoes + 1, "{:?}", frames.last());
-    let (opcode, payload) = &frames[echoes];
-    assert_eq!(*opcode, CLOSE);
-    assert_eq!(close_code(payload), Some(1009));
+    let mut frames = client.read_to_end().expect("every frame, then the end");
+    let (opcode, payload) = frames.pop().expect("a close frame");
+    assert_eq!(opcode, CLOSE);
+    assert_eq!(close_code(&payload), Some(1009));
+    // The echoes before it (the last one may be cut by the close, in the same read).
+    assert!(frames.len() >= echoes - 1, "{} echoes", frames.len());
+    assert!(frames.iter().all(|(opcode, _)| *opcode == BINARY));
 }
 
 #[test]

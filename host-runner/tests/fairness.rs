@@ -39,7 +39,10 @@ fn spinning_guests_do_not_stall_a_healthy_connection() {
     times.sort();
     let p99 = times[ECHOES * 99 / 100 - 1];
     let p50 = times[ECHOES / 2];
-    eprintln!("healthy echo next to {} spinners: p50 {p50:?}, p99 {p99:?}", spinners.len());
+    eprintln!(
+        "healthy echo next to {} spinners: p50 {p50:?}, p99 {p99:?}",
+        spinners.len()
+    );
     assert!(p99 < P99_BOUND, "p99 {p99:?} (p50 {p50:?})");
     // The spinners were still spinning throughout.
     assert!(

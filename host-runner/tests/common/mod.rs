@@ -311,8 +311,11 @@ pub fn close_code(payload: &[u8]) -> Option<u16> {
 /// An unmasked frame at the start of `data`, and its length; `None` if incomplete.
 fn parse_server_frame(data: &[u8]) -> Option<(Frame, usize)> {
     let opcode = data.first()? & 0x0f;
-    let (len, start) = match data.get(1)? & 0x7f {
-        126 => (u16::from_be_bytes([*data.get(2)?, *data.get(3)?]) as usize, 4),
+    let (len, start): (usize, usize) = match data.get(1)? & 0x7f {
+        126 => (
+            u16::from_be_bytes([*data.get(2)?, *data.get(3)?]) as usize,
+            4,
+        ),
         127 => {
             let bytes: [u8; 8] = data.get(2..10)?.try_into().ok()?;
             (usize::try_from(u64::from_be_bytes(bytes)).ok()?, 10)
