@@ -1,7 +1,9 @@
 //! One TCP connection: the HTTP phase (see [`crate::http`]), then, after a 101, the
-//! WebSocket phase: each socket read is one `on-bytes` call and its reply is written back.
+//! WebSocket phase: each socket read is one `on-bytes` call and its reply is written back;
+//! the close handshake is bounded however it starts, and ends with the last close frame
+//! delivered.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,12 +28,26 @@ pub struct Shared {
     pub shutdown: Shutdown,
 }
 
-/// Socket reads per call: one buffer per worker thread, not per connection, so that idle
-/// connections cost no buffer and large messages arrive in few calls.
+/// Socket reads per call: large messages arrive in few calls.
 const READ_BUFFER: usize = 64 * 1024;
 
 thread_local! {
-    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUFFER]);
+    /// A read buffer kept per worker thread rather than per connection, so that idle
+    /// connections cost none: a connection takes it for one read and its guest call, and
+    /// puts it back on whichever thread it then runs on. A connection that finds the slot
+    /// empty (another one's call is suspended) allocates its own.
+    static SPARE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+fn take_buffer() -> Vec<u8> {
+    let mut buffer = SPARE_BUFFER.take();
+    buffer.clear();
+    buffer.reserve(READ_BUFFER);
+    buffer
+}
+
+fn put_back(buffer: Vec<u8>) {
+    SPARE_BUFFER.set(buffer);
 }
 
 /// Close code the runner sends itself when the guest fails (RFC 6455 §7.4.1).
@@ -40,6 +56,10 @@ const GOING_AWAY: u16 = 1001;
 const NORMAL: u16 = 1000;
 /// The bound on a stalled write when `--idle-timeout` is off.
 const STALLED_WRITE: Duration = Duration::from_secs(300);
+/// How long the runner reads (and discards) what a peer still sends after the last close
+/// frame: closing a socket with unread input resets the connection, which destroys the
+/// close frame if the peer has not read it yet.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Serves one accepted connection; `_permit` is its place under `--max-connections`.
 pub async fn serve(
@@ -89,12 +109,6 @@ struct Socket {
     write_timeout: Duration,
 }
 
-enum Read {
-    Reply(Result<Reply, Fault>),
-    Again,
-    Eof,
-}
-
 impl Socket {
     /// Runs the WebSocket until it ends; returns how it ended, for the log.
     async fn run(
@@ -111,78 +125,88 @@ impl Socket {
         let mut last_read = tokio::time::Instant::now();
         let timer = sleep_until(last_read + idle);
         tokio::pin!(timer);
-        // Set once we asked the guest to close: the peer then has until this instant to answer.
-        let mut closing_since: Option<tokio::time::Instant> = None;
+        // Set once a close frame went out (the guest's own, or one the runner asked for):
+        // from then on the timer is the deadline for the peer's answer.
+        let mut closing = false;
+        let mut early = Some(early).filter(|early| !early.is_empty());
 
-        if !early.is_empty() {
-            self.bytes_in += early.len() as u64;
-            match self.step(guest.on_bytes(&early)).await {
-                Step::Continue => {}
-                Step::End(end) => return end,
-            }
-        }
         loop {
-            tokio::select! {
-                biased;
-                ready = self.stream.readable() => {
-                    if ready.is_err() {
-                        return self.peer_gone(&mut guest);
+            let reply = if let Some(early) = early.take() {
+                self.bytes_in += early.len() as u64;
+                guest.on_bytes(&early).await
+            } else {
+                tokio::select! {
+                    biased;
+                    ready = self.stream.readable() => {
+                        if ready.is_err() {
+                            return self.peer_gone(&mut guest, "peer gone").await;
+                        }
+                        let mut buffer = take_buffer();
+                        let reply = match self.stream.try_read_buf(&mut buffer) {
+                            Ok(0) => None,
+                            Ok(n) => {
+                                self.bytes_in += n as u64;
+                                if !closing {
+                                    last_read = tokio::time::Instant::now();
+                                }
+                                Some(guest.on_bytes(&buffer).await)
+                            }
+                            Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                                put_back(buffer);
+                                continue;
+                            }
+                            Err(_) => None,
+                        };
+                        put_back(buffer);
+                        match reply {
+                            Some(reply) => reply,
+                            None => return self.peer_gone(&mut guest, "peer gone").await,
+                        }
+                    }
+                    () = shutdown.wait(), if !closing => {
+                        closing = true;
+                        timer.as_mut().reset(tokio::time::Instant::now() + settings.shutdown_timeout);
+                        guest.on_close_request(GOING_AWAY, "server shutting down").await
+                    }
+                    () = timer.as_mut() => {
+                        if closing {
+                            return self.peer_gone(&mut guest, "close handshake timed out").await;
+                        }
+                        let deadline = last_read + idle;
+                        if tokio::time::Instant::now() < deadline {
+                            timer.as_mut().reset(deadline);
+                            continue;
+                        }
+                        closing = true;
+                        timer.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
+                        guest.on_close_request(NORMAL, "idle timeout").await
                     }
                 }
-                () = shutdown.wait(), if closing_since.is_none() => {
-                    closing_since = Some(tokio::time::Instant::now());
-                    timer.as_mut().reset(tokio::time::Instant::now() + settings.shutdown_timeout);
-                    match self.step(guest.on_close_request(GOING_AWAY, "server shutting down")).await {
-                        Step::Continue => continue,
-                        Step::End(_) => return "shutdown",
-                    }
-                }
-                () = timer.as_mut() => {
-                    if closing_since.is_some() {
-                        return "close handshake timed out";
-                    }
-                    let deadline = last_read + idle;
-                    if tokio::time::Instant::now() < deadline {
-                        timer.as_mut().reset(deadline);
-                        continue;
-                    }
-                    closing_since = Some(tokio::time::Instant::now());
-                    timer.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
-                    match self.step(guest.on_close_request(NORMAL, "idle timeout")).await {
-                        Step::Continue => continue,
-                        Step::End(_) => return "idle timeout",
-                    }
-                }
+            };
+            if let Step::End(end) = self.step(reply, &mut guest).await {
+                return end;
             }
-            let read = READ_BUF.with_borrow_mut(|buf| match self.stream.try_read(buf) {
-                Ok(0) => Read::Eof,
-                Ok(n) => {
-                    self.bytes_in += n as u64;
-                    Read::Reply(guest.on_bytes(&buf[..n]))
-                }
-                Err(error) if error.kind() == ErrorKind::WouldBlock => Read::Again,
-                Err(_) => Read::Eof,
-            });
-            match read {
-                Read::Again => continue,
-                Read::Eof => return self.peer_gone(&mut guest),
-                Read::Reply(reply) => {
-                    if closing_since.is_none() {
-                        last_read = tokio::time::Instant::now();
-                    }
-                    match self.step(reply).await {
-                        Step::Continue => {}
-                        Step::End(end) => return end,
-                    }
-                }
+            // The guest started the close handshake itself (a kick, say): the peer gets as
+            // long to answer as after an idle timeout, however much it sends meanwhile.
+            if !closing && self.close_code.is_some() {
+                closing = true;
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + settings.handshake_timeout);
             }
         }
     }
 
     /// Acts on a guest call's outcome: writes the reply, closes when asked or on a fault.
-    async fn step(&mut self, reply: Result<Reply, Fault>) -> Step {
+    async fn step(&mut self, reply: Result<Reply, Fault>, guest: &mut Guest) -> Step {
         let reply = match reply {
             Ok(reply) => reply,
+            Err(fault) if self.close_code.is_some() => {
+                // Our close frame is out: a second one would break the protocol.
+                warn!(peer = %self.peer, %fault, "guest failed after its close frame");
+                self.linger().await;
+                return Step::End("guest fault");
+            }
             Err(fault) => {
                 warn!(peer = %self.peer, %fault, "closing the connection with 1011");
                 let mut frame = Vec::new();
@@ -197,21 +221,21 @@ impl Socket {
                 );
                 self.close_code = Some(INTERNAL_ERROR);
                 // The peer may be gone already; the connection ends either way.
-                let _ = self.write(&frame).await;
-                let _ = self.stream.shutdown().await;
+                if self.write(&frame).await.is_ok() {
+                    self.linger().await;
+                }
                 return Step::End("guest fault");
             }
         };
-        if reply.close
-            && let Some(code) = close_code(&reply.data)
-        {
-            self.close_code = Some(code);
+        if self.close_code.is_none() {
+            self.close_code = close_code(&reply.data);
         }
         if !reply.data.is_empty() && self.write(&reply.data).await.is_err() {
+            self.peer_gone(guest, "write failed").await;
             return Step::End("write failed");
         }
         if reply.close {
-            let _ = self.stream.shutdown().await;
+            self.linger().await;
             return Step::End("closed");
         }
         Step::Continue
@@ -235,11 +259,34 @@ impl Socket {
         Ok(())
     }
 
-    fn peer_gone(&mut self, guest: &mut Guest) -> &'static str {
-        if let Err(fault) = guest.on_peer_gone() {
+    /// Ends the connection after its last close frame: sends our FIN after it, then reads
+    /// and discards what the peer still sends until it closes too, for at most [`LINGER`].
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(LINGER, async {
+            while self.stream.readable().await.is_ok() {
+                let mut buffer = take_buffer();
+                let read = self.stream.try_read_buf(&mut buffer);
+                put_back(buffer);
+                match read {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Tells the guest that the connection ended without a close handshake.
+    async fn peer_gone(&mut self, guest: &mut Guest, end: &'static str) -> &'static str {
+        if let Err(fault) = guest.on_peer_gone().await {
             warn!(peer = %self.peer, %fault, "guest failed in on-peer-gone");
         }
-        "peer gone"
+        end
     }
 }
 

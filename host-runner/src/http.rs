@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -15,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Method, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::connection::Shared;
@@ -95,7 +96,7 @@ async fn serve_requests(
         return None;
     }
     let (guest, upgrade) = {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = slot.lock().await;
         (slot.guest.take(), slot.upgrade.take())
     };
     let (on_upgrade, path, subprotocol) = upgrade?;
@@ -170,10 +171,10 @@ async fn respond(
         max_message_size: shared.settings.max_message_size,
     };
 
-    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut slot = slot.lock().await;
     let guest = match &mut slot.guest {
         Some(guest) => guest,
-        None => match shared.runtime.instantiate(peer) {
+        None => match shared.runtime.instantiate(peer).await {
             Ok(guest) => slot.guest.insert(guest),
             Err(fault) => {
                 warn!(%peer, %fault, "cannot instantiate the handler");
@@ -181,7 +182,7 @@ async fn respond(
             }
         },
     };
-    let answer = match guest.handle(&request, limits) {
+    let answer = match guest.handle(&request, limits).await {
         Ok(answer) => answer,
         Err(fault) => {
             warn!(%peer, path, %fault, "handler failed on a request");

@@ -17,21 +17,3 @@ pub fn init(flag: Option<&str>) -> Result<(), String> {
         .init();
     Ok(())
 }
-
-/// wasmtime-wasi's sync bindings panic when a guest makes a blocking WASI call on a tokio
-/// worker; the runner turns that into `Fault::Blocking` and logs it with the peer, so the
-/// panic's own report (and backtrace) would only be noise. Other panics print as usual.
-pub fn quiet_blocking_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if !message.starts_with("Cannot start a runtime from within a runtime") {
-            default(info);
-        }
-    }));
-}

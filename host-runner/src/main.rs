@@ -38,7 +38,6 @@ fn main() -> ExitCode {
         eprintln!("wsbox-runner: {message}");
         return ExitCode::from(2);
     }
-    logging::quiet_blocking_panics();
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -62,9 +61,6 @@ fn run(settings: cli::Settings) -> Result<(), String> {
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Guest calls run on the workers: room for wasmtime's 512 KiB wasm stack and the host
-        // frames below it.
-        .thread_stack_size(8 << 20)
         .build()
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
     tokio.block_on(serve(runtime, settings))

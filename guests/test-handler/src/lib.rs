@@ -12,6 +12,14 @@
 //! - `/framing`, `/framing-101`: a 200, or an accepted upgrade (then echo), that also sets
 //!   framing and hop-by-hop headers (a false `content-length`, `transfer-encoding`,
 //!   `connection` naming another header, …) for the runner to drop.
+//! - `/kick`: on the first message, starts the close handshake with 1008; a data message
+//!   after that panics (a fault once the close frame is out);
+//! - `/sleep`: each message is a number of milliseconds to sleep (a blocking WASI call)
+//!   before echoing it;
+//! - `/file`: a 200 whose body is `/data/greeting.txt` (granted by `--dir`), else a 404
+//!   saying why.
+//!
+//! Every mode prints `on-peer-gone` to stdout when the host calls it, for the tests to see.
 
 use std::cell::RefCell;
 
@@ -33,6 +41,8 @@ enum Mode {
     Trap,
     Spin,
     Alloc,
+    Kick,
+    Sleep,
 }
 
 struct Connection {
@@ -68,6 +78,14 @@ impl Guest for Handler {
             "/trap" => (None, Mode::Trap),
             "/spin" => (None, Mode::Spin),
             "/alloc" => (None, Mode::Alloc),
+            "/kick" => (None, Mode::Kick),
+            "/sleep" => (None, Mode::Sleep),
+            "/file" => {
+                return match std::fs::read_to_string("/data/greeting.txt") {
+                    Ok(contents) => text(200, &contents),
+                    Err(error) => text(404, &format!("cannot read /data/greeting.txt: {error}\n")),
+                };
+            }
             "/trap-handshake" => panic!("trap requested in handle"),
             "/framing" => {
                 let mut response = text(200, "framed by the host\n");
@@ -126,6 +144,20 @@ impl Guest for Handler {
                         Mode::Trap => panic!("trap requested by the test"),
                         Mode::Spin => spin(),
                         Mode::Alloc => hog(),
+                        Mode::Kick if connection.session.is_closed() => {
+                            panic!("message after the guest's close")
+                        }
+                        Mode::Kick => {
+                            let _ = connection.session.close(1008u16, "kicked");
+                        }
+                        Mode::Sleep => {
+                            let millis = std::str::from_utf8(message.as_bytes())
+                                .ok()
+                                .and_then(|text| text.parse().ok())
+                                .unwrap_or(0);
+                            std::thread::sleep(std::time::Duration::from_millis(millis));
+                            let _ = connection.session.send_message(&message);
+                        }
                     }
                 }
             }
@@ -139,6 +171,7 @@ impl Guest for Handler {
     }
 
     fn on_peer_gone() {
+        println!("on-peer-gone");
         CONNECTION.set(None);
     }
 }

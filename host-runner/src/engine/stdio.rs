@@ -1,5 +1,4 @@
-//! Guest stdout and stderr, into the runner's log; and `wasi:io/streams` blocking methods
-//! that do not block.
+//! Guest stdout and stderr, into the runner's log.
 //!
 //! Each line a guest prints becomes one `tracing` event with target `guest` and the
 //! connection's `peer`: `info` for stdout, `warn` for stderr (blank lines are dropped,
@@ -10,27 +9,17 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use hyper::body::Bytes;
 use tracing::{info, warn};
-use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::bindings::sync::io::streams::{Host as _, StreamError as WitStreamError};
-use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
-
-use super::Host;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// The longest line logged as one event.
 const LINE_MAX: usize = 1024;
 /// What `check-write` grants: any amount would do, the bytes go straight into the buffer.
 const WRITE_PERMIT: usize = 4096;
-/// The most `blocking-write-and-flush` takes, per the WIT.
-const BLOCKING_WRITE_MAX: u64 = 4096;
-/// The instance `add_to_linker_sync` defines `wasi:io/streams` under in wasmtime-wasi 48
-/// (guests importing any 0.2.x resolve to it); tests/stdio.rs fails if this goes stale.
-const STREAMS: &str = "wasi:io/streams@0.2.12";
 
 #[derive(Clone, Copy)]
 pub enum Which {
@@ -153,7 +142,7 @@ impl StdoutStream for GuestLog {
     }
 }
 
-/// A stream onto a [`GuestLog`]: always ready, never blocks.
+/// A stream onto a [`GuestLog`]: always ready, so a guest's blocking write never waits.
 struct LogStream(GuestLog);
 
 #[wasmtime_wasi::async_trait]
@@ -192,102 +181,6 @@ impl tokio::io::AsyncWrite for LogStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-/// A guest call that would have to wait: it ends the connection as [`super::Fault::Blocking`].
-#[derive(Debug)]
-pub struct WouldBlock;
-
-impl std::fmt::Display for WouldBlock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a blocking WASI call could not complete without waiting")
-    }
-}
-
-impl std::error::Error for WouldBlock {}
-
-/// Replaces the `output-stream` methods that `add_to_linker_sync` runs through
-/// `wasmtime_wasi::runtime::in_tokio` (whose `Handle::block_on` panics on a tokio worker)
-/// with ones that poll the same operation once: a stream that is ready, like the log
-/// streams above, completes at once; one that is not ends the call with [`WouldBlock`].
-pub fn add_nonblocking_streams(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let mut streams = linker.instance(STREAMS)?;
-    streams.func_wrap(
-        "[method]output-stream.blocking-write-and-flush",
-        |mut store: StoreContextMut<'_, Host>,
-         (stream, bytes): (Resource<DynOutputStream>, Vec<u8>)| {
-            let table = &mut store.data_mut().table;
-            if bytes.len() as u64 > BLOCKING_WRITE_MAX {
-                return reply(
-                    table,
-                    Err(StreamError::trap(
-                        "Buffer too large for blocking-write-and-flush (expected at most 4096)",
-                    )),
-                );
-            }
-            let result = once(
-                table
-                    .get_mut(&stream)?
-                    .blocking_write_and_flush(bytes.into()),
-            )?;
-            reply(table, result)
-        },
-    )?;
-    streams.func_wrap(
-        "[method]output-stream.blocking-write-zeroes-and-flush",
-        |mut store: StoreContextMut<'_, Host>, (stream, len): (Resource<DynOutputStream>, u64)| {
-            let table = &mut store.data_mut().table;
-            if len > BLOCKING_WRITE_MAX {
-                return reply(
-                    table,
-                    Err(StreamError::trap(
-                        "Buffer too large for blocking-write-zeroes-and-flush (expected at most 4096)",
-                    )),
-                );
-            }
-            let zeroes = Bytes::from(vec![0; len as usize]);
-            let result = once(table.get_mut(&stream)?.blocking_write_and_flush(zeroes))?;
-            reply(table, result)
-        },
-    )?;
-    streams.func_wrap(
-        "[method]output-stream.blocking-flush",
-        |mut store: StoreContextMut<'_, Host>, (stream,): (Resource<DynOutputStream>,)| {
-            let table = &mut store.data_mut().table;
-            let output = table.get_mut(&stream)?;
-            let result = match output.flush() {
-                Ok(()) => once(output.write_ready())?.map(drop),
-                Err(error) => Err(error),
-            };
-            reply(table, result)
-        },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
-}
-
-/// Polls `future` once; pending means the guest asked to wait.
-fn once<T>(mut future: Pin<Box<dyn Future<Output = T> + Send + '_>>) -> wasmtime::Result<T> {
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(value) => Ok(value),
-        Poll::Pending => Err(wasmtime::Error::new(WouldBlock)),
-    }
-}
-
-/// Lowers a stream result the way wasmtime-wasi's bindings do: a trap stays a trap, other
-/// errors become a `stream-error` for the guest.
-fn reply(
-    table: &mut ResourceTable,
-    result: StreamResult<()>,
-) -> wasmtime::Result<(Result<(), WitStreamError>,)> {
-    match result {
-        Ok(()) => Ok((Ok(()),)),
-        Err(error) => Ok((Err(table.convert_stream_error(error)?),)),
     }
 }
 

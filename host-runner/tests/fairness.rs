@@ -1,0 +1,69 @@
+//! Spinning guests share the runner's threads: while guests spin on every worker, a
+//! healthy connection still gets its echoes promptly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Runner;
+use tungstenite::Message;
+
+/// The bound issue 8 sets on a healthy connection's echo p99 next to spinning guests.
+const P99_BOUND: Duration = Duration::from_millis(50);
+const ECHOES: usize = 300;
+
+#[test]
+fn spinning_guests_do_not_stall_a_healthy_connection() {
+    // Long enough that no spinner is stopped while the healthy connection is measured.
+    let runner = Runner::with_test_handler(&["--guest-cpu", "60s"]);
+    let mut healthy = runner.connect("/none");
+    healthy.echo("before");
+
+    // Two spinners per core: every worker thread (one per core) gets at least one.
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut spinners: Vec<_> = (0..2 * cores.min(8))
+        .map(|_| runner.connect("/spin"))
+        .collect();
+    for spinner in &mut spinners {
+        spinner.send(Message::text("spin"));
+    }
+    // Let every spinner start its call.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut times = Vec::with_capacity(ECHOES);
+    for i in 0..ECHOES {
+        let started = Instant::now();
+        healthy.echo(&format!("echo {i}"));
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let p99 = times[ECHOES * 99 / 100 - 1];
+    let p50 = times[ECHOES / 2];
+    eprintln!(
+        "healthy echo next to {} spinners: p50 {p50:?}, p99 {p99:?}",
+        spinners.len()
+    );
+    assert!(p99 < P99_BOUND, "p99 {p99:?} (p50 {p50:?})");
+    // The spinners were still spinning throughout.
+    assert!(
+        !runner.log().contains("closing the connection with 1011"),
+        "{}",
+        runner.log()
+    );
+}
+
+#[test]
+fn a_spinning_guest_still_hits_its_cpu_limit() {
+    let runner = Runner::with_test_handler(&["--guest-cpu", "300ms"]);
+    let mut spinner = runner.connect("/spin");
+    let started = Instant::now();
+    spinner.send(Message::text("spin"));
+    assert_eq!(
+        spinner.expect_close(),
+        Some(tungstenite::protocol::frame::coding::CloseCode::Error)
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(280), "{elapsed:?}");
+    let log = runner.wait_for_log("CPU time");
+    assert!(log.contains("CPU time"), "{log}");
+}
