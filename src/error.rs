@@ -177,6 +177,8 @@ pub enum RequestError {
     HttpVersionTooOld,
     /// There is no `Host` header.
     MissingHost,
+    /// There are several `Host` headers (RFC 7230 §5.4).
+    DuplicateHost,
     /// The `Upgrade` header is missing or has no `websocket` token.
     MissingUpgradeWebsocket,
     /// The `Connection` header is missing or has no `upgrade` token.
@@ -196,6 +198,7 @@ impl fmt::Display for RequestError {
             RequestError::MethodNotGet => "method must be GET",
             RequestError::HttpVersionTooOld => "HTTP version must be 1.1 or later",
             RequestError::MissingHost => "missing Host header",
+            RequestError::DuplicateHost => "repeated Host header",
             RequestError::MissingUpgradeWebsocket => "Upgrade header must contain \"websocket\"",
             RequestError::MissingConnectionUpgrade => "Connection header must contain \"Upgrade\"",
             RequestError::MissingKey => "missing or repeated Sec-WebSocket-Key header",
@@ -295,6 +298,9 @@ pub enum ClientError {
     Io(io::Error),
     /// The URL is not a usable `ws://` URL; the string says why.
     InvalidUrl(String),
+    /// A subprotocol to offer is not an RFC 7230 token (e.g. it holds a space, a comma or a
+    /// line break, which would corrupt or inject headers); nothing was sent.
+    InvalidProtocol(String),
     /// The server's response head was malformed or larger than 16 KiB.
     MalformedResponse,
     /// The server answered with a status other than 101.
@@ -315,6 +321,9 @@ impl fmt::Display for ClientError {
         match self {
             ClientError::Io(e) => write!(f, "handshake I/O failed: {e}"),
             ClientError::InvalidUrl(why) => write!(f, "invalid websocket URL: {why}"),
+            ClientError::InvalidProtocol(p) => {
+                write!(f, "subprotocol {p:?} is not an RFC 7230 token")
+            }
             ClientError::MalformedResponse => {
                 f.write_str("malformed or oversized handshake response")
             }
