@@ -23,7 +23,7 @@ mod config;
 mod wire;
 
 pub use config::ServerConfig;
-pub use wire::{Refusal, parse_request};
+pub use wire::{ParsedRequest, Refusal, parse_request};
 
 /// The upgrade that [`start`](crate::start) stores in its 101 response's extensions. The
 /// server that sends the response calls [`PendingUpgrade::complete`] with the connection,
@@ -297,7 +297,7 @@ fn read_request(
     buf: &mut Vec<u8>,
     config: &ServerConfig,
     deadline: Instant,
-) -> Result<(Request<Vec<u8>>, usize), ReadError> {
+) -> Result<ParsedRequest, ReadError> {
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(parsed) = parse_request(buf, config).map_err(ReadError::Refused)? {

@@ -25,6 +25,9 @@ impl Refusal {
     }
 }
 
+/// A whole request, and how many bytes of the input it used.
+pub type ParsedRequest = (Request<Vec<u8>>, usize);
+
 /// Parses one request, head and `Content-Length` body, from the start of `buf`.
 ///
 /// Returns `Ok(None)` while `buf` holds only part of a request (read more and call
@@ -52,10 +55,7 @@ impl Refusal {
 /// let smuggled = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 10\r\n\r\n";
 /// assert_eq!(parse_request(smuggled, &config).unwrap_err().status, 400);
 /// ```
-pub fn parse_request(
-    buf: &[u8],
-    config: &ServerConfig,
-) -> Result<Option<(Request<Vec<u8>>, usize)>, Refusal> {
+pub fn parse_request(buf: &[u8], config: &ServerConfig) -> Result<Option<ParsedRequest>, Refusal> {
     let head_too_large = || {
         Refusal::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -186,7 +186,7 @@ pub(super) fn encode_response(
 mod tests {
     use super::*;
 
-    fn parse(wire: &str) -> Result<Option<(Request<Vec<u8>>, usize)>, Refusal> {
+    fn parse(wire: &str) -> Result<Option<ParsedRequest>, Refusal> {
         parse_request(wire.as_bytes(), &ServerConfig::default())
     }
 
