@@ -23,6 +23,7 @@ mod config;
 mod wire;
 
 pub use config::ServerConfig;
+use wire::Progress;
 pub use wire::{ParsedRequest, Refusal, parse_request};
 
 /// The upgrade that [`start`](crate::start) stores in its 101 response's extensions. The
@@ -300,26 +301,54 @@ fn read_request(
 ) -> Result<ParsedRequest, ReadError> {
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(parsed) = parse_request(buf, config).map_err(ReadError::Refused)? {
-            return Ok(parsed);
-        }
-        let timed_out = || {
-            if buf.is_empty() {
-                ReadError::Gone
-            } else {
-                ReadError::Refused(Refusal {
-                    status: StatusCode::REQUEST_TIMEOUT,
-                    reason: "request not received in time",
-                })
-            }
+        // `None`: the head is incomplete; `Some(total)`: the body is, until `total` bytes.
+        let body_until = match wire::parse_progress(buf, config).map_err(ReadError::Refused)? {
+            Progress::Complete(parsed) => return Ok(*parsed),
+            Progress::Head => None,
+            Progress::Body { total } => Some(total),
         };
+        // Read until parsing again can tell more: a line of the head ended (or the head
+        // limit is reached), or the whole body is in.
+        loop {
+            let n = read_by(stream, &mut chunk, deadline, buf.is_empty())?;
+            buf.extend_from_slice(&chunk[..n]);
+            let ready = match body_until {
+                None => chunk[..n].contains(&b'\n') || buf.len() >= config.get_max_request_head(),
+                Some(total) => buf.len() >= total,
+            };
+            if ready {
+                break;
+            }
+        }
+    }
+}
+
+/// One read that ends by `deadline`: `Gone` if the connection ends, or if it times out
+/// with nothing of a request received (`idle`), 408 if it times out mid-request.
+fn read_by(
+    stream: &mut TcpStream,
+    chunk: &mut [u8],
+    deadline: Instant,
+    idle: bool,
+) -> Result<usize, ReadError> {
+    let timed_out = || {
+        if idle {
+            ReadError::Gone
+        } else {
+            ReadError::Refused(Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: "request not received in time",
+            })
+        }
+    };
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             return Err(timed_out());
         }
-        match stream.read(&mut chunk) {
+        match stream.read(chunk) {
             Ok(0) => return Err(ReadError::Gone),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(

@@ -56,6 +56,27 @@ pub type ParsedRequest = (Request<Vec<u8>>, usize);
 /// assert_eq!(parse_request(smuggled, &config).unwrap_err().status, 400);
 /// ```
 pub fn parse_request(buf: &[u8], config: &ServerConfig) -> Result<Option<ParsedRequest>, Refusal> {
+    Ok(match parse_progress(buf, config)? {
+        Progress::Complete(parsed) => Some(*parsed),
+        Progress::Head | Progress::Body { .. } => None,
+    })
+}
+
+/// How far a buffer got towards a whole request.
+pub(super) enum Progress {
+    Complete(Box<ParsedRequest>),
+    /// The head is incomplete: it cannot complete before another line ends.
+    Head,
+    /// The head is complete; the request is once the buffer holds `total` bytes.
+    Body {
+        total: usize,
+    },
+}
+
+/// [`parse_request`], saying what an incomplete request waits for, so that a reader
+/// parses again only when that can change the answer: re-parsing the head on every byte
+/// a client trickles would make it cost the server quadratic time.
+pub(super) fn parse_progress(buf: &[u8], config: &ServerConfig) -> Result<Progress, Refusal> {
     let head_too_large = || {
         Refusal::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -72,7 +93,7 @@ pub fn parse_request(buf: &[u8], config: &ServerConfig) -> Result<Option<ParsedR
         Ok(httparse::Status::Partial) if buf.len() >= config.get_max_request_head() => {
             return Err(head_too_large());
         }
-        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Partial) => return Ok(Progress::Head),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Refusal::new(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -116,12 +137,12 @@ pub fn parse_request(buf: &[u8], config: &ServerConfig) -> Result<Option<ParsedR
         None => head_len,
     };
     let Some(body) = buf.get(head_len..end) else {
-        return Ok(None);
+        return Ok(Progress::Body { total: end });
     };
     let request = builder
         .body(body.to_vec())
         .map_err(|_| Refusal::bad("invalid request line or header"))?;
-    Ok(Some((request, end)))
+    Ok(Progress::Complete(Box::new((request, end))))
 }
 
 /// `Content-Length = 1*DIGIT` (RFC 7230 §3.3.2), around optional whitespace. `str::parse`
