@@ -42,6 +42,14 @@ impl PendingUpgrade {
         let websocket = Websocket::from_session(stream, Session::server(self.config), already_read);
         self.sender.send(websocket).is_ok()
     }
+
+    /// [`PendingUpgrade::complete`], keeping `slot` until the `Websocket` is dropped.
+    fn complete_holding(self, stream: TcpStream, already_read: &[u8], slot: Slot) -> bool {
+        let mut websocket =
+            Websocket::from_session(stream, Session::server(self.config), already_read);
+        websocket.hold_until_drop(Box::new(slot));
+        self.sender.send(websocket).is_ok()
+    }
 }
 
 /// A response body the server can write.
@@ -278,10 +286,7 @@ where
                     .set_write_timeout(Some(config.get_write_timeout()))
                     .is_ok()
             {
-                let mut websocket =
-                    Websocket::from_session(stream, Session::server(upgrade.config), &buf);
-                websocket.hold_until_drop(Box::new(slot));
-                let _ = upgrade.sender.send(websocket);
+                upgrade.complete_holding(stream, &buf, slot);
             }
             return;
         }
