@@ -180,8 +180,9 @@ pub fn connect(url: &str) -> Result<Websocket<TcpStream>, ClientError> {
 ///
 /// # Errors
 ///
-/// [`ClientError::Io`] with `TimedOut` or `WouldBlock` when a timeout expires; see
-/// [`handshake`] for the rest.
+/// [`ClientError::Io`] with `TimedOut` or `WouldBlock` when a timeout expires, with
+/// `InvalidInput` for a zero timeout or a handshake timeout too large to compute a
+/// deadline from; see [`handshake`] for the rest.
 pub fn connect_with_config(
     url: &str,
     protocols: &[&str],
@@ -206,7 +207,11 @@ pub fn connect_with_config(
     let stream = connect_tcp((host, uri.port_u16().unwrap_or(80)), config.connect_timeout)?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(config.handshake_timeout))?;
-    let deadline = Instant::now() + config.handshake_timeout;
+    let deadline = Instant::now()
+        .checked_add(config.handshake_timeout)
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "handshake timeout too large")
+        })?;
     let (websocket, response) =
         handshake_until(stream, &uri, protocols, config.session, |stream| {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -163,3 +163,13 @@ fn connect_gives_up_on_a_server_that_never_answers() {
         "gave up too early"
     );
 }
+
+#[test]
+fn a_timeout_too_large_for_a_deadline_is_refused() {
+    let (addr, _heads) = recording_server();
+    let config = wsbox::client::ClientConfig::default().handshake_timeout(Duration::MAX);
+    match wsbox::client::connect_with_config(&format!("ws://{addr}/"), &[], &config) {
+        Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+        other => panic!("expected InvalidInput, got {:?}", other.map(drop)),
+    }
+}

@@ -101,14 +101,23 @@ fn connections_beyond_the_limit_get_503_until_one_ends() {
 }
 
 #[test]
-fn a_zero_limit_is_refused_at_bind() {
-    let config = ServerConfig::default().max_connections(0);
-    let error = Server::bind_with_config("127.0.0.1:0", config, |_: &Request<Vec<u8>>| {
-        Response::new(Vec::new())
-    })
-    .err()
-    .expect("a zero limit cannot serve");
-    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+fn limits_that_cannot_work_are_refused_at_bind() {
+    let huge = Duration::MAX;
+    for config in [
+        ServerConfig::default().max_connections(0),
+        ServerConfig::default().request_timeout(Duration::ZERO),
+        // `Instant + Duration` would overflow (a panic) on the first connection.
+        ServerConfig::default().request_timeout(huge),
+        ServerConfig::default().write_timeout(huge),
+        ServerConfig::default().idle_timeout(Some(huge)),
+    ] {
+        let error = Server::bind_with_config("127.0.0.1:0", config, |_: &Request<Vec<u8>>| {
+            Response::new(Vec::new())
+        })
+        .err()
+        .unwrap_or_else(|| panic!("{config:?} was accepted"));
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{config:?}");
+    }
 }
 
 #[test]

@@ -2,8 +2,15 @@
 
 use std::time::Duration;
 
+/// The longest timeout the server takes: a year is "never" in practice, and keeps
+/// `Instant + timeout` far from overflowing.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Limits of the blocking [`Server`](super::Server), each with a default that is safe to
-/// expose to untrusted clients on a small machine.
+/// expose to untrusted clients on a small machine. [`Server::bind_with_config`] refuses
+/// zero limits and timeouts, and timeouts over a year.
+///
+/// [`Server::bind_with_config`]: super::Server::bind_with_config
 ///
 /// # Examples
 ///
@@ -153,8 +160,17 @@ impl ServerConfig {
     }
 
     /// Why this configuration cannot serve, if it cannot: a zero limit or timeout would
-    /// refuse every connection or fail every socket call.
+    /// refuse every connection or fail every socket call, and a timeout beyond
+    /// [`MAX_TIMEOUT`] would overflow the deadlines computed from it.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
+        let timeouts = [self.request_timeout, self.write_timeout];
+        if timeouts
+            .into_iter()
+            .chain(self.idle_timeout)
+            .any(|t| t > MAX_TIMEOUT)
+        {
+            return Err("timeouts must be at most a year");
+        }
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1");
         }
