@@ -148,7 +148,8 @@ where
         self.listener.local_addr()
     }
 
-    /// Serves connections forever, each on its own thread.
+    /// Serves connections forever, each on its own thread, within the limits of its
+    /// [`ServerConfig`].
     pub fn run(self) -> ! {
         loop {
             match self.listener.accept() {
