@@ -156,6 +156,20 @@ fn a_trickled_request_is_cut_off_at_the_deadline() {
 }
 
 #[test]
+fn a_body_that_never_comes_is_cut_off_at_the_deadline() {
+    let config = ServerConfig::default().request_timeout(Duration::from_secs(1));
+    let (addr, _) = server(config);
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+#[test]
 fn a_websocket_send_to_a_peer_that_never_reads_times_out() {
     // The default write timeout is 10 s.
     let (addr, accepted) = server(ServerConfig::default());
