@@ -27,12 +27,20 @@ fn main() {
         let protocol = wsbox::requested_protocols(request).next();
         match wsbox::start(request, protocol) {
             Ok((response, websocket)) => {
-                thread::spawn(move || {
+                let spawned = thread::Builder::new().spawn(move || {
                     if let Ok(websocket) = websocket.recv() {
                         echo(websocket);
                     }
                 });
-                response.map(|()| Vec::new())
+                match spawned {
+                    Ok(_) => response.map(|()| Vec::new()),
+                    // `thread::spawn` would panic and take every connection down with it.
+                    Err(_) => {
+                        let mut busy = http::Response::new(b"server busy\n".to_vec());
+                        *busy.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        busy
+                    }
+                }
             }
             Err(error) => error.to_response(),
         }

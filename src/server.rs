@@ -1,30 +1,30 @@
 //! A small blocking HTTP/1.1 server (std threads and `httparse`) in the spirit of
 //! `rouille::start_server`: it serves a handler and completes WebSocket upgrades.
 //!
-//! One thread per connection; keep-alive; `Content-Length` request bodies. It is meant for
-//! examples, tests and small tools; `wsbox-runner` is the production server.
+//! One thread per connection, up to [`ServerConfig::max_connections`]; keep-alive;
+//! `Content-Length` request bodies; a deadline on every request and response. It is meant
+//! for examples, tests and small tools; `wsbox-runner` is the production server.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode, Version, header};
+use http::{Method, Request, Response, StatusCode, Version, header};
 
 use crate::proto::handshake::Accepted;
 use crate::proto::session::Session;
 use crate::websocket::Websocket;
 
-/// Requests whose head is larger than this are answered with 431.
-const MAX_HEAD: usize = 16 << 10;
-/// Request bodies larger than this are answered with 413.
-const MAX_BODY: usize = 1 << 20;
-/// The most headers a request may have.
-const MAX_HEADERS: usize = 64;
-/// How long a connection may sit idle between requests.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+mod config;
+mod wire;
+
+pub use config::ServerConfig;
+use wire::Progress;
+pub use wire::{ParsedRequest, Refusal, parse_request};
 
 /// The upgrade that [`start`](crate::start) stores in its 101 response's extensions, next
 /// to the [`Accepted`] handshake. The server that sends the response calls
@@ -42,6 +42,20 @@ impl PendingUpgrade {
     pub fn complete(self, accepted: Accepted, stream: TcpStream, already_read: &[u8]) -> bool {
         let session = Session::server(accepted.config());
         let websocket = Websocket::from_session(stream, session, already_read);
+        self.sender.send(websocket).is_ok()
+    }
+
+    /// [`PendingUpgrade::complete`], keeping `slot` until the `Websocket` is dropped.
+    fn complete_holding(
+        self,
+        accepted: Accepted,
+        stream: TcpStream,
+        already_read: &[u8],
+        slot: Slot,
+    ) -> bool {
+        let session = Session::server(accepted.config());
+        let mut websocket = Websocket::from_session(stream, session, already_read);
+        websocket.hold_until_drop(Box::new(slot));
         self.sender.send(websocket).is_ok()
     }
 }
@@ -101,6 +115,8 @@ impl IntoBody for &'static str {
 pub struct Server<F> {
     listener: TcpListener,
     handler: Arc<F>,
+    config: ServerConfig,
+    open: Arc<AtomicUsize>,
 }
 
 impl<F, B> Server<F>
@@ -108,11 +124,30 @@ where
     F: Fn(&Request<Vec<u8>>) -> Response<B> + Send + Sync + 'static,
     B: IntoBody,
 {
-    /// Binds to `addr` (port 0 picks a free port).
+    /// Binds to `addr` (port 0 picks a free port) with the default [`ServerConfig`].
     pub fn bind(addr: impl ToSocketAddrs, handler: F) -> io::Result<Self> {
+        Self::bind_with_config(addr, ServerConfig::default(), handler)
+    }
+
+    /// Binds to `addr` with the limits of `config`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `config` has a zero limit or timeout; otherwise what binding fails
+    /// with.
+    pub fn bind_with_config(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<Self> {
+        config
+            .check()
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         Ok(Server {
             listener: TcpListener::bind(addr)?,
             handler: Arc::new(handler),
+            config,
+            open: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -121,22 +156,42 @@ where
         self.listener.local_addr()
     }
 
-    /// Serves connections forever, each on its own thread.
+    /// Serves connections forever, each on its own thread, within the limits of its
+    /// [`ServerConfig`].
     pub fn run(self) -> ! {
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let handler = Arc::clone(&self.handler);
-                    thread::spawn(move || serve_connection(stream, &*handler));
-                }
+                Ok((stream, _)) => self.dispatch(stream),
                 // Out of file descriptors and the like: back off rather than spin.
                 Err(_) => thread::sleep(Duration::from_millis(10)),
             }
         }
     }
+
+    /// Gives `stream` a thread, or answers 503 when the limit is reached or the OS
+    /// refuses the thread: the accept loop must never die, whatever clients do.
+    fn dispatch(&self, stream: TcpStream) {
+        let Some(slot) = Slot::take(&self.open, self.config.get_max_connections()) else {
+            refuse_busy(&stream);
+            return;
+        };
+        // Kept to answer on if the thread cannot be started (the closure owns `stream`).
+        let Ok(spare) = stream.try_clone() else {
+            return;
+        };
+        let handler = Arc::clone(&self.handler);
+        let config = self.config;
+        let spawned = thread::Builder::new()
+            .name("wsbox-connection".into())
+            .spawn(move || serve_connection(stream, &*handler, &config, slot));
+        if spawned.is_err() {
+            refuse_busy(&spare);
+        }
+    }
 }
 
-/// Serves `handler` on `addr` forever, like `rouille::start_server`.
+/// Serves `handler` on `addr` forever with the default [`ServerConfig`], like
+/// `rouille::start_server`.
 pub fn start_server<F, B>(addr: impl ToSocketAddrs, handler: F) -> !
 where
     F: Fn(&Request<Vec<u8>>) -> Response<B> + Send + Sync + 'static,
@@ -148,31 +203,73 @@ where
     }
 }
 
-/// A request and how many bytes of the read buffer it used.
-type ParsedRequest = (Request<Vec<u8>>, usize);
+/// One of the server's `max_connections`, given back when dropped (with the connection's
+/// thread, or with its `Websocket` after an upgrade).
+struct Slot(Arc<AtomicUsize>);
 
-/// Why a request could not be read.
-enum ReadError {
-    Io,
-    Respond(StatusCode, &'static str),
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(Arc::clone(open)))
+    }
 }
 
-fn serve_connection<F, B>(mut stream: TcpStream, handler: &F)
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers 503 on the accept thread, so it must not block: the response fits in an empty
+/// socket buffer, and what the client already sent is read first so that closing does not
+/// turn into a reset that could discard the answer.
+fn refuse_busy(stream: &TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 12\r\n\
+                          connection: close\r\nretry-after: 1\r\n\r\nserver busy\n";
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < 64 << 10 {
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+    let _ = (&*stream).write(BUSY);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Why no request came.
+enum ReadError {
+    /// The connection ended or failed, or was idle until the deadline: nothing to answer.
+    Gone,
+    Refused(Refusal),
+}
+
+fn serve_connection<F, B>(mut stream: TcpStream, handler: &F, config: &ServerConfig, slot: Slot)
 where
     F: Fn(&Request<Vec<u8>>) -> Response<B>,
     B: IntoBody,
 {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let mut buf = Vec::with_capacity(4096);
     loop {
-        let (request, used) = match read_request(&mut stream, &mut buf) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) | Err(ReadError::Io) => return,
-            Err(ReadError::Respond(status, reason)) => {
-                let mut response = Response::new(format!("{reason}\n").into_bytes());
-                *response.status_mut() = status;
-                let _ = write_response(&mut stream, &response, true);
+        let deadline = Instant::now() + config.get_request_timeout();
+        let (request, used) = match read_request(&mut stream, &mut buf, config, deadline) {
+            Ok(parsed) => parsed,
+            Err(ReadError::Gone) => return,
+            Err(ReadError::Refused(refusal)) => {
+                let mut response = Response::new(format!("{}\n", refusal.reason).into_bytes());
+                *response.status_mut() = refusal.status;
+                let wire = wire::encode_response(&response, &Method::GET, true);
+                if write_by(&mut stream, &wire, config).is_ok() {
+                    linger(&stream);
+                }
                 return;
             }
         };
@@ -187,152 +284,139 @@ where
         let accepted = response.extensions_mut().remove::<Accepted>();
         let (parts, body) = response.into_parts();
         let response = Response::from_parts(parts, body.into_body());
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if write_response(&mut stream, &response, false).is_ok()
-                && let (Some(upgrade), Some(accepted)) = (upgrade, accepted)
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let wire = wire::encode_response(&response, request.method(), !keep_alive);
+        if write_by(&mut stream, &wire, config).is_err() {
+            return;
+        }
+        if switching {
+            if let (Some(upgrade), Some(accepted)) = (upgrade, accepted)
+                && stream.set_read_timeout(config.get_idle_timeout()).is_ok()
+                && stream
+                    .set_write_timeout(Some(config.get_write_timeout()))
+                    .is_ok()
             {
-                let _ = stream.set_read_timeout(None);
-                upgrade.complete(accepted, stream, &buf);
+                upgrade.complete_holding(accepted, stream, &buf, slot);
             }
             return;
         }
-        if write_response(&mut stream, &response, !keep_alive).is_err() || !keep_alive {
+        if !keep_alive {
             return;
         }
     }
 }
 
-/// Reads one request (head and `Content-Length` body) into `buf`. Returns the request and
-/// how many bytes of `buf` it used, or `None` on a clean end of stream between requests.
+/// Reads until `buf` starts with a whole request, and parses it. Returns the request
+/// and how many bytes of `buf` it used.
 fn read_request(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
-) -> Result<Option<ParsedRequest>, ReadError> {
+    config: &ServerConfig,
+    deadline: Instant,
+) -> Result<ParsedRequest, ReadError> {
     let mut chunk = [0u8; 4096];
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(buf) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let (head, content_length) = request_head(&parsed)?;
-                return read_body(head, head_len, content_length, stream, buf).map(Some);
+        // `None`: the head is incomplete; `Some(total)`: the body is, until `total` bytes.
+        let body_until = match wire::parse_progress(buf, config).map_err(ReadError::Refused)? {
+            Progress::Complete(parsed) => return Ok(*parsed),
+            Progress::Head => None,
+            Progress::Body { total } => Some(total),
+        };
+        // Read until parsing again can tell more: a line of the head ended (or the head
+        // limit is reached), or the whole body is in.
+        loop {
+            let n = read_by(stream, &mut chunk, deadline, buf.is_empty())?;
+            buf.extend_from_slice(&chunk[..n]);
+            let ready = match body_until {
+                None => chunk[..n].contains(&b'\n') || buf.len() >= config.get_max_request_head(),
+                Some(total) => buf.len() >= total,
+            };
+            if ready {
+                break;
             }
-            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
-                return Err(ReadError::Respond(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "request head too large",
-                ));
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(ReadError::Respond(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "too many headers",
-                ));
-            }
-            Err(_) => {
-                return Err(ReadError::Respond(
-                    StatusCode::BAD_REQUEST,
-                    "malformed HTTP request",
-                ));
-            }
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Ok(None),
-            Ok(0) | Err(_) => return Err(ReadError::Io),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }
 
-/// The request line and headers, and the declared body length.
-fn request_head(
-    parsed: &httparse::Request<'_, '_>,
-) -> Result<(http::request::Builder, usize), ReadError> {
-    let bad = |reason| ReadError::Respond(StatusCode::BAD_REQUEST, reason);
-    let mut builder = Request::builder()
-        .method(parsed.method.unwrap_or("GET"))
-        .uri(parsed.path.unwrap_or("/"))
-        .version(if parsed.version == Some(0) {
-            Version::HTTP_10
+/// One read that ends by `deadline`: `Gone` if the connection ends, or if it times out
+/// with nothing of a request received (`idle`), 408 if it times out mid-request.
+fn read_by(
+    stream: &mut TcpStream,
+    chunk: &mut [u8],
+    deadline: Instant,
+    idle: bool,
+) -> Result<usize, ReadError> {
+    let timed_out = || {
+        if idle {
+            ReadError::Gone
         } else {
-            Version::HTTP_11
-        });
-    let mut content_length = 0usize;
-    for h in parsed.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            content_length = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| bad("invalid Content-Length"))?;
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(ReadError::Respond(
-                StatusCode::NOT_IMPLEMENTED,
-                "chunked request bodies are not supported",
-            ));
+            ReadError::Refused(Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: "request not received in time",
+            })
         }
-        builder = builder.header(h.name, h.value);
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(timed_out());
+        }
+        match stream.read(chunk) {
+            Ok(0) => return Err(ReadError::Gone),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            Err(_) => return Err(ReadError::Gone),
+        }
     }
-    if content_length > MAX_BODY {
-        return Err(ReadError::Respond(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large",
-        ));
-    }
-    Ok((builder, content_length))
 }
 
-/// Reads the body that follows a `head_len`-byte head into `buf` and builds the request.
-fn read_body(
-    head: http::request::Builder,
-    head_len: usize,
-    content_length: usize,
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> Result<ParsedRequest, ReadError> {
-    let total = head_len + content_length;
-    let mut chunk = [0u8; 4096];
-    while buf.len() < total {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return Err(ReadError::Io),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+/// Writes all of `bytes` within the write timeout, as a deadline: a client reading a byte
+/// now and then cannot stretch it.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], config: &ServerConfig) -> io::Result<()> {
+    let deadline = Instant::now() + config.get_write_timeout();
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    let request = head.body(buf[head_len..total].to_vec()).map_err(|_| {
-        ReadError::Respond(StatusCode::BAD_REQUEST, "invalid request line or header")
-    })?;
-    Ok((request, total))
+    Ok(())
 }
 
-fn write_response(
-    stream: &mut TcpStream,
-    response: &Response<Vec<u8>>,
-    close: bool,
-) -> io::Result<()> {
-    let status = response.status();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        status.as_str(),
-        status.canonical_reason().unwrap_or("")
-    )
-    .into_bytes();
-    for (name, value) in response.headers() {
-        if name == header::CONTENT_LENGTH {
-            continue;
-        }
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+/// After a refusal, reads (and drops) what the client still sends for up to a second, so
+/// that closing with unread input does not reset the connection before the client has
+/// read the answer.
+fn linger(stream: &TcpStream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
     }
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        head.extend_from_slice(format!("content-length: {}\r\n", response.body().len()).as_bytes());
-        if close {
-            head.extend_from_slice(b"connection: close\r\n");
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < 256 << 10 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
         }
     }
-    head.extend_from_slice(b"\r\n");
-    head.extend_from_slice(response.body());
-    stream.write_all(&head)?;
-    stream.flush()
 }

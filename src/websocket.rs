@@ -24,7 +24,11 @@ const READ_CHUNK: usize = 32 << 10;
 ///   in order, with no message boundaries, and `Ok(0)` once the connection is closed.
 /// - As `Write`, each `write` call sends its whole buffer as one binary message.
 ///
-/// Dropping an open `Websocket` sends a 1000 (normal) close frame, best effort.
+/// Dropping an open `Websocket` sends a 1000 (normal) close frame, best effort. That
+/// write, like every send, waits no longer than the stream's write timeout: the server
+/// ([`ServerConfig::write_timeout`](crate::server::ServerConfig::write_timeout)) and the
+/// client ([`ClientConfig`](crate::client::ClientConfig)) set one, so a peer that stops
+/// reading cannot block a send or a drop forever. Set one on streams you bring yourself.
 ///
 /// # Examples
 ///
@@ -57,6 +61,9 @@ pub struct Websocket<S: Read + Write = TcpStream> {
     read_pos: usize,
     /// The peer closed the transport (read returned 0) or it failed.
     transport_closed: bool,
+    /// Whatever must live exactly as long as the connection (the blocking server's
+    /// connection slot); dropped after the close frame goes out.
+    _held: Option<Box<dyn Send + Sync>>,
 }
 
 impl<S: Read + Write> fmt::Debug for Websocket<S> {
@@ -84,7 +91,13 @@ impl<S: Read + Write> Websocket<S> {
             reading: Vec::new(),
             read_pos: 0,
             transport_closed: false,
+            _held: None,
         }
+    }
+
+    /// Keeps `guard` until this `Websocket` is dropped.
+    pub(crate) fn hold_until_drop(&mut self, guard: Box<dyn Send + Sync>) {
+        self._held = Some(guard);
     }
 
     /// Sends a text message.

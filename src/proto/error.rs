@@ -176,6 +176,8 @@ pub enum RequestError {
     HttpVersionTooOld,
     /// There is no `Host` header.
     MissingHost,
+    /// There are several `Host` headers (RFC 7230 §5.4).
+    DuplicateHost,
     /// The `Upgrade` header is missing or has no `websocket` token.
     MissingUpgradeWebsocket,
     /// The `Connection` header is missing or has no `upgrade` token.
@@ -195,6 +197,7 @@ impl fmt::Display for RequestError {
             RequestError::MethodNotGet => "method must be GET",
             RequestError::HttpVersionTooOld => "HTTP version must be 1.1 or later",
             RequestError::MissingHost => "missing Host header",
+            RequestError::DuplicateHost => "repeated Host header",
             RequestError::MissingUpgradeWebsocket => "Upgrade header must contain \"websocket\"",
             RequestError::MissingConnectionUpgrade => "Connection header must contain \"Upgrade\"",
             RequestError::MissingKey => "missing or repeated Sec-WebSocket-Key header",

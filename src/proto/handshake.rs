@@ -69,8 +69,12 @@ pub fn validate<B>(request: &Request<B>) -> Result<&str, RequestError> {
         return Err(RequestError::HttpVersionTooOld);
     }
     let headers = request.headers();
-    if !headers.contains_key(header::HOST) {
-        return Err(RequestError::MissingHost);
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => return Err(RequestError::MissingHost),
+        // RFC 7230 §5.4: two hosts could route one way here and another way in a proxy.
+        (Some(_), Some(_)) => return Err(RequestError::DuplicateHost),
+        (Some(_), None) => {}
     }
     if !has_token(headers, header::UPGRADE, "websocket") {
         return Err(RequestError::MissingUpgradeWebsocket);
@@ -311,6 +315,21 @@ mod tests {
                 "{name}: {value}"
             );
         }
+    }
+
+    #[test]
+    fn a_repeated_host_is_refused() {
+        let mut request = upgrade_request().body(()).unwrap();
+        request
+            .headers_mut()
+            .append(header::HOST, HeaderValue::from_static("server.example.com"));
+        assert_eq!(validate(&request), Err(RequestError::DuplicateHost));
+        assert_eq!(
+            WebsocketError::from(RequestError::DuplicateHost)
+                .to_response()
+                .status(),
+            400
+        );
     }
 
     #[test]

@@ -271,3 +271,50 @@ def test_plain_http_request(echo_server):
     status, _, body = http_request(echo_server, "GET", {})
     assert status == 200
     assert body == b"wsbox echo server: connect with a WebSocket client\n"
+
+
+# --- Requests a proxy in front could frame differently (raw sockets).
+
+
+def raw_http(echo_server, request):
+    """Sends `request` as is, half-closes, and returns all the server sends until it closes."""
+    with socket.create_connection(echo_server, timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Content-Length: 3\r\nContent-Length: 10\r\n",
+        b"Content-Length: 10\r\nContent-Length: 3\r\n",
+        b"Content-Length: +3\r\n",
+        b"Content-Length: 3, 3\r\n",
+        b"Host: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    ],
+    ids=[
+        "two lengths, last longer",
+        "two lengths, last shorter",
+        "signed length",
+        "length list",
+        "two hosts",
+    ],
+)
+def test_ambiguous_requests_are_refused(echo_server, headers):
+    answer = raw_http(echo_server, b"GET / HTTP/1.1\r\nHost: a\r\n" + headers + b"\r\nabcdefghij")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+
+
+def test_head_gets_no_body(echo_server):
+    answer = raw_http(
+        echo_server,
+        b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    first, rest = answer.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert rest.startswith(b"HTTP/1.1 200 "), answer
