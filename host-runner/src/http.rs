@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -41,26 +42,16 @@ struct Slot {
     upgrade: Option<(OnUpgrade, String, Option<String>)>,
 }
 
+/// How long a response already being written may still take once the HTTP phase's
+/// deadline has passed: a client that reads gets its answer, one that does not is dropped.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
 /// Serves HTTP requests on `stream` until the connection ends (`None`) or a request is
 /// upgraded to a WebSocket, within `--handshake-timeout` for the whole phase: hyper's own
 /// timer covers only request heads, so a stalled body or a client that never reads the
-/// responses would otherwise hold the connection, and its guest, forever.
+/// responses would otherwise hold the connection, and its guest, forever. At the deadline
+/// no further request is read, and a response in flight gets [`DEADLINE_GRACE`] to finish.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Option<Upgraded> {
-    let limit = shared.settings.handshake_timeout;
-    match tokio::time::timeout(limit, serve_requests(stream, peer, shared)).await {
-        Ok(upgraded) => upgraded,
-        Err(_) => {
-            debug!(%peer, ?limit, "http phase timed out");
-            None
-        }
-    }
-}
-
-async fn serve_requests(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-) -> Option<Upgraded> {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let service = {
         let slot = slot.clone();
@@ -81,8 +72,19 @@ async fn serve_requests(
         .with_upgrades();
     tokio::pin!(connection);
     let mut shutdown = shared.shutdown.clone();
+    let limit = shared.settings.handshake_timeout;
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = tokio::time::sleep(limit) => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(DEADLINE_GRACE, connection).await {
+                Ok(result) => result,
+                Err(_) => {
+                    debug!(%peer, ?limit, "http phase timed out");
+                    return None;
+                }
+            }
+        }
         () = shutdown.wait() => {
             connection.as_mut().graceful_shutdown();
             match tokio::time::timeout(shared.settings.shutdown_timeout, connection).await {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
@@ -142,8 +143,38 @@ retry-after: 1\r\n\
 connection: close\r\n\r\n\
 too many connections from your address\n";
 
+/// Refusals answered at once: each holds its socket for up to ~1.2 s (see [`refuse`]), so
+/// without a bound a flood beyond the caps would hold descriptors without limit and starve
+/// `accept` for everyone.
+const MAX_REFUSALS: usize = 256;
+
+/// The refusals being answered, under [`MAX_REFUSALS`].
+pub struct Refusals(Arc<Semaphore>);
+
+impl Refusals {
+    pub fn new() -> Self {
+        Refusals(Arc::new(Semaphore::new(MAX_REFUSALS)))
+    }
+
+    /// Answers `stream` with `response` (a 503) in its own task, or, when [`MAX_REFUSALS`]
+    /// are already being answered, closes it at once. Returns whether it is answered, so the
+    /// caller logs each refusal only while their number is bounded.
+    pub fn refuse(&self, stream: TcpStream, response: &'static [u8]) -> bool {
+        match self.0.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    refuse(stream, response).await;
+                    drop(permit);
+                });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// Answers a connection over a limit with `response` (a 503) and closes it.
-pub async fn refuse(mut stream: TcpStream, response: &'static [u8]) {
+async fn refuse(mut stream: TcpStream, response: &'static [u8]) {
     // The request is read (briefly, bounded) before closing: closing a socket with unread
     // input sends a reset, which could destroy the 503 before the client reads it.
     let mut head = [0u8; 4096];

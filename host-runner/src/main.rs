@@ -85,6 +85,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let max = settings.max_connections;
     let permits = Arc::new(Semaphore::new(max));
     let per_address = limits::PerAddress::new(settings.max_connections_per_address);
+    let refusals = limits::Refusals::new();
     let shutdown_timeout = settings.shutdown_timeout;
     let shared = Arc::new(Shared {
         runtime,
@@ -98,13 +99,14 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let Some(place) = per_address.try_acquire(peer.ip()) else {
-                        warn!(
-                            %peer,
-                            max_connections_per_address = per_address.max(),
-                            "connection refused with 503: too many from this address \
-                             (--max-connections-per-address; 0 behind a reverse proxy)"
-                        );
-                        tokio::spawn(limits::refuse(stream, limits::ADDRESS_BUSY));
+                        if refusals.refuse(stream, limits::ADDRESS_BUSY) {
+                            warn!(
+                                %peer,
+                                max_connections_per_address = per_address.max(),
+                                "connection refused with 503: too many from this address \
+                                 (--max-connections-per-address; 0 behind a reverse proxy)"
+                            );
+                        }
                         continue;
                     };
                     match permits.clone().try_acquire_owned() {
@@ -117,8 +119,9 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
                             });
                         }
                         Err(_) => {
-                            warn!(%peer, max_connections = max, "connection refused with 503");
-                            tokio::spawn(limits::refuse(stream, limits::SERVER_BUSY));
+                            if refusals.refuse(stream, limits::SERVER_BUSY) {
+                                warn!(%peer, max_connections = max, "connection refused with 503");
+                            }
                         }
                     }
                 }
