@@ -25,5 +25,10 @@ runner=$(pgrep -P "$pid" -x wsbox-runner || echo "$pid")
 kill -INT "$runner"
 wait "$pid" || { cat "$log"; echo "first command: runner did not exit 0 on SIGINT" >&2; exit 1; }
 grep -q "WebSocket" <<<"$page" || { echo "first command: unexpected page at $url" >&2; exit 1; }
-grep -i "adding" "$log" || true
+# The embedded handler is a wasm32-wasip2 component: whatever state the toolchain was in,
+# the first command must leave the target installed (wasm-build adds it through rustup).
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2/lib" ]; then
+    echo "first command: served, but the wasm32-wasip2 target is not installed" >&2; exit 1
+fi
+grep "wasm32-wasip2" "$log" || true   # "was missing; added it" when the build script ran
 echo "first command: served $url and exited cleanly"

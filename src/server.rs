@@ -280,6 +280,12 @@ where
                 .get(header::CONNECTION)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let mut response = handler(&request);
+        // A handler may end the connection too (`Connection: close`).
+        let keep_alive = keep_alive
+            && !response
+                .headers()
+                .get(header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let upgrade = response.extensions_mut().remove::<PendingUpgrade>();
         let accepted = response.extensions_mut().remove::<Accepted>();
         let (parts, body) = response.into_parts();

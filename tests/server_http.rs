@@ -29,6 +29,12 @@ fn server() -> SocketAddr {
             .unwrap_or(StatusCode::OK);
         let mut response = Response::new(format!("body=[{}]", request_body(request)).into_bytes());
         *response.status_mut() = status;
+        if request.headers().contains_key("x-close") {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         response
     })
     .expect("bind 127.0.0.1:0");
@@ -150,4 +156,29 @@ fn a_repeated_host_is_refused() {
     assert!(answer.contains("Host"), "{answer}");
     let answer = exchange(addr, &format!("{upgrade}Host: a\r\n\r\n"));
     assert_eq!(status_of(&answer), "101", "{answer}");
+}
+
+#[test]
+fn a_handler_that_says_close_gets_the_connection_closed() {
+    let addr = server();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    // Shorter than the server's request deadline (10 s), which also ends a kept-alive
+    // connection: the close must come from the handler's header, not from the deadline.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-close: 1\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the server closes after a response that says `connection: close`");
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(&answer), "200", "{answer}");
+    let connection_headers = answer
+        .lines()
+        .filter(|line| line.to_ascii_lowercase().starts_with("connection:"))
+        .count();
+    assert_eq!(connection_headers, 1, "one connection header: {answer}");
 }

@@ -72,8 +72,9 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub guest_memory: u64,
 
-    /// Time one guest call may run; a guest still running then is trapped and its
-    /// connection closed with 1011.
+    /// Time one guest call may hold its connection, running or waiting in a WASI call
+    /// (time yielded to other connections at each 10 ms tick does not count); a call still
+    /// going then is stopped and its connection closed with 1011.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub guest_cpu: Duration,
 

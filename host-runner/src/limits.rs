@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Semaphore;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 /// Descriptors the runner needs besides one per connection (listener, epoch ticker,

@@ -179,7 +179,12 @@ pub(super) fn encode_response(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in response.headers() {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        // The server frames the response and decides the connection's fate (`close`); a
+        // 101 keeps the handler's `Connection: Upgrade`.
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || (name == header::CONNECTION && status != StatusCode::SWITCHING_PROTOCOLS)
+        {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());

@@ -56,7 +56,7 @@ pub fn build_component(package: &str, artifact: &str, watch: &[&Path]) -> PathBu
         panic!("building {package} for {TARGET} failed (see the compiler's output above)");
     }
     let wasm = target_dir
-        .join("wasm32-wasip2")
+        .join(TARGET)
         .join("guest")
         .join(format!("{artifact}.wasm"));
     assert!(wasm.exists(), "{} was not produced", wasm.display());
