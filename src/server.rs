@@ -38,24 +38,25 @@ pub struct PendingUpgrade {
 impl PendingUpgrade {
     /// Hands the upgraded connection, with a session as `accepted` settled, to the
     /// `Receiver`. `already_read` holds any bytes read from `stream` past the request.
-    /// Returns `false` if the receiver was dropped.
+    /// Returns `false` if the receiver was dropped. The stream's timeouts are the caller's
+    /// to set (the [`Server`] sets its `idle_timeout` and `write_timeout`).
     pub fn complete(self, accepted: Accepted, stream: TcpStream, already_read: &[u8]) -> bool {
-        let session = Session::server(accepted.config());
-        let websocket = Websocket::from_session(stream, session, already_read);
-        self.sender.send(websocket).is_ok()
+        self.deliver(accepted, stream, already_read, None)
     }
 
-    /// [`PendingUpgrade::complete`], keeping `slot` until the `Websocket` is dropped.
-    fn complete_holding(
+    fn deliver(
         self,
         accepted: Accepted,
         stream: TcpStream,
         already_read: &[u8],
-        slot: Slot,
+        slot: Option<Slot>,
     ) -> bool {
         let session = Session::server(accepted.config());
         let mut websocket = Websocket::from_session(stream, session, already_read);
-        websocket.hold_until_drop(Box::new(slot));
+        if let Some(slot) = slot {
+            // The connection's place under `max_connections` lasts as long as the socket.
+            websocket.hold_until_drop(Box::new(slot));
+        }
         self.sender.send(websocket).is_ok()
     }
 }
@@ -302,7 +303,7 @@ where
                     .set_write_timeout(Some(config.get_write_timeout()))
                     .is_ok()
             {
-                upgrade.complete_holding(accepted, stream, &buf, slot);
+                upgrade.deliver(accepted, stream, &buf, Some(slot));
             }
             return;
         }
