@@ -118,9 +118,12 @@ const MIN_REQUEST_HEAD: u64 = 8 * 1024;
 const MIN_DEFAULT_PER_ADDRESS: usize = 64;
 /// The epoch ticker's period: the granularity of the guest CPU limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Above this the pool's address-space reservation (connections × guest memory) cannot be
-/// mapped on x86-64/aarch64 with 47-bit user address spaces.
+/// Above this the pool's address-space reservation (connections × (guest memory + fiber
+/// stack)) cannot be mapped on x86-64/aarch64 with 47-bit user address spaces.
 const MAX_RESERVATION: u64 = 64 << 40;
+/// The fiber stack each connection's guest calls run on (wasmtime's default; address space,
+/// touched only as deep as a call goes).
+pub const FIBER_STACK: u64 = 2 << 20;
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -207,10 +210,12 @@ impl Args {
             ));
         }
         let guest_memory = round_up_to_wasm_page(self.guest_memory);
-        if (self.max_connections as u64).saturating_mul(guest_memory) > MAX_RESERVATION {
+        if (self.max_connections as u64).saturating_mul(guest_memory.saturating_add(FIBER_STACK))
+            > MAX_RESERVATION
+        {
             return Err(format!(
-                "--max-connections × --guest-memory exceeds the {} TiB the instance pool may \
-                 reserve; lower one of them",
+                "--max-connections × (--guest-memory + a 2 MiB fiber stack) exceeds the {} TiB \
+                 the instance pool may reserve; lower one of them",
                 MAX_RESERVATION >> 40
             ));
         }

@@ -23,7 +23,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::cli::{EPOCH_TICK, Settings};
+use crate::cli::{EPOCH_TICK, FIBER_STACK, Settings};
 
 mod stdio;
 
@@ -157,6 +157,7 @@ impl Runtime {
             .memory_reservation(settings.guest_memory as u64)
             .memory_guard_size(0)
             .memory_reservation_for_growth(0)
+            .async_stack_size(FIBER_STACK as usize)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, wasm)?;
