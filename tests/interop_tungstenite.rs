@@ -3,8 +3,8 @@
 //! (`wsbox::client`) against its server (`tungstenite::accept`), all on 127.0.0.1.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::{self, JoinHandle};
+use std::sync::mpsc::Receiver;
+use std::thread;
 use std::time::Duration;
 
 use tungstenite::Message as TMessage;
@@ -14,7 +14,10 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::CloseFrame as TCloseFrame;
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{CloseCode as TCloseCode, Data, OpCode};
+use wsbox::server::ServerConfig;
 use wsbox::{CloseCode, CloseFrame, Message, Websocket};
+
+mod support;
 
 /// How long any read may block, on either side.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,55 +27,16 @@ type TWebSocket = tungstenite::WebSocket<TcpStream>;
 // ---------------------------------------------------------------------------------------
 // Our server, tungstenite's client.
 
-/// Serves upgrades with the subprotocol `choose` picks, and hands each server-side
-/// `Websocket` to the returned receiver.
-fn our_server<F>(choose: F) -> (SocketAddr, Receiver<Websocket>)
-where
-    F: Fn(&http::Request<Vec<u8>>) -> Option<String> + Send + Sync + 'static,
-{
-    let (sender, accepted) = mpsc::channel();
-    let server = wsbox::server::Server::bind("127.0.0.1:0", move |request| {
-        match wsbox::start(request, choose(request)) {
-            Ok((response, websocket)) => {
-                let sender = sender.clone();
-                thread::spawn(move || {
-                    if let Ok(websocket) = websocket.recv() {
-                        websocket
-                            .get_ref()
-                            .set_read_timeout(Some(TIMEOUT))
-                            .expect("set_read_timeout");
-                        let _ = sender.send(websocket);
-                    }
-                });
-                response.map(|()| Vec::new())
-            }
-            Err(error) => error.to_response(),
-        }
-    })
-    .expect("bind 127.0.0.1:0");
-    let addr = server.local_addr().expect("local_addr");
-    thread::spawn(move || server.run());
-    (addr, accepted)
-}
-
+/// The next server-side `Websocket`, with the read timeout set.
 fn accept(accepted: &Receiver<Websocket>) -> Websocket {
-    accepted
+    let websocket = accepted
         .recv_timeout(TIMEOUT)
-        .expect("the server accepted no connection")
-}
-
-/// Echoes until the connection ends; returns the peer's close frame.
-fn echo(mut websocket: Websocket) -> Option<CloseFrame> {
-    while let Some(message) = websocket.next() {
-        let sent = match message {
-            Message::Text(text) => websocket.send_text(&text),
-            Message::Binary(data) => websocket.send_binary(&data),
-        };
-        if sent.is_err() {
-            break;
-        }
-    }
-    websocket.close_reason().cloned()
+        .expect("the server accepted no connection");
+    websocket
+        .get_ref()
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("set_read_timeout");
+    websocket
 }
 
 /// A tungstenite client connection to `addr` with the given `Sec-WebSocket-Protocol` offer.
@@ -119,9 +83,9 @@ fn read_data(client: &mut TWebSocket) -> TMessage {
 
 #[test]
 fn tungstenite_client_text_binary_and_large_messages() {
-    let (addr, accepted) = our_server(|_| None);
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let (mut client, _) = tungstenite_client(addr, "/", None).expect("handshake");
-    let server = thread::spawn(move || echo(accept(&accepted)));
+    let server = thread::spawn(move || support::echo(accept(&accepted)));
 
     client.send(TMessage::text("Hello, wsbox")).unwrap();
     assert_eq!(read_data(&mut client), TMessage::text("Hello, wsbox"));
@@ -153,9 +117,9 @@ fn tungstenite_client_text_binary_and_large_messages() {
 
 #[test]
 fn tungstenite_client_ping_is_answered() {
-    let (addr, accepted) = our_server(|_| None);
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let (mut client, _) = tungstenite_client(addr, "/", None).expect("handshake");
-    let server = thread::spawn(move || echo(accept(&accepted)));
+    let server = thread::spawn(move || support::echo(accept(&accepted)));
 
     client
         .send(TMessage::Ping(b"are you there"[..].into()))
@@ -175,9 +139,9 @@ fn tungstenite_client_ping_is_answered() {
 
 #[test]
 fn close_initiated_by_tungstenite_client() {
-    let (addr, accepted) = our_server(|_| None);
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let (mut client, _) = tungstenite_client(addr, "/", None).expect("handshake");
-    let server = thread::spawn(move || echo(accept(&accepted)));
+    let server = thread::spawn(move || support::echo(accept(&accepted)));
 
     client
         .close(Some(TCloseFrame {
@@ -202,7 +166,7 @@ fn close_initiated_by_tungstenite_client() {
 
 #[test]
 fn close_initiated_by_our_server() {
-    let (addr, accepted) = our_server(|_| None);
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let (mut client, _) = tungstenite_client(addr, "/", None).expect("handshake");
     let server = thread::spawn(move || {
         let mut websocket = accept(&accepted);
@@ -228,11 +192,11 @@ fn close_initiated_by_our_server() {
 
 #[test]
 fn subprotocol_none() {
-    let (addr, accepted) = our_server(|_| None);
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let (mut client, response) = tungstenite_client(addr, "/", None).expect("handshake");
     assert_eq!(protocol_of(&response), None);
     client.send(TMessage::text("no protocol")).unwrap();
-    let server = thread::spawn(move || echo(accept(&accepted)));
+    let server = thread::spawn(move || support::echo(accept(&accepted)));
     assert_eq!(read_data(&mut client), TMessage::text("no protocol"));
     drop(client);
     server.join().unwrap();
@@ -249,11 +213,11 @@ fn subprotocol_none() {
 
 #[test]
 fn subprotocol_exactly_one() {
-    let (addr, accepted) = our_server(|_| Some("echo".into()));
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| Some("echo".into()));
     let (mut client, response) =
         tungstenite_client(addr, "/", Some("chat, echo")).expect("handshake");
     assert_eq!(protocol_of(&response), Some("echo"));
-    let server = thread::spawn(move || echo(accept(&accepted)));
+    let server = thread::spawn(move || support::echo(accept(&accepted)));
     client.send(TMessage::text("with echo")).unwrap();
     assert_eq!(read_data(&mut client), TMessage::text("with echo"));
     drop(client);
@@ -280,7 +244,7 @@ fn subprotocol_exactly_one() {
 #[test]
 fn subprotocol_picked_from_the_requested_list() {
     let supported = ["v1.chat", "v2.chat"];
-    let (addr, accepted) = our_server(move |request| {
+    let (addr, accepted) = support::server(ServerConfig::default(), move |request| {
         wsbox::requested_protocols(request).find(|p| supported.contains(&p.as_str()))
     });
     // The client's order of preference wins.
@@ -293,7 +257,7 @@ fn subprotocol_picked_from_the_requested_list() {
         assert_eq!(protocol_of(&response), Some(chosen), "offer {offer}");
         let server = thread::spawn({
             let websocket = accept(&accepted);
-            move || echo(websocket)
+            move || support::echo(websocket)
         });
         client.send(TMessage::text(chosen)).unwrap();
         assert_eq!(read_data(&mut client), TMessage::text(chosen));
@@ -304,33 +268,6 @@ fn subprotocol_picked_from_the_requested_list() {
 
 // ---------------------------------------------------------------------------------------
 // Our client, tungstenite's server.
-
-/// Accepts one connection with `tungstenite::accept` and runs `serve` on it.
-fn tungstenite_server<T, F>(serve: F) -> (SocketAddr, JoinHandle<T>)
-where
-    T: Send + 'static,
-    F: FnOnce(TWebSocket) -> T + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local_addr");
-    let handle = thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("accept");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("set_read_timeout");
-        serve(tungstenite::accept(stream).expect("tungstenite handshake"))
-    });
-    (addr, handle)
-}
-
-fn our_client(addr: SocketAddr) -> Websocket {
-    let websocket = wsbox::client::connect(&format!("ws://{addr}/")).expect("our handshake");
-    websocket
-        .get_ref()
-        .set_read_timeout(Some(TIMEOUT))
-        .expect("set_read_timeout");
-    websocket
-}
 
 /// Echoes data messages until the peer closes; returns its close frame.
 fn tungstenite_echo(mut ws: TWebSocket) -> Option<TCloseFrame> {
@@ -350,8 +287,7 @@ fn tungstenite_echo(mut ws: TWebSocket) -> Option<TCloseFrame> {
 
 #[test]
 fn our_client_echo_and_close_handshake() {
-    let (addr, server) = tungstenite_server(tungstenite_echo);
-    let mut client = our_client(addr);
+    let (mut client, server) = support::tungstenite_peer(tungstenite_echo);
 
     client.send_text("Hello, tungstenite").unwrap();
     assert_eq!(
@@ -381,7 +317,7 @@ fn our_client_echo_and_close_handshake() {
 
 #[test]
 fn our_client_receives_fragmented_messages() {
-    let (addr, server) = tungstenite_server(|mut ws: TWebSocket| {
+    let (mut client, server) = support::tungstenite_peer(|mut ws: TWebSocket| {
         let fragment = |data: &[u8], op: Data, fin: bool| {
             TMessage::Frame(Frame::message(data.to_vec(), OpCode::Data(op), fin))
         };
@@ -409,7 +345,6 @@ fn our_client_receives_fragmented_messages() {
         let _ = ws.flush();
         pongs
     });
-    let mut client = our_client(addr);
     assert_eq!(client.next(), Some(Message::Text("Hello".into())));
     assert_eq!(client.next(), Some(Message::Text("κόσμε".into())));
     assert_eq!(client.next(), Some(Message::Binary(vec![1, 2, 3])));
@@ -420,14 +355,13 @@ fn our_client_receives_fragmented_messages() {
 
 #[test]
 fn our_client_answers_server_pings() {
-    let (addr, server) = tungstenite_server(|mut ws: TWebSocket| {
+    let (mut client, server) = support::tungstenite_peer(|mut ws: TWebSocket| {
         ws.send(TMessage::Ping(b"heartbeat"[..].into())).unwrap();
         let pong = ws.read().expect("the pong");
         ws.send(TMessage::text("pong seen")).unwrap();
         tungstenite_echo(ws);
         pong
     });
-    let mut client = our_client(addr);
     assert_eq!(client.next(), Some(Message::Text("pong seen".into())));
     drop(client);
     assert_eq!(
@@ -438,7 +372,7 @@ fn our_client_answers_server_pings() {
 
 #[test]
 fn close_initiated_by_tungstenite_server() {
-    let (addr, server) = tungstenite_server(|mut ws: TWebSocket| {
+    let (mut client, server) = support::tungstenite_peer(|mut ws: TWebSocket| {
         ws.send(TMessage::text("last words")).unwrap();
         ws.close(Some(TCloseFrame {
             code: TCloseCode::from(4002),
@@ -454,7 +388,6 @@ fn close_initiated_by_tungstenite_server() {
             Err(e) => panic!("tungstenite server: {e}"),
         }
     });
-    let mut client = our_client(addr);
     assert_eq!(client.next(), Some(Message::Text("last words".into())));
     assert_eq!(client.next(), None);
     assert!(client.is_closed());

@@ -9,38 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use wsbox::Websocket;
 use wsbox::server::{Server, ServerConfig};
+
+mod support;
 
 /// How long a test waits for anything that should happen promptly.
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves upgrades (each `Websocket` goes to the receiver) and answers anything else 200.
-fn server(config: ServerConfig) -> (SocketAddr, mpsc::Receiver<Websocket>) {
-    let (sender, accepted) = mpsc::channel();
-    let server =
-        Server::bind_with_config("127.0.0.1:0", config, move |request: &Request<Vec<u8>>| {
-            if !request.headers().contains_key(http::header::UPGRADE) {
-                return Response::new(b"ok".to_vec());
-            }
-            match wsbox::start(request, None::<&str>) {
-                Ok((response, websocket)) => {
-                    let sender = sender.clone();
-                    thread::spawn(move || {
-                        if let Ok(websocket) = websocket.recv() {
-                            let _ = sender.send(websocket);
-                        }
-                    });
-                    response.map(|()| Vec::new())
-                }
-                Err(error) => error.to_response(),
-            }
-        })
-        .expect("bind 127.0.0.1:0");
-    let addr = server.local_addr().expect("local_addr");
-    thread::spawn(move || server.run());
-    (addr, accepted)
-}
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
@@ -88,7 +62,7 @@ fn eventually(mut check: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn connections_beyond_the_limit_get_503_until_one_ends() {
-    let (addr, accepted) = server(ServerConfig::default().max_connections(2));
+    let (addr, accepted) = support::server(ServerConfig::default().max_connections(2), |_| None);
     // One upgraded connection and one that says nothing take both slots.
     let mut websocket = tungstenite_client(addr);
     let server_side = accepted.recv_timeout(TIMEOUT).expect("accepted");
@@ -132,7 +106,7 @@ fn limits_that_cannot_work_are_refused_at_bind() {
 #[test]
 fn a_trickled_request_is_cut_off_at_the_deadline() {
     // The default deadline is 10 s; a byte every 500 ms keeps any per-read timeout happy.
-    let (addr, _) = server(ServerConfig::default());
+    let (addr, _) = support::server(ServerConfig::default(), |_| None);
     let mut stream = connect(addr);
     let request = b"GET / HTTP/1.1\r\nHost: a\r\nX-Padding: "
         .iter()
@@ -158,7 +132,7 @@ fn a_trickled_request_is_cut_off_at_the_deadline() {
 #[test]
 fn a_body_that_never_comes_is_cut_off_at_the_deadline() {
     let config = ServerConfig::default().request_timeout(Duration::from_secs(1));
-    let (addr, _) = server(config);
+    let (addr, _) = support::server(config, |_| None);
     let mut stream = connect(addr);
     stream
         .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
@@ -172,7 +146,7 @@ fn a_body_that_never_comes_is_cut_off_at_the_deadline() {
 #[test]
 fn a_websocket_send_to_a_peer_that_never_reads_times_out() {
     // The default write timeout is 10 s.
-    let (addr, accepted) = server(ServerConfig::default());
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let _client = tungstenite_client(addr);
     let mut websocket = accepted.recv_timeout(TIMEOUT).expect("accepted");
     let (done, result) = mpsc::channel();
@@ -194,7 +168,7 @@ fn a_websocket_send_to_a_peer_that_never_reads_times_out() {
 #[test]
 fn an_idle_websocket_ends_after_the_idle_timeout() {
     let config = ServerConfig::default().idle_timeout(Some(Duration::from_secs(1)));
-    let (addr, accepted) = server(config);
+    let (addr, accepted) = support::server(config, |_| None);
     let _client = tungstenite_client(addr);
     let mut websocket = accepted.recv_timeout(TIMEOUT).expect("accepted");
     let (done, result) = mpsc::channel();

@@ -4,48 +4,27 @@
 //! `wsbox::client`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use tungstenite::Message as TMessage;
 use tungstenite::protocol::CloseFrame as TCloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
+use wsbox::server::ServerConfig;
 use wsbox::{CloseCode, CloseFrame, Message, SendError, Websocket};
+
+mod support;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 type TWebSocket = tungstenite::WebSocket<TcpStream>;
 
-/// Our server; each accepted server-side `Websocket` goes to the receiver.
-fn our_server() -> (SocketAddr, Receiver<Websocket>) {
-    let (sender, accepted) = mpsc::channel();
-    let server = wsbox::server::Server::bind("127.0.0.1:0", move |request| {
-        match wsbox::start(request, None::<&str>) {
-            Ok((response, websocket)) => {
-                let sender = sender.clone();
-                thread::spawn(move || {
-                    if let Ok(websocket) = websocket.recv() {
-                        let _ = sender.send(websocket);
-                    }
-                });
-                response.map(|()| Vec::new())
-            }
-            Err(error) => error.to_response(),
-        }
-    })
-    .expect("bind 127.0.0.1:0");
-    let addr = server.local_addr().expect("local_addr");
-    thread::spawn(move || server.run());
-    (addr, accepted)
-}
-
 /// A tungstenite client connected to our server, and the server side of that connection.
 fn pair() -> (TWebSocket, Websocket) {
-    let (addr, accepted) = our_server();
+    let (addr, accepted) = support::server(ServerConfig::default(), |_| None);
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     let (client, _) =
@@ -56,27 +35,6 @@ fn pair() -> (TWebSocket, Websocket) {
         .set_read_timeout(Some(TIMEOUT))
         .expect("timeout");
     (client, server)
-}
-
-/// A tungstenite server running `serve` on its one connection, and our client to it.
-fn tungstenite_peer<T, F>(serve: F) -> (Websocket, JoinHandle<T>)
-where
-    T: Send + 'static,
-    F: FnOnce(TWebSocket) -> T + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local_addr");
-    let handle = thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("accept");
-        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        serve(tungstenite::accept(stream).expect("tungstenite handshake"))
-    });
-    let client = wsbox::client::connect(&format!("ws://{addr}/")).expect("our handshake");
-    client
-        .get_ref()
-        .set_read_timeout(Some(TIMEOUT))
-        .expect("timeout");
-    (client, handle)
 }
 
 /// Reads messages until the peer's close frame; returns the data messages and the close.
@@ -97,7 +55,7 @@ fn drain(ws: &mut TWebSocket) -> (Vec<TMessage>, Option<TCloseFrame>) {
 
 #[test]
 fn read_yields_payloads_in_order_then_zero_after_close() {
-    let (mut client, server) = tungstenite_peer(|mut ws: TWebSocket| {
+    let (mut client, server) = support::tungstenite_peer(|mut ws: TWebSocket| {
         ws.send(TMessage::text("Hello, ")).unwrap();
         ws.send(TMessage::binary(b"binary ".to_vec())).unwrap();
         ws.send(TMessage::binary(Vec::new())).unwrap();
@@ -269,7 +227,7 @@ fn drop_sends_close_1000() {
         other => panic!("expected a close frame, got {other:?}"),
     }
     // Client side.
-    let (client, peer) = tungstenite_peer(|mut ws: TWebSocket| drain(&mut ws));
+    let (client, peer) = support::tungstenite_peer(|mut ws: TWebSocket| drain(&mut ws));
     drop(client);
     let (messages, close) = peer.join().unwrap();
     assert!(messages.is_empty());
@@ -298,7 +256,7 @@ fn drop_after_close_sends_nothing_more() {
 
 #[test]
 fn pings_are_answered_and_pongs_skipped_while_iterating() {
-    let (mut client, peer) = tungstenite_peer(|mut ws: TWebSocket| {
+    let (mut client, peer) = support::tungstenite_peer(|mut ws: TWebSocket| {
         ws.send(TMessage::Ping(b"from peer"[..].into())).unwrap();
         let mut seen = Vec::new();
         // Our ping and our pong, in whichever order they come.
@@ -389,7 +347,7 @@ fn frames_that_arrive_with_the_handshake_response_are_answered() {
 fn client_waits_for_the_server_to_close_the_tcp_connection() {
     let server_dropped = Arc::new(AtomicBool::new(false));
     let dropped = Arc::clone(&server_dropped);
-    let (mut client, peer) = tungstenite_peer(move |mut ws: TWebSocket| {
+    let (mut client, peer) = support::tungstenite_peer(move |mut ws: TWebSocket| {
         ws.close(None).unwrap();
         match ws.read() {
             Ok(TMessage::Close(_)) => {}

@@ -11,6 +11,10 @@ use wsbox::server::Server;
 
 use crate::{Case, config, expect_replies};
 
+// The helpers the other integration tests share (this is a separate test crate).
+#[path = "../support/mod.rs"]
+mod support;
+
 /// How long any single read may wait for the server.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The pause between the writes of a row that is split into several writes, so that they
@@ -22,16 +26,8 @@ fn echo_server(config: wsbox::Config) -> SocketAddr {
         match wsbox::start_with_config(request, None::<&str>, config) {
             Ok((response, websocket)) => {
                 thread::spawn(move || {
-                    if let Ok(mut websocket) = websocket.recv() {
-                        while let Some(message) = websocket.next() {
-                            let sent = match message {
-                                wsbox::Message::Text(text) => websocket.send_text(&text),
-                                wsbox::Message::Binary(data) => websocket.send_binary(&data),
-                            };
-                            if sent.is_err() {
-                                break;
-                            }
-                        }
+                    if let Ok(websocket) = websocket.recv() {
+                        support::echo(websocket);
                     }
                 });
                 response.map(|()| Vec::new())
