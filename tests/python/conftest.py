@@ -3,15 +3,14 @@ an ephemeral loopback port and killed when the tests that use it are done; the A
 summary lines printed at the end of the run."""
 
 import pathlib
-import re
-import select
 import subprocess
 
 import pytest
 
+from announced import announced
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ECHO_SERVER = ROOT / "target" / "debug" / "examples" / "echo_server"
-STARTUP_TIMEOUT = 30
 AUTOBAHN_SUMMARIES = pytest.StashKey[list]()
 
 
@@ -37,22 +36,11 @@ def echo_server_binary(workspace_built):
 @pytest.fixture(scope="module")
 def echo_server(echo_server_binary):
     """Starts the echo server on 127.0.0.1:0; yields (host, port)."""
-    process = subprocess.Popen(
-        [str(echo_server_binary), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        match = re.fullmatch(r"listening on ws://(127\.0\.0\.1):(\d+)/\n", line)
-        if not match:
-            pytest.fail(f"echo_server did not announce its address: {line!r}")
+    with announced(
+        [echo_server_binary, "--listen", "127.0.0.1:0"],
+        r"listening on ws://(127\.0\.0\.1):(\d+)/\n",
+    ) as (_, match):
         yield match[1], int(match[2])
-    finally:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ per-address connection cap on the runner does not matter).
 import collections
 import json
 import pathlib
-import re
-import select
 import subprocess
 import sysconfig
 import time
 
 import pytest
+
+from announced import announced
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "target" / "debug" / "wsbox-runner"
@@ -27,7 +27,6 @@ CLIENT = ROOT / "target" / "debug" / "examples" / "autobahn_client"
 KOSOKU = pathlib.Path(sysconfig.get_path("scripts")) / "kosoku"
 # A whole run takes seconds to a minute; this bounds a run that hangs on a loaded machine.
 SUITE_TIMEOUT = 600
-STARTUP_TIMEOUT = 30
 CASES = 517
 # permessage-deflate (RFC 7692), which wsbox does not offer.
 UNIMPLEMENTED_GROUPS = ("12", "13")
@@ -113,22 +112,12 @@ def fuzz_server(address, outdir):
 @pytest.fixture
 def runner(workspace_built):
     """wsbox-runner with its embedded default handler and default limits on 127.0.0.1:0."""
-    process = subprocess.Popen(
-        [str(RUNNER), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
+    with announced(
+        [RUNNER, "--listen", "127.0.0.1:0"],
+        r"wsbox-runner listening on http://(127\.0\.0\.1:\d+)/\n",
         stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
-        line = process.stdout.readline() if ready else ""
-        match = re.fullmatch(r"wsbox-runner listening on http://(127\.0\.0\.1:\d+)/\n", line)
-        assert match, f"wsbox-runner did not announce its address: {line!r}"
+    ) as (_, match):
         yield match[1]
-    finally:
-        process.kill()
-        process.wait(timeout=STARTUP_TIMEOUT)
 
 
 def test_echo_server(echo_server, tmp_path, autobahn_summary):
@@ -143,18 +132,11 @@ def test_runner(runner, tmp_path, autobahn_summary):
 
 
 def test_client(workspace_built, tmp_path, autobahn_summary):
-    kosoku = subprocess.Popen(
-        [str(KOSOKU), "-m", "fuzzingserver", "-o", str(tmp_path), "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([kosoku.stderr], [], [], STARTUP_TIMEOUT)
-        line = kosoku.stderr.readline() if ready else ""
-        match = re.fullmatch(r"fuzzingserver listening on (ws://127\.0\.0\.1:\d+)\n", line)
-        assert match, f"kosoku did not announce its address: {line!r}"
+    with announced(
+        [KOSOKU, "-m", "fuzzingserver", "-o", tmp_path, "127.0.0.1:0"],
+        r"fuzzingserver listening on (ws://127\.0\.0\.1:\d+)\n",
+        stream="stderr",
+    ) as (kosoku, match):
         started = time.monotonic()
         client = subprocess.run(
             [str(CLIENT), "--server", match[1], "--agent", "wsbox"],
@@ -184,6 +166,3 @@ def test_client(workspace_built, tmp_path, autobahn_summary):
             f"the client closed TCP first on {closed_first} connections; it failed only "
             f"{len(failed)} cases"
         )
-    finally:
-        kosoku.kill()
-        kosoku.wait(timeout=STARTUP_TIMEOUT)

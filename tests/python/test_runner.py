@@ -1,12 +1,13 @@
 """wsbox-runner (serving its embedded echo handler) against the Python `websockets` client."""
 
 import pathlib
-import re
 import subprocess
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from announced import announced
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "target" / "debug" / "wsbox-runner"
@@ -17,23 +18,15 @@ TIMEOUT = 10
 def runner(workspace_built):
     """Starts the runner on 127.0.0.1:0, yields its address, and stops it with SIGTERM (it
     must exit 0)."""
-    process = subprocess.Popen(
-        [str(RUNNER), "--listen", "127.0.0.1:0", "--max-message-size", "64KiB",
-         "--max-frame-size", "64KiB"],
-        stdout=subprocess.PIPE,
+    with announced(
+        [RUNNER, "--listen", "127.0.0.1:0",
+         "--max-message-size", "64KiB", "--max-frame-size", "64KiB"],
+        r"wsbox-runner listening on http://(127\.0\.0\.1:\d+)/\n",
         stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        match = re.fullmatch(r"wsbox-runner listening on http://(127\.0\.0\.1:\d+)/\n", line)
-        assert match, f"unexpected first line {line!r}"
-        yield match.group(1)
+    ) as (process, match):
+        yield match[1]
         process.terminate()
         assert process.wait(timeout=TIMEOUT) == 0
-    finally:
-        process.kill()
-        process.wait(timeout=TIMEOUT)
 
 
 def test_echoes_text_and_binary(runner):
