@@ -327,49 +327,36 @@ pub struct Guest {
     clock: CallClock,
 }
 
+/// Calls one export the way every export is called: under the call clock (yielding at each
+/// tick, bounded by `--guest-cpu`), with stdio lines left unfinished logged afterwards.
+macro_rules! call_export {
+    ($guest:ident, $export:ident $(, $arg:expr)*) => {{
+        $guest.start();
+        let handler = $guest.bindings.wsbox_websocket_handler();
+        let result = $guest
+            .clock
+            .bound(handler.$export(&mut $guest.store $(, $arg)*))
+            .await;
+        $guest.end();
+        result
+    }};
+}
+
 impl Guest {
     pub async fn handle(&mut self, request: &Request, limits: Limits) -> Result<Response, Fault> {
-        self.start();
-        let handler = self.bindings.wsbox_websocket_handler();
-        let result = self
-            .clock
-            .bound(handler.call_handle(&mut self.store, request, limits))
-            .await;
-        self.end();
-        result
+        call_export!(self, call_handle, request, limits)
     }
 
     pub async fn on_bytes(&mut self, data: &[u8]) -> Result<Reply, Fault> {
-        self.start();
-        let handler = self.bindings.wsbox_websocket_handler();
-        let result = self
-            .clock
-            .bound(handler.call_on_bytes(&mut self.store, data))
-            .await;
-        self.end();
-        result
+        call_export!(self, call_on_bytes, data)
     }
 
     pub async fn on_close_request(&mut self, code: u16, reason: &str) -> Result<Reply, Fault> {
-        self.start();
-        let handler = self.bindings.wsbox_websocket_handler();
-        let result = self
-            .clock
-            .bound(handler.call_on_close_request(&mut self.store, code, reason))
-            .await;
-        self.end();
-        result
+        call_export!(self, call_on_close_request, code, reason)
     }
 
     pub async fn on_peer_gone(&mut self) -> Result<(), Fault> {
-        self.start();
-        let handler = self.bindings.wsbox_websocket_handler();
-        let result = self
-            .clock
-            .bound(handler.call_on_peer_gone(&mut self.store))
-            .await;
-        self.end();
-        result
+        call_export!(self, call_on_peer_gone)
     }
 
     fn start(&mut self) {
