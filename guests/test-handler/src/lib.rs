@@ -1,70 +1,100 @@
-//! A handler for the runner's tests, written against the raw WIT bindings (not the guest
-//! SDK) so that it tests the runner alone. The request path picks the behaviour:
+//! A handler for the runner's tests, written against the raw WIT bindings of the `app` world
+//! (not the guest SDK) so that it tests the runner alone. The request path picks the
+//! behaviour:
 //!
 //! - `/none`, `/exact`, `/pick`: echo, choosing the subprotocol in each of the three ways
 //!   (none; exactly `echo`, refused if not offered; the first offered of `v1.chat`, `v2.chat`);
 //! - `/trap`, `/spin`, `/alloc`: accept, then on the first message panic, loop forever, or
-//!   allocate without bound;
+//!   allocate without bound; `/trap-open`, `/trap-close`, `/trap-alarm`: panic in `on-open`,
+//!   in `on-close`, or in `on-alarm` (echo otherwise; a text message `N` sets an alarm);
 //! - `/trap-handshake`: panic in `handle`;
-//! - `/print`: echo, printing to stdout and stderr in `handle` and each `on-bytes` (a
+//! - `/print`: echo, printing to stdout and stderr in `handle` and each `on-message` (a
 //!   line per stream, an unfinished line, and a line longer than the runner's limit);
 //! - `/env`: a 200 whose body lists the environment the guest sees;
 //! - `/framing`, `/framing-101`: a 200, or an accepted upgrade (then echo), that also sets
 //!   framing and hop-by-hop headers (a false `content-length`, `transfer-encoding`,
-//!   `connection` naming another header, …) for the runner to drop.
-//! - `/kick`: on the first message, starts the close handshake with 1008; a data message
-//!   after that panics (a fault once the close frame is out);
+//!   `connection` naming another header, …) for the runner to drop;
+//! - `/kick`: on the first message, closes with 1008 "kicked", then tries to send and prints
+//!   `send after close: RESULT`; a message delivered after that panics;
 //! - `/sleep`: each message is a number of milliseconds to sleep (a blocking WASI call)
 //!   before echoing it;
 //! - `/file`: a 200 whose body is `/data/greeting.txt` (granted by `--dir`), else a 404
-//!   saying why.
+//!   saying why;
+//! - `/id`: `on-open` sends the connection's id; then echo;
+//! - `/request`: `handle` sends `from handle`, and `on-open` sends a description of the
+//!   connection (see [`describe`]); the first offered subprotocol is chosen;
+//! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
+//!   that call the `connection` imports and answer with their results (see [`commands`]).
 //!
-//! Every mode prints `on-peer-gone` to stdout when the host calls it, for the tests to see.
+//! Every mode prints `on-close CODE CLEAN REASON` to stdout when `on-close` runs, and
+//! `on-alarm` when `on-alarm` does, for the tests to see in the runner's log.
 
 use std::cell::RefCell;
 
-use wsbox::session::{Event, Session};
+mod commands;
 
 mod bindings {
-    wit_bindgen::generate!({ path: "../../wit", world: "handler-component" });
+    wit_bindgen::generate!({ path: "../../wit", world: "app" });
 }
 
-use bindings::exports::wsbox::websocket::handler::{Guest, Reply};
-use bindings::wsbox::websocket::types::{Limits, Request, Response};
+use bindings::exports::wsbox::websocket::handler::Guest;
+use bindings::wsbox::websocket::connection;
+use bindings::wsbox::websocket::types::{Message, Request, Response};
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Echo,
-    /// Echo, after a 101 carrying hop-by-hop headers.
-    Framing,
     Print,
     Trap,
     Spin,
     Alloc,
     Kick,
     Sleep,
+    Id,
+    Request,
+    SendTo,
+    CloseOther,
+    Topics,
+    Alarm,
+    Attach,
+    Flood,
+    TrapOpen,
+    TrapClose,
+    TrapAlarm,
 }
 
-struct Connection {
-    session: Session,
+/// What `handle` learnt, for the calls that follow on the same connection.
+struct State {
     mode: Mode,
+    /// The query of the upgrade request (`/alarm?ms=N` sets an alarm in `on-open`).
+    query: String,
+    /// `self-id` and `request().path` as `handle` saw them.
+    handle_id: String,
+    handle_path: String,
+    /// `/kick` closed the connection.
+    kicked: bool,
 }
 
 thread_local! {
-    static CONNECTION: RefCell<Option<Connection>> = const { RefCell::new(None) };
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+fn mode() -> Option<Mode> {
+    STATE.with_borrow(|state| state.as_ref().map(|s| s.mode))
 }
 
 struct Handler;
 
 impl Guest for Handler {
-    fn handle(req: Request, limits: Limits) -> Response {
-        let request = match to_http(&req) {
-            Some(request) => request,
-            None => return text(400, "unparsable request\n"),
+    fn handle(req: Request) -> Response {
+        let Some(request) = to_http(&req) else {
+            return text(400, "unparsable request\n");
         };
         let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let first_offered = || wsbox::requested_protocols(&request).next();
         let (protocol, mode) = match path.as_str() {
-            "/none" => (None, Mode::Echo),
+            "/none" | "/framing-101" => (None, Mode::Echo),
             "/exact" => (Some("echo".to_owned()), Mode::Echo),
             "/pick" => (
                 wsbox::requested_protocols(&request).find(|p| p == "v1.chat" || p == "v2.chat"),
@@ -80,6 +110,17 @@ impl Guest for Handler {
             "/alloc" => (None, Mode::Alloc),
             "/kick" => (None, Mode::Kick),
             "/sleep" => (None, Mode::Sleep),
+            "/id" => (None, Mode::Id),
+            "/request" => (first_offered(), Mode::Request),
+            "/send-to" => (None, Mode::SendTo),
+            "/close-other" => (None, Mode::CloseOther),
+            "/topics" => (None, Mode::Topics),
+            "/alarm" => (None, Mode::Alarm),
+            "/attach" => (None, Mode::Attach),
+            "/flood" => (None, Mode::Flood),
+            "/trap-open" => (None, Mode::TrapOpen),
+            "/trap-close" => (None, Mode::TrapClose),
+            "/trap-alarm" => (None, Mode::TrapAlarm),
             "/file" => {
                 return match std::fs::read_to_string("/data/greeting.txt") {
                     Ok(contents) => text(200, &contents),
@@ -93,7 +134,6 @@ impl Guest for Handler {
                 response.headers.push(("x-kept".into(), b"yes".to_vec()));
                 return response;
             }
-            "/framing-101" => (None, Mode::Framing),
             "/env" => {
                 let vars: Vec<String> = std::env::vars()
                     .map(|(k, v)| format!("{k}={v}\n"))
@@ -102,96 +142,174 @@ impl Guest for Handler {
             }
             _ => return text(404, "not found\n"),
         };
-        let config = wsbox::Config::default()
-            .max_frame_size(usize::try_from(limits.max_frame_size).unwrap_or(usize::MAX))
-            .max_message_size(usize::try_from(limits.max_message_size).unwrap_or(usize::MAX));
-        match wsbox::handshake::accept(&request, protocol.as_deref(), config) {
-            Ok(response) => {
-                CONNECTION.set(Some(Connection {
-                    session: Session::server(config),
-                    mode,
-                }));
-                let mut response = from_http(response.map(|()| Vec::new()));
-                if let Mode::Framing = mode {
-                    // A 101 keeps its own `upgrade: websocket`.
-                    let extra = hop_by_hop()
-                        .into_iter()
-                        .filter(|(name, _)| name != "upgrade");
-                    response.headers.extend(extra);
-                }
-                response
+        // State made here carries over to the WebSocket (topics, attachment, queued sends).
+        for (key, value) in query_pairs(&query) {
+            let refused = match (mode, key) {
+                (Mode::Topics, "sub") => connection::subscribe(value)
+                    .err()
+                    .map(commands::topic_error),
+                (Mode::Attach, "set") => connection::set_attachment(value.as_bytes())
+                    .err()
+                    .map(|e| format!("too-large {}", e.max)),
+                _ => None,
+            };
+            if let Some(refused) = refused {
+                return text(400, &format!("{key}={value}: {refused}\n"));
             }
-            Err(error) => from_http(error.to_response()),
+        }
+        if mode == Mode::Request {
+            let _ = connection::send(&Message::Text("from handle".into()));
+        }
+        let response =
+            match wsbox::handshake::accept(&request, protocol.as_deref(), wsbox::Config::default())
+            {
+                Ok(response) => response.map(|()| Vec::new()),
+                Err(error) => return from_http(error.to_response()),
+            };
+        STATE.set(Some(State {
+            mode,
+            query,
+            handle_id: connection::self_id(),
+            handle_path: connection::request().path,
+            kicked: false,
+        }));
+        let mut response = from_http(response);
+        if path == "/framing-101" {
+            // A 101 keeps its own `upgrade: websocket`.
+            let extra = hop_by_hop()
+                .into_iter()
+                .filter(|(name, _)| name != "upgrade");
+            response.headers.extend(extra);
+        }
+        response
+    }
+
+    fn on_open() {
+        match mode() {
+            Some(Mode::Id | Mode::SendTo | Mode::CloseOther) => {
+                let _ = connection::send(&Message::Text(connection::self_id()));
+            }
+            Some(Mode::Request) => {
+                let _ = connection::send(&Message::Text(describe()));
+            }
+            Some(Mode::Alarm) => {
+                let query = STATE.with_borrow(|s| s.as_ref().map(|s| s.query.clone()));
+                let ms = query_pairs(query.as_deref().unwrap_or(""))
+                    .find(|(key, _)| *key == "ms")
+                    .and_then(|(_, value)| value.parse().ok());
+                if let Some(ms) = ms {
+                    connection::set_alarm(ms);
+                }
+            }
+            Some(Mode::TrapOpen) => panic!("trap requested in on-open"),
+            _ => {}
         }
     }
 
-    fn on_bytes(data: Vec<u8>) -> Reply {
-        with_connection(|connection| {
-            if let Mode::Print = connection.mode {
-                println!("guest stdout in on-bytes: {} bytes", data.len());
-                eprintln!("guest stderr in on-bytes");
-                eprint!("guest unfinished line");
-                println!("long:{}", "x".repeat(3000));
+    fn on_message(msg: Message) {
+        let Some(mode) = mode() else {
+            panic!("on-message without an accepted upgrade");
+        };
+        if mode == Mode::Print {
+            let len = match &msg {
+                Message::Text(text) => text.len(),
+                Message::Binary(data) => data.len(),
+            };
+            println!("guest stdout in on-message: {len} bytes");
+            eprintln!("guest stderr in on-message");
+            eprint!("guest unfinished line");
+            println!("long:{}", "x".repeat(3000));
+        }
+        match mode {
+            Mode::Echo
+            | Mode::Print
+            | Mode::Id
+            | Mode::Request
+            | Mode::TrapOpen
+            | Mode::TrapClose => {
+                let _ = connection::send(&msg);
             }
-            // A violation queues its close frame, sent below like any other output.
-            let mut input = &data[..];
-            while let Some(event) = connection.session.next_event(&mut input) {
-                if let Event::Message(message) = event {
-                    match connection.mode {
-                        Mode::Echo | Mode::Framing | Mode::Print => {
-                            let _ = connection.session.send_message(&message);
-                        }
-                        Mode::Trap => panic!("trap requested by the test"),
-                        Mode::Spin => spin(),
-                        Mode::Alloc => hog(),
-                        Mode::Kick if connection.session.is_closed() => {
-                            panic!("message after the guest's close")
-                        }
-                        Mode::Kick => {
-                            let _ = connection.session.close(1008u16, "kicked");
-                        }
-                        Mode::Sleep => {
-                            let millis = std::str::from_utf8(message.as_bytes())
-                                .ok()
-                                .and_then(|text| text.parse().ok())
-                                .unwrap_or(0);
-                            std::thread::sleep(std::time::Duration::from_millis(millis));
-                            let _ = connection.session.send_message(&message);
-                        }
-                    }
+            Mode::Trap => panic!("trap requested by the test"),
+            Mode::Spin => spin(),
+            Mode::Alloc => hog(),
+            Mode::Kick => {
+                let kicked = STATE.with_borrow_mut(|s| {
+                    s.as_mut()
+                        .is_some_and(|s| std::mem::replace(&mut s.kicked, true))
+                });
+                if kicked {
+                    panic!("message after the guest's close");
                 }
+                connection::close(1008, "kicked");
+                let result = connection::send(&Message::Text("after close".into()));
+                println!("send after close: {}", commands::send_result(result));
             }
-        })
+            Mode::Sleep => {
+                let millis = match &msg {
+                    Message::Text(text) => text.parse().unwrap_or(0),
+                    Message::Binary(_) => 0,
+                };
+                std::thread::sleep(std::time::Duration::from_millis(millis));
+                let _ = connection::send(&msg);
+            }
+            Mode::SendTo
+            | Mode::CloseOther
+            | Mode::Topics
+            | Mode::Alarm
+            | Mode::Attach
+            | Mode::Flood
+            | Mode::TrapAlarm => commands::run(mode, msg),
+        }
     }
 
-    fn on_close_request(code: u16, reason: String) -> Reply {
-        with_connection(|connection| {
-            let _ = connection.session.close(code, &reason);
-        })
+    fn on_close(code: u16, reason: String, clean: bool) {
+        println!("on-close {code} {clean} {reason}");
+        if mode() == Some(Mode::TrapClose) {
+            panic!("trap requested in on-close");
+        }
+        STATE.set(None);
     }
 
-    fn on_peer_gone() {
-        println!("on-peer-gone");
-        CONNECTION.set(None);
+    fn on_alarm() {
+        println!("on-alarm");
+        if mode() == Some(Mode::TrapAlarm) {
+            panic!("trap requested in on-alarm");
+        }
+        let _ = connection::send(&Message::Text("alarm".into()));
     }
 }
 
-fn with_connection(f: impl FnOnce(&mut Connection)) -> Reply {
-    CONNECTION.with_borrow_mut(|slot| match slot {
-        Some(connection) => {
-            f(connection);
-            let mut data = Vec::new();
-            while connection.session.poll_transmit(&mut data) {}
-            Reply {
-                data,
-                close: connection.session.is_finished(),
-            }
-        }
-        None => Reply {
-            data: Vec::new(),
-            close: true,
-        },
-    })
+/// What `/request` sends first: one `key=value` line each for `id`, `path`, `query`,
+/// `protocol`, `x-probe` (the values of every `x-probe` header, joined by `,`), and
+/// `handle-id`/`handle-path` (what `handle` saw).
+fn describe() -> String {
+    let info = connection::request();
+    let probes: Vec<String> = info
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "x-probe")
+        .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+        .collect();
+    let (handle_id, handle_path) = STATE.with_borrow(|s| {
+        s.as_ref()
+            .map(|s| (s.handle_id.clone(), s.handle_path.clone()))
+            .unwrap_or_default()
+    });
+    format!(
+        "id={}\npath={}\nquery={}\nprotocol={}\nx-probe={}\nhandle-id={handle_id}\nhandle-path={handle_path}",
+        connection::self_id(),
+        info.path,
+        info.query,
+        info.protocol.as_deref().unwrap_or("-"),
+        probes.join(","),
+    )
+}
+
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
 /// Headers that describe the connection or the message framing, which the host owns; the
