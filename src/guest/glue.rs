@@ -5,23 +5,20 @@ use std::cell::RefCell;
 
 use http::{StatusCode, header};
 
-use super::__internal::bindings::exports::wsbox::websocket::handler::Reply;
-use super::__internal::bindings::wsbox::websocket::types::{Limits, Request, Response};
-use super::{Handler, Websocket};
-use crate::proto::handshake::Accepted;
-use crate::proto::session::{CloseFrame, Event, Session};
+use super::__internal::{Message as WitMessage, Request, Response};
+use super::{Close, Handler, Websocket};
+use crate::proto::frame::CloseCode;
+use crate::proto::session::Message;
 
 thread_local! {
-    // The host runs one connection per instance and calls it from one thread, so the
-    // instance's single handler lives here between calls.
+    // The host runs one connection per instance and calls it from one thread, one call at a
+    // time, so the instance's single handler lives here between calls.
     static CONNECTION: RefCell<Option<Connection>> = const { RefCell::new(None) };
 }
 
 struct Connection {
     handler: Box<dyn Handler>,
-    websocket: Option<Websocket>,
-    /// Whether `on_close` has been called.
-    close_notified: bool,
+    websocket: Websocket,
 }
 
 /// Boxes the user's handler; a type that is not a [`Handler`] fails here, at the user's
@@ -31,156 +28,76 @@ pub fn boxed<H: Handler>(handler: H) -> Box<dyn Handler> {
 }
 
 /// `handle`: the first call on a connection makes its handler with `make`.
-pub fn handle(make: fn() -> Box<dyn Handler>, request: Request, limits: Limits) -> Response {
-    CONNECTION.with_borrow_mut(|slot| {
+pub fn handle(make: fn() -> Box<dyn Handler>, request: Request) -> Response {
+    let request = match to_http(request) {
+        Ok(request) => request,
+        Err(reason) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed HTTP request: {reason}"),
+            );
+        }
+    };
+    let mut response = CONNECTION.with_borrow_mut(|slot| {
         let connection = slot.get_or_insert_with(|| Connection {
             handler: make(),
-            websocket: None,
-            close_notified: false,
+            websocket: Websocket::current(),
         });
-        connection.handle(request, limits)
-    })
-}
-
-/// `on-bytes`: feeds the session and runs the callbacks for what arrived.
-pub fn on_bytes(data: &[u8]) -> Reply {
-    CONNECTION.with_borrow_mut(|slot| match slot {
-        Some(connection) => connection.on_bytes(data),
-        None => finished(),
-    })
-}
-
-/// `on-close-request`: starts the close handshake the host asked for.
-pub fn on_close_request(code: u16, reason: &str) -> Reply {
-    CONNECTION.with_borrow_mut(
-        |slot| match slot.as_mut().and_then(|c| c.websocket.as_mut()) {
-            Some(websocket) => {
-                // Already closing: the close frame is out, the reply tells the host the state.
-                let _ = websocket.session.close(code, reason);
-                transmit(&mut websocket.session)
-            }
-            None => finished(),
-        },
-    )
-}
-
-/// `on-peer-gone`: tells the handler, then frees the connection's state.
-pub fn on_peer_gone() {
-    // Taken out first so that the handler runs without the slot borrowed.
-    let connection = CONNECTION.with_borrow_mut(Option::take);
-    if let Some(mut connection) = connection {
-        connection.notify_close(None);
-    }
-}
-
-impl Connection {
-    fn handle(&mut self, request: Request, limits: Limits) -> Response {
-        if self.websocket.is_some() {
-            // The host sends no requests after an upgrade; answering one would corrupt the
-            // stream, so refuse without bothering the handler.
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the connection is a WebSocket",
-            );
-        }
-        let request = match to_http(request) {
-            Ok(request) => request,
-            Err(reason) => {
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    &format!("malformed HTTP request: {reason}"),
-                );
-            }
-        };
-        let mut response = self.handler.handle(&request);
-        let accepted = response.extensions_mut().remove::<Accepted>();
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return from_http(response);
-        }
-        let Some(accepted) = accepted else {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "101 response with no handshake behind it (see wsbox::guest::accept)",
-            );
-        };
-        let config = accepted.config();
-        let config = config
-            .max_frame_size(
-                config
-                    .get_max_frame_size()
-                    .min(saturate(limits.max_frame_size)),
-            )
-            .max_message_size(
-                config
-                    .get_max_message_size()
-                    .min(saturate(limits.max_message_size)),
-            );
-        self.websocket = Some(Websocket {
-            session: Session::server(config),
-            protocol: accepted.protocol().map(str::to_owned),
-        });
+        connection.handler.handle(&request)
+    });
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // A 101 has no body (the stream after it is the WebSocket's).
         response.body_mut().clear();
-        from_http(response)
     }
+    from_http(response)
+}
 
-    fn on_bytes(&mut self, mut data: &[u8]) -> Reply {
-        let Some(websocket) = self.websocket.as_mut() else {
-            return finished();
-        };
-        while let Some(event) = websocket.session.next_event(&mut data) {
-            // After our close frame the handler can answer nothing; what the peer still
-            // sends before its close reply is dropped.
-            if websocket.session.is_closed() && !matches!(event, Event::Close(_)) {
-                continue;
-            }
-            match event {
-                Event::Message(message) => self.handler.on_message(websocket, message),
-                Event::Ping(data) => self.handler.on_ping(websocket, &data),
-                Event::Pong(data) => self.handler.on_pong(websocket, &data),
-                Event::Close(frame) => {
-                    self.close_notified = true;
-                    self.handler.on_close(websocket, Some(&frame));
-                }
-            }
-        }
-        if websocket.session.error().is_some() && !self.close_notified {
-            self.close_notified = true;
-            self.handler.on_close(websocket, None);
-        }
-        transmit(&mut websocket.session)
-    }
+/// `on-open`.
+pub fn on_open() {
+    with_connection(|handler, websocket| handler.on_open(websocket));
+}
 
-    fn notify_close(&mut self, frame: Option<&CloseFrame>) {
-        if let Some(websocket) = self.websocket.as_mut()
-            && !self.close_notified
-        {
-            self.close_notified = true;
-            self.handler.on_close(websocket, frame);
-        }
+/// `on-message`: the payload moves into the handler's [`Message`], uncopied.
+pub fn on_message(message: WitMessage) {
+    let message = match message {
+        WitMessage::Text(text) => Message::Text(text),
+        WitMessage::Binary(data) => Message::Binary(data),
+    };
+    with_connection(|handler, websocket| handler.on_message(websocket, message));
+}
+
+/// `on-alarm`.
+pub fn on_alarm() {
+    with_connection(|handler, websocket| handler.on_alarm(websocket));
+}
+
+/// `on-close`: the last call; the connection's state is freed after it.
+pub fn on_close(code: u16, reason: String, clean: bool) {
+    let close = Close {
+        code: CloseCode(code),
+        reason,
+        clean,
+    };
+    // Taken out of the slot, so the handler is dropped when this returns.
+    let connection = CONNECTION.with_borrow_mut(Option::take);
+    if let Some(Connection {
+        mut handler,
+        mut websocket,
+    }) = connection
+    {
+        handler.on_close(&mut websocket, &close);
     }
 }
 
-/// Everything the session has to send, and whether the connection is over.
-fn transmit(session: &mut Session) -> Reply {
-    let mut data = Vec::new();
-    session.poll_transmit(&mut data);
-    Reply {
-        data,
-        close: session.is_finished(),
-    }
-}
-
-/// The answer to a call on a connection that has no WebSocket: close it.
-fn finished() -> Reply {
-    Reply {
-        data: Vec::new(),
-        close: true,
-    }
-}
-
-/// A host limit as a `usize` (a limit beyond the address space is no limit).
-fn saturate(limit: u64) -> usize {
-    usize::try_from(limit).unwrap_or(usize::MAX)
+/// Runs `callback` on the connection's handler. The host calls the WebSocket callbacks only
+/// after `handle` made it, and none after `on-close`; a call out of that order has no
+/// handler to go to and is ignored.
+fn with_connection(callback: impl FnOnce(&mut dyn Handler, &mut Websocket)) {
+    CONNECTION.with_borrow_mut(|slot| {
+        if let Some(connection) = slot {
+            callback(connection.handler.as_mut(), &mut connection.websocket);
+        }
+    });
 }
 
 /// The WIT request as an `http::Request`; `Err` names the part that is not valid HTTP.

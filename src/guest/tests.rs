@@ -1,15 +1,21 @@
-//! The glue run natively: which callback runs when, what reaches the wire, and the answers
-//! the SDK gives itself. `tests/guest-host` runs the same code as a component under
-//! wasmtime against tungstenite.
+//! The glue run natively: which handler each call reaches, in what order, with what, and
+//! the answers the SDK gives itself. Nothing here calls a `connection` import (natively
+//! they are stubs that panic); the runner's tests run the SDK's guests under the real host.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
-use super::__internal::{Limits, Request, handle, on_bytes, on_close_request, on_peer_gone};
-use super::{Handler, Websocket};
-use crate::session::{Event, Session};
-use crate::{CloseCode, CloseFrame, Config, Message};
+use super::__internal::bindings::wsbox::websocket::connection as host;
+use super::__internal::{
+    Message as WitMessage, Request, handle, on_alarm, on_close, on_message, on_open,
+};
+use super::websocket::alarm_ms;
+use super::{Close, Handler, Id, RequestInfo, SendError, Websocket};
+use crate::Message;
 
 thread_local! {
+    // Each test runs on a thread of its own, so each starts with an empty log and no
+    // connection.
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -17,66 +23,65 @@ fn log(entry: String) {
     LOG.with_borrow_mut(|log| log.push(entry));
 }
 
-/// Echoes, and records every callback. The path picks how `handle` answers.
-struct Recorder;
+fn take_log() -> Vec<String> {
+    LOG.with_borrow_mut(std::mem::take)
+}
+
+/// Records every call, numbered by the handler value it reached. The path picks how
+/// `handle` answers.
+struct Recorder(usize);
 
 impl Handler for Recorder {
     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-        let started = match request.uri().path() {
-            "/manual-101" => {
-                let mut response = http::Response::new(Vec::new());
-                *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-                return response;
-            }
-            "/page" => return http::Response::new(b"<p>hi</p>".to_vec()),
-            "/small" => crate::start_with_config(
-                request,
-                None::<&str>,
-                Config::default().max_message_size(10),
-            ),
-            _ => crate::start(request, crate::requested_protocols(request).next()),
-        };
-        match started {
-            // The SDK drops a 101's body.
-            Ok((response, _)) => response.map(|()| b"dropped".to_vec()),
-            Err(error) => error.to_response(),
-        }
-    }
-
-    fn on_message(&mut self, websocket: &mut Websocket, message: Message) {
-        log(format!("message {message:?}"));
-        if message == Message::Text("close me".into()) {
-            websocket.close(4000u16, "bye").unwrap();
-            log(format!(
-                "send after close: {:?}",
-                websocket.send_text("late").is_err()
-            ));
-        } else if websocket.send_message(&message).is_err() {
-            log("echo refused: closing".into());
-        }
-    }
-
-    fn on_ping(&mut self, _: &mut Websocket, data: &[u8]) {
-        log(format!("ping {data:?}"));
-    }
-
-    fn on_pong(&mut self, _: &mut Websocket, data: &[u8]) {
-        log(format!("pong {data:?}"));
-    }
-
-    fn on_close(&mut self, websocket: &mut Websocket, frame: Option<&CloseFrame>) {
         log(format!(
-            "close {:?} error={}",
-            frame.map(|f| f.code.0),
-            websocket.session().error().is_some()
+            "{} handle {} {} {:?}",
+            self.0,
+            request.method(),
+            request.uri(),
+            request.headers().get_all("x-a").iter().collect::<Vec<_>>()
         ));
+        match request.uri().path() {
+            "/page" => http::Response::builder()
+                .header("x-b", "1")
+                .header("x-b", "2")
+                .body(b"<p>hi</p>".to_vec())
+                .expect("static response"),
+            // The SDK drops a 101's body.
+            _ => super::accept(request, None)
+                .map(|response| response.map(|_| b"dropped".to_vec()))
+                .unwrap_or_else(|error| error.to_response()),
+        }
+    }
+
+    fn on_open(&mut self, _: &mut Websocket) {
+        log(format!("{} open", self.0));
+    }
+
+    fn on_message(&mut self, _: &mut Websocket, message: Message) {
+        log(format!("{} message {message:?}", self.0));
+    }
+
+    fn on_alarm(&mut self, _: &mut Websocket) {
+        log(format!("{} alarm", self.0));
+    }
+
+    fn on_close(&mut self, _: &mut Websocket, close: &Close) {
+        log(format!("{} close {close:?}", self.0));
     }
 }
 
-const LIMITS: Limits = Limits {
-    max_frame_size: 1000,
-    max_message_size: 1000,
-};
+thread_local! {
+    static MADE: RefCell<usize> = const { RefCell::new(0) };
+}
+
+/// What `export_handler!(Recorder::new())` would pass: a fresh, numbered handler.
+fn make() -> Box<dyn Handler> {
+    let n = MADE.with_borrow_mut(|made| {
+        *made += 1;
+        *made
+    });
+    Box::new(Recorder(n))
+}
 
 fn request(uri: &str, headers: &[(&str, &[u8])]) -> Request {
     Request {
@@ -91,251 +96,143 @@ fn request(uri: &str, headers: &[(&str, &[u8])]) -> Request {
     }
 }
 
-fn upgrade(uri: &str, extra: &[(&str, &[u8])]) -> Request {
-    let mut headers: Vec<(&str, &[u8])> = vec![
-        ("host", b"localhost"),
-        ("upgrade", b"websocket"),
-        ("connection", b"Upgrade"),
-        ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
-        ("sec-websocket-version", b"13"),
-    ];
-    headers.extend_from_slice(extra);
-    request(uri, &headers)
-}
-
-fn make() -> Box<dyn Handler> {
-    Box::new(Recorder)
-}
-
-/// Forgets the previous test's connection on this thread, and its log.
-fn fresh() {
-    on_peer_gone();
-    LOG.with_borrow_mut(Vec::clear);
-}
-
-fn take_log() -> Vec<String> {
-    LOG.with_borrow_mut(std::mem::take)
-}
-
-/// A client session and the upgraded connection it talks to.
-fn connected(uri: &str, limits: Limits) -> Session {
-    fresh();
-    assert_eq!(handle(make, upgrade(uri, &[]), limits).status, 101);
-    Session::client(Config::default(), || [7, 7, 7, 7])
-}
-
-/// What the client queued, through `on-bytes`; returns the events the client got back and
-/// the reply's `close`.
-fn exchange(client: &mut Session) -> (Vec<Event>, bool) {
-    let mut wire = Vec::new();
-    client.poll_transmit(&mut wire);
-    let reply = on_bytes(&wire);
-    client.receive(&reply.data).unwrap();
-    (
-        std::iter::from_fn(|| client.poll_event()).collect(),
-        reply.close,
+fn upgrade(uri: &str) -> Request {
+    request(
+        uri,
+        &[
+            ("host", b"localhost"),
+            ("upgrade", b"websocket"),
+            ("connection", b"Upgrade"),
+            ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", b"13"),
+        ],
     )
 }
 
 #[test]
-fn callbacks_run_in_order_and_close_is_reported_once() {
-    fresh();
-    let response = handle(
-        make,
-        upgrade("/", &[("sec-websocket-protocol", b"chat, v2")]),
-        LIMITS,
-    );
-    assert_eq!(response.status, 101);
-    assert!(response.body.is_empty());
-    assert!(
-        response
-            .headers
-            .contains(&("sec-websocket-protocol".into(), b"chat".to_vec()))
-    );
-
-    let mut client = Session::client(Config::default(), || [1, 2, 3, 4]);
-    client.send_text("hi").unwrap();
-    client.send_ping(b"p").unwrap();
-    client.send_pong(b"beat").unwrap();
-    client.send_binary(&[1, 2]).unwrap();
-    let (events, close) = exchange(&mut client);
-    assert_eq!(
-        events,
-        [
-            Event::Message(Message::Text("hi".into())),
-            Event::Pong(b"p".to_vec()),
-            Event::Message(Message::Binary(vec![1, 2])),
-        ]
-    );
-    assert!(!close);
-
-    client.close(CloseCode::NORMAL, "done").unwrap();
-    let (events, close) = exchange(&mut client);
-    assert!(matches!(&events[..], [Event::Close(f)] if f.code == CloseCode::NORMAL));
-    assert!(close && client.is_finished());
-    on_peer_gone();
-    assert_eq!(
-        take_log(),
-        [
-            r#"message Text("hi")"#,
-            "ping [112]",
-            "pong [98, 101, 97, 116]",
-            "message Binary([1, 2])",
-            "close Some(1000) error=false",
-        ]
-    );
-}
-
-#[test]
-fn a_violation_closes_and_reports_none() {
-    let mut client = connected("/", LIMITS);
-    client.send_text("ok").unwrap();
-    let mut wire = Vec::new();
-    client.poll_transmit(&mut wire);
-    // An unmasked frame from a client.
-    wire.extend_from_slice(b"\x81\x02no");
-    let reply = on_bytes(&wire);
-    assert!(reply.close);
-    client.receive(&reply.data).unwrap();
-    assert_eq!(
-        client.poll_event(),
-        Some(Event::Message(Message::Text("ok".into())))
-    );
-    assert!(
-        matches!(client.poll_event(), Some(Event::Close(f)) if f.code == CloseCode::PROTOCOL_ERROR)
-    );
-    on_peer_gone();
-    assert_eq!(
-        take_log(),
-        [r#"message Text("ok")"#, "close None error=true"]
-    );
-}
-
-#[test]
-fn peer_gone_reports_none() {
-    let _client = connected("/", LIMITS);
-    on_peer_gone();
-    assert_eq!(take_log(), ["close None error=false"]);
-    // The state is gone: more bytes just close.
-    assert!(on_bytes(b"\x81").close);
-}
-
-#[test]
-fn handler_close_then_peer_reply() {
-    let mut client = connected("/", LIMITS);
-    client.send_text("close me").unwrap();
-    client.send_text("in flight").unwrap();
-    let (events, close) = exchange(&mut client);
-    assert!(matches!(&events[..], [Event::Close(f)] if f.code.0 == 4000 && f.reason == "bye"));
-    assert!(!close, "waiting for the peer's close");
-    let (events, close) = exchange(&mut client);
-    assert!(events.is_empty());
-    assert!(close);
-    assert_eq!(
-        take_log(),
-        [
-            r#"message Text("close me")"#,
-            "send after close: true",
-            "close Some(4000) error=false",
-        ]
-    );
-}
-
-#[test]
-fn close_request_starts_the_handshake() {
-    let mut client = connected("/", LIMITS);
-    let reply = on_close_request(1001, "going away");
-    assert!(!reply.close);
-    client.receive(&reply.data).unwrap();
-    assert!(
-        matches!(client.poll_event(), Some(Event::Close(f)) if f.code == CloseCode::GOING_AWAY)
-    );
-    let (_, close) = exchange(&mut client);
-    assert!(close);
-    assert_eq!(take_log(), ["close Some(1001) error=false"]);
-}
-
-#[test]
-fn the_stricter_limit_wins() {
-    // The handler's `start_with_config` allows 10 bytes, the host 1000.
-    let mut client = connected("/small", LIMITS);
-    client.send_binary(&[0; 11]).unwrap();
-    let (events, close) = exchange(&mut client);
-    assert!(matches!(&events[..], [Event::Close(f)] if f.code == CloseCode::MESSAGE_TOO_BIG));
-    assert!(close);
-    // The handler's default allows 64 MiB, the host 1000.
-    let mut client = connected("/", LIMITS);
-    client.send_binary(&[0; 1001]).unwrap();
-    let (events, _) = exchange(&mut client);
-    assert!(matches!(&events[..], [Event::Close(f)] if f.code == CloseCode::MESSAGE_TOO_BIG));
-}
-
-#[test]
-fn the_sdk_answers_what_the_handler_cannot() {
-    fresh();
-    assert_eq!(
-        handle(make, request("/", &[("bad name", b"x")]), LIMITS).status,
-        400
-    );
-    assert_eq!(
-        handle(make, request("/", &[("host", b"\0")]), LIMITS).status,
-        400
-    );
-    let mut http2 = request("/page", &[]);
-    http2.version = 20;
-    assert_eq!(handle(make, http2, LIMITS).status, 400);
-    // Not upgraded: bytes and close requests just close.
-    assert!(on_bytes(b"\x81\x80").close);
-    assert!(on_close_request(1001, "").close);
-    // A 101 that did not come from `start` has no handshake behind it.
-    assert_eq!(
-        handle(make, upgrade("/manual-101", &[]), LIMITS).status,
-        500
-    );
-    let page = handle(make, request("/page", &[]), LIMITS);
+fn one_handler_per_connection_gets_every_call_in_order() {
+    let page = handle(make, request("/page?q=1", &[("x-a", b"1"), ("x-a", b"2")]));
     assert_eq!((page.status, &page.body[..]), (200, &b"<p>hi</p>"[..]));
-    // After an upgrade, further requests are refused without asking the handler.
-    assert_eq!(handle(make, upgrade("/", &[]), LIMITS).status, 101);
-    assert_eq!(handle(make, request("/page", &[]), LIMITS).status, 500);
-    assert!(take_log().is_empty());
-}
-
-/// What `peer` queued, through `on-bytes`; the reply is not fed back, so the peer keeps
-/// sending as one that ignores our close frame would.
-fn push(peer: &mut Session) -> bool {
-    let mut wire = Vec::new();
-    peer.poll_transmit(&mut wire);
-    on_bytes(&wire).close
-}
-
-#[test]
-fn only_on_close_follows_the_guests_close() {
-    // The handler closes on "close me"; the rest arrives in the same call and in later ones.
-    let mut peer = connected("/", LIMITS);
-    peer.send_text("close me").unwrap();
-    peer.send_text("in flight").unwrap();
-    peer.send_ping(b"p").unwrap();
-    assert!(!push(&mut peer));
-    peer.send_text("later").unwrap();
-    peer.send_pong(b"q").unwrap();
-    assert!(!push(&mut peer));
-    peer.close(CloseCode::NORMAL, "").unwrap();
-    assert!(push(&mut peer));
+    let x_b: Vec<_> = page.headers.iter().filter(|(n, _)| n == "x-b").collect();
     assert_eq!(
-        take_log(),
+        x_b,
         [
-            r#"message Text("close me")"#,
-            "send after close: true",
-            "close Some(1000) error=false",
+            &("x-b".into(), b"1".to_vec()),
+            &("x-b".into(), b"2".to_vec())
         ]
     );
 
-    // The host asks for the close (shutdown, idle timeout).
-    let mut peer = connected("/", LIMITS);
-    assert!(!on_close_request(1001, "going away").close);
-    peer.send_text("after the close request").unwrap();
-    assert!(!push(&mut peer));
-    peer.close(CloseCode::NORMAL, "").unwrap();
-    assert!(push(&mut peer));
-    assert_eq!(take_log(), ["close Some(1000) error=false"]);
+    let response = handle(make, upgrade("/chat"));
+    assert_eq!(response.status, 101);
+    assert!(response.body.is_empty(), "a 101's body is dropped");
+    on_open();
+    on_message(WitMessage::Text("hi".into()));
+    on_alarm();
+    on_message(WitMessage::Binary(vec![1, 2]));
+    on_close(1000, "bye".into(), true);
+    assert_eq!(
+        take_log(),
+        [
+            r#"1 handle GET /page?q=1 ["1", "2"]"#,
+            "1 handle GET /chat []",
+            "1 open",
+            r#"1 message Text("hi")"#,
+            "1 alarm",
+            "1 message Binary([1, 2])",
+            r#"1 close Close { code: CloseCode(1000), reason: "bye", clean: true }"#,
+        ]
+    );
+}
+
+#[test]
+fn nothing_reaches_a_handler_after_on_close() {
+    assert_eq!(handle(make, upgrade("/")).status, 101);
+    on_close(1006, String::new(), false);
+    on_message(WitMessage::Text("late".into()));
+    on_alarm();
+    on_close(1000, String::new(), true);
+    // An instance is never reused after on-close; if it were, it would start afresh.
+    assert_eq!(handle(make, upgrade("/")).status, 101);
+    assert_eq!(
+        take_log(),
+        [
+            "1 handle GET / []",
+            r#"1 close Close { code: CloseCode(1006), reason: "", clean: false }"#,
+            "2 handle GET / []",
+        ]
+    );
+}
+
+#[test]
+fn callbacks_before_any_request_are_ignored() {
+    on_open();
+    on_message(WitMessage::Text("early".into()));
+    on_alarm();
+    on_close(1000, String::new(), true);
+    assert!(take_log().is_empty());
+    assert_eq!(MADE.with_borrow(|made| *made), 0);
+}
+
+#[test]
+fn the_sdk_answers_what_is_not_http() {
+    assert_eq!(
+        handle(make, request("/", &[("bad name", b"x")])).status,
+        400
+    );
+    assert_eq!(handle(make, request("/", &[("host", b"\0")])).status, 400);
+    let mut http2 = request("/", &[]);
+    http2.version = 20;
+    let refused = handle(make, http2);
+    assert_eq!(refused.status, 400);
+    assert!(String::from_utf8_lossy(&refused.body).contains("version"));
+    assert!(take_log().is_empty(), "the handler never saw them");
+    // An upgrade the handshake refuses is the handler's answer (here, `to_response`).
+    let mut no_key = upgrade("/");
+    no_key
+        .headers
+        .retain(|(name, _)| name != "sec-websocket-key");
+    assert_eq!(handle(make, no_key).status, 400);
+}
+
+#[test]
+fn alarms_round_up_to_whole_milliseconds() {
+    assert_eq!(alarm_ms(Duration::ZERO), 0);
+    assert_eq!(alarm_ms(Duration::from_nanos(1)), 1);
+    assert_eq!(alarm_ms(Duration::from_millis(250)), 250);
+    assert_eq!(alarm_ms(Duration::from_micros(1_500)), 2);
+    assert_eq!(alarm_ms(Duration::MAX), u64::MAX);
+}
+
+#[test]
+fn request_info_keeps_header_order_and_repeats() {
+    let info = RequestInfo::from(host::RequestInfo {
+        path: "/chat/lobby".into(),
+        query: "nick=ann".into(),
+        headers: vec![
+            ("x-a".into(), b"1".to_vec()),
+            ("bad name".into(), b"skipped".to_vec()),
+            ("x-a".into(), b"2".to_vec()),
+            ("origin".into(), b"http://localhost".to_vec()),
+        ],
+        protocol: Some("chat".into()),
+    });
+    assert_eq!(info.path(), "/chat/lobby");
+    assert_eq!(info.query(), "nick=ann");
+    assert_eq!(info.protocol(), Some("chat"));
+    let x_a: Vec<_> = info.headers().get_all("x-a").iter().collect();
+    assert_eq!(x_a, ["1", "2"]);
+    assert_eq!(info.headers()["origin"], "http://localhost");
+    assert_eq!(info.headers().len(), 3);
+}
+
+#[test]
+fn ids_are_opaque_text() {
+    let id = Id::from("0123456789abcdef0123456789abcdef");
+    assert_eq!(id.as_str(), "0123456789abcdef0123456789abcdef");
+    assert_eq!(id.to_string(), id.as_str());
+    assert_eq!(Id::from(id.to_string()), id);
+    assert_eq!(
+        SendError::Gone.to_string(),
+        "no open connection has that id"
+    );
 }
