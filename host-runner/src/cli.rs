@@ -17,7 +17,7 @@ use values::{parse_dir, parse_duration, parse_env, parse_origin, parse_size};
 #[derive(Debug, Parser)]
 #[command(name = "wsbox-runner", version)]
 pub struct Args {
-    /// The handler component to serve (world `wsbox:websocket/handler-component`).
+    /// The handler component to serve (world `wsbox:websocket/app@0.2.0`).
     /// Without it, the embedded echo handler is served.
     #[arg(long, value_name = "FILE.wasm")]
     pub handler: Option<PathBuf>,
@@ -58,13 +58,38 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// Largest payload one WebSocket frame may declare (the guest closes with 1009 beyond).
+    /// Largest payload one WebSocket frame may declare (closed with 1009 beyond).
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_frame_size: u64,
 
-    /// Largest WebSocket message, all fragments together (the guest closes with 1009 beyond).
+    /// Largest WebSocket message, all fragments together (closed with 1009 beyond).
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: u64,
+
+    /// Bytes one WebSocket may have waiting to be written to its client. A message sent
+    /// to a connection that has more waiting is dropped (`send` reports `backpressure`, a
+    /// publish skips it, the drop is counted in its close log line), so that a slow reader
+    /// costs bounded memory and never stalls a sender. A connection's own echo traffic is
+    /// paced instead: it reads nothing more from its client while over this bound.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_backpressure: u64,
+
+    /// Close a connection over --max-backpressure (code 1008) instead of dropping what is
+    /// sent to it.
+    #[arg(long)]
+    pub close_on_backpressure: bool,
+
+    /// Topics one WebSocket may be subscribed to at once (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_topics: u32,
+
+    /// Longest topic name, in bytes (at least 1).
+    #[arg(long, value_name = "SIZE", default_value = "256", value_parser = parse_size)]
+    pub max_topic_len: u64,
+
+    /// Largest attachment (the value the runner keeps for each connection's guest).
+    #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
+    pub max_attachment: u64,
 
     /// Linear memory one guest instance may use; beyond it the guest traps and its
     /// connection is closed with 1011. Must be at least 4 × the max message size (measured:
@@ -139,6 +164,11 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     pub max_frame_size: u64,
     pub max_message_size: u64,
+    pub max_backpressure: usize,
+    pub close_on_backpressure: bool,
+    pub max_topics: u32,
+    pub max_topic_len: u32,
+    pub max_attachment: u32,
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
@@ -197,6 +227,13 @@ impl Args {
                 self.max_frame_size, self.max_message_size
             ));
         }
+        if self.max_topics == 0 || self.max_topic_len == 0 {
+            return Err("--max-topics and --max-topic-len must be at least 1".into());
+        }
+        let max_topic_len =
+            u32::try_from(self.max_topic_len).map_err(|_| "--max-topic-len cannot exceed 4GiB")?;
+        let max_attachment = u32::try_from(self.max_attachment)
+            .map_err(|_| "--max-attachment cannot exceed 4GiB")?;
         if self.guest_memory > u64::from(u32::MAX) + 1 {
             return Err("--guest-memory cannot exceed 4GiB (32-bit guests)".into());
         }
@@ -246,6 +283,12 @@ impl Args {
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             max_frame_size: self.max_frame_size,
             max_message_size: self.max_message_size,
+            max_backpressure: usize::try_from(self.max_backpressure)
+                .map_err(|_| "--max-backpressure is too large")?,
+            close_on_backpressure: self.close_on_backpressure,
+            max_topics: self.max_topics,
+            max_topic_len,
+            max_attachment,
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,

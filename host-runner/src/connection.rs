@@ -1,275 +1,493 @@
 //! One TCP connection: the HTTP phase (see [`crate::http`]), then, after a 101, the
-//! WebSocket phase: each socket read is one `on-bytes` call and its reply is written back;
-//! the close handshake is bounded however it starts, and ends with the last close frame
-//! delivered.
+//! WebSocket phase. The runner frames: its own [`Session`] reads the client's bytes, and
+//! the guest is called with complete messages (`on-message`), when the connection opens
+//! and ends, and at its alarm; what it sends is written when each callback returns.
+//! Other connections write to this one through its [`Peer`].
 
 use std::cell::Cell;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Duration, sleep_until};
+use tokio::time::{Duration, Instant, sleep_until};
 use tracing::{info, warn};
-use wsbox::frame::{Control, FrameHeader, OpCode};
+use wsbox::session::{Event, Session};
 
-use crate::cli::Settings;
-use crate::engine::{Fault, Guest, Reply, Runtime};
+use crate::conn::Socket;
+use crate::engine::{Fault, Message, Sandbox};
 use crate::http;
-use crate::shutdown::Shutdown;
+use crate::peer::Peer;
+use crate::server::Server;
 
-/// What every connection task reads.
-pub struct Shared {
-    pub runtime: Arc<Runtime>,
-    pub settings: Settings,
-    pub shutdown: Shutdown,
-}
-
-/// Socket reads per call: large messages arrive in few calls.
+/// Socket reads per call: large messages arrive in few reads.
 const READ_BUFFER: usize = 64 * 1024;
+/// A cork that grew past this is freed rather than kept for the next callback.
+const MAX_SPARE_CORK: usize = 1 << 20;
 
 thread_local! {
-    /// A read buffer kept per worker thread rather than per connection, so that idle
-    /// connections cost none: a connection takes it for one read and its guest call, and
-    /// puts it back on whichever thread it then runs on. A connection that finds the slot
-    /// empty (another one's call is suspended) allocates its own.
-    static SPARE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-fn take_buffer() -> Vec<u8> {
-    let mut buffer = SPARE_BUFFER.take();
-    buffer.clear();
-    buffer.reserve(READ_BUFFER);
-    buffer
-}
-
-fn put_back(buffer: Vec<u8>) {
-    SPARE_BUFFER.set(buffer);
+    /// Buffers kept per worker thread rather than per connection, so that idle
+    /// connections hold none: a connection takes one for a read (or a callback's sends)
+    /// and puts it back on whichever thread it then runs on. A connection that finds the
+    /// slot empty (another one's call is suspended) allocates its own.
+    static SPARE_READ: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static SPARE_CORK: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Close code the runner sends itself when the guest fails (RFC 6455 §7.4.1).
 const INTERNAL_ERROR: u16 = 1011;
 const GOING_AWAY: u16 = 1001;
 const NORMAL: u16 = 1000;
+/// What `on-close` reports when no close frame came back.
+const ABNORMAL: u16 = 1006;
 /// The bound on a stalled write when `--idle-timeout` is off.
 const STALLED_WRITE: Duration = Duration::from_secs(300);
 /// How long the runner reads (and discards) what a peer still sends after the last close
 /// frame: closing a socket with unread input resets the connection, which destroys the
 /// close frame if the peer has not read it yet.
 const LINGER: Duration = Duration::from_secs(1);
+/// "Never", for timers that are off.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// Serves one accepted connection; `_permit` is its place under `--max-connections`.
 pub async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
+    address: SocketAddr,
+    server: Arc<Server>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let Some(upgraded) = http::serve(stream, peer, &shared).await else {
+    let Some(upgraded) = http::serve(stream, address, &server).await else {
         return;
     };
-    let started = Instant::now();
-    let path = upgraded.path.clone();
-    let subprotocol = upgraded.subprotocol.clone();
-    info!(%peer, path, subprotocol = subprotocol.as_deref().unwrap_or(""), "websocket open");
-    let mut socket = Socket {
-        stream: upgraded.stream,
+    let started = std::time::Instant::now();
+    let mut sandbox = upgraded.sandbox;
+    let settings = &server.settings;
+    let conn = sandbox.conn();
+    let peer = Arc::new(Peer::new(
+        conn.id,
+        upgraded.stream,
+        settings.max_backpressure,
+        settings.close_on_backpressure,
+    ));
+    conn.socket = Some(Socket {
+        session: Session::server(server.session_config()),
+        peer: peer.clone(),
+    });
+    if let Some((code, reason)) = conn.early_close.take() {
+        conn.close(code, &reason);
+    }
+    server.registry.insert(peer.clone());
+    for topic in &conn.topics {
+        server.registry.subscribe(topic, &peer);
+    }
+    let id = conn.id;
+    let path = conn.request.path.clone();
+    let protocol = conn.request.protocol.clone().unwrap_or_default();
+    info!(peer = %address, %id, path, protocol, "websocket open");
+
+    let mut websocket = WebSocket {
+        sandbox,
         peer,
-        bytes_in: 0,
-        bytes_out: 0,
+        server: server.clone(),
+        faulted: false,
+        notified: false,
+        close_deadline: None,
         close_code: None,
-        write_timeout: shared.settings.idle_timeout.unwrap_or(STALLED_WRITE),
+        bytes_in: 0,
+        last_read: Instant::now(),
+        stalled_since: None,
     };
-    let end = socket.run(upgraded.guest, upgraded.early, &shared).await;
+    let end = websocket.run(&upgraded.early).await;
+    let topics = std::mem::take(&mut websocket.sandbox.conn().topics);
+    server.registry.remove(&websocket.peer, &topics);
+    let (bytes_out, dropped) = websocket.peer.totals();
     info!(
-        %peer,
+        peer = %address,
+        %id,
         path,
-        subprotocol = subprotocol.as_deref().unwrap_or(""),
+        protocol,
         duration_ms = started.elapsed().as_millis() as u64,
-        bytes_in = socket.bytes_in,
-        bytes_out = socket.bytes_out,
-        close_code = socket.close_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+        bytes_in = websocket.bytes_in,
+        bytes_out,
+        dropped,
+        close_code = websocket.close_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
         end,
         "websocket closed"
     );
 }
 
-/// An upgraded connection and what the close log line reports.
-struct Socket {
-    stream: TcpStream,
-    peer: SocketAddr,
-    bytes_in: u64,
-    bytes_out: u64,
-    /// The code of the close frame we sent, if any.
+/// An open WebSocket and its guest.
+struct WebSocket {
+    sandbox: Sandbox,
+    peer: Arc<Peer>,
+    server: Arc<Server>,
+    /// The guest failed: it gets no more calls.
+    faulted: bool,
+    /// `on-close` has been called.
+    notified: bool,
+    /// Set once our close frame is out: when the client's answer is due.
+    close_deadline: Option<Instant>,
+    /// The code of our close frame, for the log.
     close_code: Option<u16>,
-    /// How long one reply may take to drain into the socket.
-    write_timeout: Duration,
+    bytes_in: u64,
+    last_read: Instant,
+    /// Since when the outbox has been waiting on a client that does not read.
+    stalled_since: Option<Instant>,
 }
 
-impl Socket {
-    /// Runs the WebSocket until it ends; returns how it ended, for the log.
-    async fn run(
-        &mut self,
-        mut guest: Guest,
-        early: hyper::body::Bytes,
-        shared: &Shared,
-    ) -> &'static str {
-        let settings = &shared.settings;
-        let mut shutdown = shared.shutdown.clone();
-        // When the idle timeout is off this fires only for the close deadline.
-        let far = Duration::from_secs(86_400 * 365);
-        let idle = settings.idle_timeout.unwrap_or(far);
-        let mut last_read = tokio::time::Instant::now();
-        let timer = sleep_until(last_read + idle);
-        tokio::pin!(timer);
-        // Set once a close frame went out (the guest's own, or one the runner asked for):
-        // from then on the timer is the deadline for the peer's answer.
-        let mut closing = false;
-        let mut early = Some(early).filter(|early| !early.is_empty());
+/// A guest callback.
+enum Callback<'a> {
+    Open,
+    Message(&'a Message),
+    Alarm,
+    Close(u16, &'a str, bool),
+}
 
-        loop {
-            let reply = if let Some(early) = early.take() {
-                self.bytes_in += early.len() as u64;
-                guest.on_bytes(&early).await
-            } else {
-                tokio::select! {
-                    biased;
-                    ready = self.stream.readable() => {
-                        if ready.is_err() {
-                            return self.peer_gone(&mut guest, "peer gone").await;
-                        }
-                        let mut buffer = take_buffer();
-                        let reply = match self.stream.try_read_buf(&mut buffer) {
-                            Ok(0) => None,
-                            Ok(n) => {
-                                self.bytes_in += n as u64;
-                                if !closing {
-                                    last_read = tokio::time::Instant::now();
-                                }
-                                Some(guest.on_bytes(&buffer).await)
-                            }
-                            Err(error) if error.kind() == ErrorKind::WouldBlock => {
-                                put_back(buffer);
-                                continue;
-                            }
-                            Err(_) => None,
-                        };
-                        put_back(buffer);
-                        match reply {
-                            Some(reply) => reply,
-                            None => return self.peer_gone(&mut guest, "peer gone").await,
-                        }
-                    }
-                    () = shutdown.wait(), if !closing => {
-                        closing = true;
-                        timer.as_mut().reset(tokio::time::Instant::now() + settings.shutdown_timeout);
-                        guest.on_close_request(GOING_AWAY, "server shutting down").await
-                    }
-                    () = timer.as_mut() => {
-                        if closing {
-                            return self.peer_gone(&mut guest, "close handshake timed out").await;
-                        }
-                        let deadline = last_read + idle;
-                        if tokio::time::Instant::now() < deadline {
-                            timer.as_mut().reset(deadline);
-                            continue;
-                        }
-                        closing = true;
-                        timer.as_mut().reset(tokio::time::Instant::now() + settings.handshake_timeout);
-                        guest.on_close_request(NORMAL, "idle timeout").await
-                    }
-                }
-            };
-            if let Step::End(end) = self.step(reply, &mut guest).await {
+/// Why the connection ends, for the log.
+type End = &'static str;
+
+impl WebSocket {
+    async fn run(&mut self, early: &[u8]) -> End {
+        if let Err(end) = self.call(Callback::Open).await {
+            return end;
+        }
+        if !early.is_empty() {
+            self.bytes_in += early.len() as u64;
+            if let Err(end) = self.receive(early).await {
                 return end;
             }
-            // The guest started the close handshake itself (a kick, say): the peer gets as
-            // long to answer as after an idle timeout, however much it sends meanwhile.
-            if !closing && self.close_code.is_some() {
-                closing = true;
-                timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + settings.handshake_timeout);
-            }
         }
-    }
-
-    /// Acts on a guest call's outcome: writes the reply, closes when asked or on a fault.
-    async fn step(&mut self, reply: Result<Reply, Fault>, guest: &mut Guest) -> Step {
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(fault) if self.close_code.is_some() => {
-                // Our close frame is out: a second one would break the protocol.
-                warn!(peer = %self.peer, %fault, "guest failed after its close frame");
-                self.linger().await;
-                return Step::End("guest fault");
+        let mut shutdown = self.server.shutdown.clone();
+        let timer = sleep_until(Instant::now() + FAR);
+        tokio::pin!(timer);
+        loop {
+            self.flush_cork();
+            if let Some(end) = self.check_finished().await {
+                return end;
             }
-            Err(fault) => {
-                warn!(peer = %self.peer, %fault, "closing the connection with 1011");
-                let mut frame = Vec::new();
-                let mut payload = INTERNAL_ERROR.to_be_bytes().to_vec();
-                payload.extend_from_slice(b"handler failed");
-                wsbox::frame::encode_frame(
-                    &mut frame,
-                    true,
-                    OpCode::Control(Control::Close),
-                    None,
-                    &payload,
-                );
-                self.close_code = Some(INTERNAL_ERROR);
-                // The peer may be gone already; the connection ends either way.
-                if self.write(&frame).await.is_ok() {
-                    self.linger().await;
+            let queued = self.peer.queued() > 0;
+            let now = Instant::now();
+            self.stalled_since = if queued {
+                Some(self.stalled_since.unwrap_or(now))
+            } else {
+                None
+            };
+            let deadline = self.next_deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            let read = !self.peer.over_backpressure();
+            let peer = self.peer.clone();
+            let step = tokio::select! {
+                biased;
+                () = peer.woken() => {
+                    if let Some((code, reason)) = self.peer.take_close_request() {
+                        self.host_close(code, &reason, self.server.settings.handshake_timeout);
+                    }
+                    Ok(())
                 }
-                return Step::End("guest fault");
+                ready = peer.stream().writable(), if queued => match ready {
+                    Ok(()) => {
+                        let before = self.peer.queued();
+                        match self.peer.flush() {
+                            Ok(()) if self.peer.queued() < before => {
+                                self.stalled_since = None;
+                                Ok(())
+                            }
+                            Ok(()) => Ok(()),
+                            Err(_) => Err("write failed"),
+                        }
+                    }
+                    Err(_) => Err("write failed"),
+                },
+                ready = peer.stream().readable(), if read => match ready {
+                    Ok(()) => self.read().await,
+                    Err(_) => Err("peer gone"),
+                },
+                () = shutdown.wait(), if self.close_deadline.is_none() => {
+                    self.host_close(GOING_AWAY, "server shutting down", self.server.settings.shutdown_timeout);
+                    Ok(())
+                }
+                () = timer.as_mut() => self.timer_fired().await,
+            };
+            if let Err(end) = step {
+                if end == "peer gone" || end == "write failed" {
+                    self.notify(ABNORMAL, "", false).await;
+                }
+                return end;
             }
-        };
-        if self.close_code.is_none() {
-            self.close_code = close_code(&reply.data);
         }
-        if !reply.data.is_empty() && self.write(&reply.data).await.is_err() {
-            self.peer_gone(guest, "write failed").await;
-            return Step::End("write failed");
-        }
-        if reply.close {
-            self.linger().await;
-            return Step::End("closed");
-        }
-        Step::Continue
     }
 
-    /// Writes `data`, trying the fast path (the socket takes it all at once) before awaiting.
-    async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let written = match self.stream.try_write(data) {
-            Ok(n) => n,
-            Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
-            Err(error) => return Err(error),
-        };
-        self.bytes_out += written as u64;
-        if written < data.len() {
-            // A peer that stops reading must not hold its connection forever.
-            tokio::time::timeout(self.write_timeout, self.stream.write_all(&data[written..]))
-                .await
-                .map_err(|_| std::io::Error::from(ErrorKind::TimedOut))??;
-            self.bytes_out += (data.len() - written) as u64;
+    /// The earliest of the close, stall, alarm and idle deadlines.
+    fn next_deadline(&mut self) -> Instant {
+        let settings = &self.server.settings;
+        let write_timeout = settings.idle_timeout.unwrap_or(STALLED_WRITE);
+        let mut deadline = Instant::now() + FAR;
+        if let Some(since) = self.stalled_since {
+            deadline = deadline.min(since + write_timeout);
+        }
+        match self.close_deadline {
+            Some(close) => deadline.min(close),
+            None => {
+                if let Some(idle) = settings.idle_timeout {
+                    deadline = deadline.min(self.last_read + idle);
+                }
+                if let Some(alarm) = self.sandbox.conn().alarm.filter(|_| !self.faulted) {
+                    deadline = deadline.min(alarm);
+                }
+                deadline
+            }
+        }
+    }
+
+    async fn timer_fired(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        let settings = &self.server.settings;
+        if self.close_deadline.is_some_and(|close| now >= close) {
+            self.notify(ABNORMAL, "", false).await;
+            return Err("close handshake timed out");
+        }
+        let write_timeout = settings.idle_timeout.unwrap_or(STALLED_WRITE);
+        if self
+            .stalled_since
+            .is_some_and(|since| now >= since + write_timeout)
+        {
+            self.notify(ABNORMAL, "", false).await;
+            return Err("write stalled");
+        }
+        if self.close_deadline.is_some() {
+            return Ok(());
+        }
+        let conn = self.sandbox.conn();
+        if conn.alarm.is_some_and(|alarm| now >= alarm) {
+            conn.alarm = None;
+            return self.call(Callback::Alarm).await;
+        }
+        if settings
+            .idle_timeout
+            .is_some_and(|idle| now >= self.last_read + idle)
+        {
+            let timeout = settings.handshake_timeout;
+            self.host_close(NORMAL, "idle timeout", timeout);
         }
         Ok(())
     }
 
-    /// Ends the connection after its last close frame: sends our FIN after it, then reads
-    /// and discards what the peer still sends until it closes too, for at most [`LINGER`].
-    async fn linger(&mut self) {
-        if self.stream.shutdown().await.is_err() {
+    /// Reads what the client sent and runs the callbacks for it.
+    async fn read(&mut self) -> Result<(), End> {
+        let mut buffer = SPARE_READ.take();
+        buffer.clear();
+        buffer.reserve(READ_BUFFER);
+        let result = match self.peer.stream().try_read_buf(&mut buffer) {
+            Ok(0) => Err("peer gone"),
+            Ok(n) => {
+                self.bytes_in += n as u64;
+                if self.close_deadline.is_none() {
+                    self.last_read = Instant::now();
+                }
+                self.receive(&buffer).await
+            }
+            Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(()),
+            Err(_) => Err("peer gone"),
+        };
+        SPARE_READ.set(buffer);
+        result
+    }
+
+    /// Feeds the session and calls the guest for each message; then queues what the
+    /// session must send (pongs, the close reply, the close frame for a violation).
+    async fn receive(&mut self, mut input: &[u8]) -> Result<(), End> {
+        loop {
+            let Some(socket) = self.sandbox.conn().socket.as_mut() else {
+                return Err("closed");
+            };
+            let Some(event) = socket.session.next_event(&mut input) else {
+                break;
+            };
+            match event {
+                // After our close frame the guest can answer nothing: dropped.
+                Event::Message(_) if self.close_deadline.is_some() || self.faulted => {}
+                Event::Message(message) => {
+                    let message = match message {
+                        wsbox::Message::Text(text) => Message::Text(text),
+                        wsbox::Message::Binary(data) => Message::Binary(data),
+                    };
+                    self.call(Callback::Message(&message)).await?;
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    // Our reply, if we had not closed first, echoes the client's code.
+                    self.close_code.get_or_insert(frame.code.0);
+                    self.transmit();
+                    self.notify(frame.code.0, &frame.reason, true).await;
+                    return Ok(());
+                }
+            }
+        }
+        self.transmit();
+        let conn = self.sandbox.conn();
+        let failure = conn
+            .socket
+            .as_ref()
+            .and_then(|s| s.session.error())
+            .map(|error| (error.close_code().0, error.to_string()));
+        if let Some((code, reason)) = failure {
+            self.close_code.get_or_insert(code);
+            self.notify(code, &reason, false).await;
+        }
+        Ok(())
+    }
+
+    /// Moves the session's own output (pongs, close frames) into the cork.
+    fn transmit(&mut self) {
+        let conn = self.sandbox.conn();
+        if let Some(socket) = conn.socket.as_mut() {
+            socket.session.poll_transmit(&mut conn.cork);
+        }
+    }
+
+    /// Calls the guest. A fault ends the connection: 1011, unless our close frame is out.
+    async fn call(&mut self, callback: Callback<'_>) -> Result<(), End> {
+        if self.faulted {
+            return Ok(());
+        }
+        let conn = self.sandbox.conn();
+        if conn.cork.capacity() == 0 {
+            conn.cork = SPARE_CORK.take();
+        }
+        let result = match callback {
+            Callback::Open => self.sandbox.on_open().await,
+            Callback::Message(message) => self.sandbox.on_message(message).await,
+            Callback::Alarm => self.sandbox.on_alarm().await,
+            Callback::Close(code, reason, clean) => {
+                self.sandbox.on_close(code, reason, clean).await
+            }
+        };
+        match result {
+            Ok(()) => {
+                self.note_guest_close();
+                Ok(())
+            }
+            Err(fault) => Err(self.fault(fault).await),
+        }
+    }
+
+    async fn fault(&mut self, fault: Fault) -> End {
+        self.faulted = true;
+        let conn = self.sandbox.conn();
+        if conn.is_closed() {
+            warn!(id = %conn.id, %fault, "guest failed after its close frame");
+        } else {
+            warn!(id = %conn.id, %fault, "closing the connection with 1011");
+            // What the failed callback sent is dropped with it.
+            conn.cork.clear();
+            conn.close(INTERNAL_ERROR, "handler failed");
+            self.close_code = Some(INTERNAL_ERROR);
+        }
+        self.flush_cork();
+        self.finish().await;
+        "guest fault"
+    }
+
+    /// Calls `on-close` once.
+    async fn notify(&mut self, code: u16, reason: &str, clean: bool) {
+        if self.notified {
+            return;
+        }
+        self.notified = true;
+        // A fault here has nothing left to close.
+        let _ = self.call(Callback::Close(code, reason, clean)).await;
+    }
+
+    /// The runner closes (idle, shutdown, backpressure, another connection's request).
+    fn host_close(&mut self, code: u16, reason: &str, answer_within: Duration) {
+        let conn = self.sandbox.conn();
+        if conn.is_closed() {
+            return;
+        }
+        conn.close(code, reason);
+        self.close_code = Some(code);
+        self.close_deadline = Some(Instant::now() + answer_within);
+    }
+
+    /// The guest closed in its callback: the client gets as long to answer as after an
+    /// idle timeout, however much it sends meanwhile.
+    fn note_guest_close(&mut self) {
+        if self.close_deadline.is_none()
+            && let Some(code) = self.sandbox.conn().close_sent
+        {
+            self.close_code = Some(code);
+            self.close_deadline = Some(Instant::now() + self.server.settings.handshake_timeout);
+        }
+    }
+
+    /// Writes what the last callbacks sent, in one write, and returns the buffer to the
+    /// thread's spare slot.
+    fn flush_cork(&mut self) {
+        let conn = self.sandbox.conn();
+        let closed = conn.is_closed();
+        let mut cork = std::mem::take(&mut conn.cork);
+        self.peer.write_own(&cork, closed);
+        if cork.capacity() <= MAX_SPARE_CORK && cork.capacity() > 0 {
+            cork.clear();
+            SPARE_CORK.set(cork);
+        }
+    }
+
+    /// Whether the close handshake is complete (or the session failed): then the last
+    /// bytes are written and the connection ends.
+    async fn check_finished(&mut self) -> Option<End> {
+        if self.peer.failed() {
+            self.notify(ABNORMAL, "", false).await;
+            return Some("write failed");
+        }
+        let finished = self
+            .sandbox
+            .conn()
+            .socket
+            .as_ref()
+            .is_some_and(|s| s.session.is_finished());
+        if !finished {
+            return None;
+        }
+        self.finish().await;
+        Some("closed")
+    }
+
+    /// Writes what is queued (within the close deadline), sends our FIN, then reads and
+    /// discards what the client still sends until it closes too, for at most [`LINGER`].
+    async fn finish(&mut self) {
+        let deadline = self
+            .close_deadline
+            .unwrap_or_else(|| Instant::now() + self.server.settings.handshake_timeout);
+        let peer = self.peer.clone();
+        let drained = tokio::time::timeout_at(deadline, async {
+            while peer.queued() > 0 {
+                if peer.stream().writable().await.is_err() || peer.flush().is_err() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        if drained != Ok(true) {
+            return;
+        }
+        if socket2::SockRef::from(peer.stream())
+            .shutdown(std::net::Shutdown::Write)
+            .is_err()
+        {
             return;
         }
         let _ = tokio::time::timeout(LINGER, async {
-            while self.stream.readable().await.is_ok() {
-                let mut buffer = take_buffer();
-                let read = self.stream.try_read_buf(&mut buffer);
-                put_back(buffer);
+            while peer.stream().readable().await.is_ok() {
+                let mut buffer = SPARE_READ.take();
+                buffer.clear();
+                buffer.reserve(READ_BUFFER);
+                let read = peer.stream().try_read_buf(&mut buffer);
+                SPARE_READ.set(buffer);
                 match read {
                     Ok(0) => break,
                     Ok(_) => {}
@@ -279,58 +497,5 @@ impl Socket {
             }
         })
         .await;
-    }
-
-    /// Tells the guest that the connection ended without a close handshake.
-    async fn peer_gone(&mut self, guest: &mut Guest, end: &'static str) -> &'static str {
-        if let Err(fault) = guest.on_peer_gone().await {
-            warn!(peer = %self.peer, %fault, "guest failed in on-peer-gone");
-        }
-        end
-    }
-}
-
-enum Step {
-    Continue,
-    End(&'static str),
-}
-
-/// The code of the first close frame in `data`, a run of whole server frames.
-fn close_code(mut data: &[u8]) -> Option<u16> {
-    while let Ok(Some((header, len))) = FrameHeader::parse(data) {
-        let payload_len = usize::try_from(header.payload_len).ok()?;
-        let payload = data.get(len..len.checked_add(payload_len)?)?;
-        if header.opcode == OpCode::Control(Control::Close) {
-            return Some(match payload {
-                [high, low, ..] => u16::from_be_bytes([*high, *low]),
-                _ => 1005,
-            });
-        }
-        data = &data[len + payload_len..];
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_code_is_found_after_other_frames() {
-        let mut data = Vec::new();
-        wsbox::frame::encode_frame(&mut data, true, OpCode::from(0x1), None, b"bye");
-        wsbox::frame::encode_frame(
-            &mut data,
-            true,
-            OpCode::Control(Control::Close),
-            None,
-            &[0x03, 0xE9, b'x'],
-        );
-        assert_eq!(close_code(&data), Some(1001));
-        data.truncate(data.len() - 1);
-        assert_eq!(close_code(&data), None, "a truncated frame is not read");
-        let mut empty = Vec::new();
-        wsbox::frame::encode_frame(&mut empty, true, OpCode::Control(Control::Close), None, b"");
-        assert_eq!(close_code(&empty), Some(1005));
     }
 }

@@ -1,5 +1,6 @@
 //! The wasmtime side: one engine with a pooling allocator, the handler compiled and
-//! pre-instantiated once, and a [`Guest`] (fresh `Store` + instance) per connection.
+//! pre-instantiated once, and a [`Sandbox`] (fresh `Store` + instance) per connection,
+//! whose store holds the connection's [`Conn`] for the `connection` imports.
 //!
 //! Guest calls are async calls on fibers, so that no guest holds a tokio worker: at every
 //! epoch tick a running guest yields, and resumes only after the worker has run the other
@@ -8,38 +9,37 @@
 //! sleeping) wait as futures instead of failing. `--guest-cpu` bounds the time a call holds
 //! its connection, yields excluded: running and waiting in WASI both count.
 
-use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, UpdateDeadline,
+    StoreLimitsBuilder,
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cli::{EPOCH_TICK, FIBER_STACK, Settings};
+use crate::conn::Conn;
 
+mod clock;
+mod imports;
 mod stdio;
 
+use clock::{CallClock, OutOfTime};
 use stdio::{GuestLog, Which};
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "handler-component",
+        world: "app",
         exports: { default: async },
     });
 }
 
-pub use bindings::exports::wsbox::websocket::handler::Reply;
-pub use bindings::wsbox::websocket::types::{Limits, Request, Response};
-use bindings::{HandlerComponent, HandlerComponentPre};
+pub use bindings::wsbox::websocket::types::{Message, Request, Response};
+use bindings::{App, AppPre};
 
 /// Core instances one component may create: a Rust guest has its module plus the adapter
 /// shims wit-component adds.
@@ -49,16 +49,18 @@ const TABLES_PER_COMPONENT: u32 = 4;
 /// its replacement is accepted never finds the pool empty.
 const POOL_HEADROOM: u32 = 64;
 
-/// What each connection's store holds.
-pub struct Host {
+/// What each connection's store holds: WASI (stdio into the log, grants from the flags),
+/// the store's limits, and the connection as its imports see it.
+pub struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
     stdout: GuestLog,
     stderr: GuestLog,
+    pub conn: Conn,
 }
 
-impl WasiView for Host {
+impl WasiView for SandboxState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -100,18 +102,6 @@ impl From<wasmtime::Error> for Fault {
     }
 }
 
-/// Raised into the guest by the epoch callback when its call is out of time.
-#[derive(Debug)]
-struct OutOfTime;
-
-impl std::fmt::Display for OutOfTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the guest call ran out of time")
-    }
-}
-
-impl std::error::Error for OutOfTime {}
-
 /// `StoreLimits` with `trap_on_grow_failure` reports a denied growth with these messages.
 fn is_memory_limit(error: &wasmtime::Error) -> bool {
     let text = format!("{error:#}");
@@ -122,7 +112,7 @@ fn is_memory_limit(error: &wasmtime::Error) -> bool {
 /// The compiled handler, shared by every connection.
 pub struct Runtime {
     engine: Engine,
-    pre: HandlerComponentPre<Host>,
+    pre: AppPre<SandboxState>,
     guest_memory: usize,
     guest_cpu: Duration,
     dirs: Vec<(std::path::PathBuf, String)>,
@@ -160,10 +150,11 @@ impl Runtime {
             .async_stack_size(FIBER_STACK as usize)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, wasm)?;
-        let mut linker = Linker::<Host>::new(&engine);
+        let component = wasmtime::component::Component::new(&engine, wasm)?;
+        let mut linker = Linker::<SandboxState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        let pre = HandlerComponentPre::new(linker.instantiate_pre(&component)?)?;
+        App::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let pre = AppPre::new(linker.instantiate_pre(&component)?)?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -188,7 +179,7 @@ impl Runtime {
     }
 
     /// A fresh instance with its own store and limits, for a connection from `peer`.
-    pub async fn instantiate(&self, peer: SocketAddr) -> Result<Guest, Fault> {
+    pub async fn instantiate(&self, peer: SocketAddr, conn: Conn) -> Result<Sandbox, Fault> {
         let stdout = GuestLog::new(peer, Which::Stdout);
         let stderr = GuestLog::new(peer, Which::Stderr);
         let mut wasi = WasiCtxBuilder::new();
@@ -200,7 +191,7 @@ impl Runtime {
             wasi.preopened_dir(host, guest, FsPerms::ReadWrite)?;
         }
         let clock = CallClock::new(self.guest_cpu);
-        let host = Host {
+        let state = SandboxState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
@@ -209,15 +200,16 @@ impl Runtime {
                 .build(),
             stdout,
             stderr,
+            conn,
         };
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|host| &mut host.limits);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
         let ticking = clock.clone();
         store.epoch_deadline_callback(move |_| ticking.tick());
         store.set_epoch_deadline(1);
         clock.start();
         let bindings = clock.bound(self.pre.instantiate_async(&mut store)).await?;
-        Ok(Guest {
+        Ok(Sandbox {
             store,
             bindings,
             clock,
@@ -225,138 +217,51 @@ impl Runtime {
     }
 }
 
-/// How long the current guest call has held its connection: the time since it started,
-/// less the time it spent yielded to other tasks. Shared by the store's epoch callback
-/// (which bounds running) and the [`Guest`] (which bounds waiting in WASI).
-#[derive(Clone)]
-struct CallClock(Arc<ClockState>);
-
-struct ClockState {
-    limit: Duration,
-    /// Nanoseconds since `base` at which the current call started.
-    started: AtomicU64,
-    /// Nanoseconds the current call spent yielded.
-    yielded: AtomicU64,
-    base: Instant,
-}
-
-impl CallClock {
-    fn new(limit: Duration) -> Self {
-        CallClock(Arc::new(ClockState {
-            limit,
-            started: AtomicU64::new(0),
-            yielded: AtomicU64::new(0),
-            base: Instant::now(),
-        }))
-    }
-
-    fn now(&self) -> u64 {
-        nanos(self.0.base.elapsed())
-    }
-
-    fn start(&self) {
-        self.0.started.store(self.now(), Ordering::Relaxed);
-        self.0.yielded.store(0, Ordering::Relaxed);
-    }
-
-    /// The time the current call has left.
-    fn left(&self) -> Duration {
-        let held = self
-            .now()
-            .saturating_sub(self.0.started.load(Ordering::Relaxed))
-            .saturating_sub(self.0.yielded.load(Ordering::Relaxed));
-        self.0.limit.saturating_sub(Duration::from_nanos(held))
-    }
-
-    /// The epoch callback: the guest is running and a tick passed. Out of time, it traps;
-    /// otherwise it yields to tokio until the next tick. `yield_now` (rather than waking
-    /// itself) lets the worker run every other ready task and poll the I/O and timer
-    /// drivers before the guest resumes.
-    fn tick(&self) -> wasmtime::Result<UpdateDeadline> {
-        if self.left().is_zero() {
-            return Err(wasmtime::Error::new(OutOfTime));
-        }
-        let clock = self.clone();
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                let paused = clock.now();
-                tokio::task::yield_now().await;
-                let yielded = clock.now().saturating_sub(paused);
-                clock.0.yielded.fetch_add(yielded, Ordering::Relaxed);
-            }),
-        ))
-    }
-
-    /// Runs a guest call, and drops it (unwinding the guest) if it waits in WASI past its
-    /// time; running past it is the epoch callback's to catch.
-    async fn bound<R>(&self, call: impl Future<Output = wasmtime::Result<R>>) -> Result<R, Fault> {
-        let mut call = pin!(call);
-        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        poll_fn(|cx| {
-            loop {
-                if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                    return Poll::Ready(result.map_err(Fault::from));
-                }
-                // Most calls finish in their first poll and never get here, nor a timer.
-                let left = self.left();
-                if left.is_zero() {
-                    return Poll::Ready(Err(Fault::Cpu));
-                }
-                let deadline = tokio::time::Instant::now() + left;
-                let timer =
-                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                timer.as_mut().reset(deadline);
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-        })
-        .await
-    }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// One connection's instance. After a [`Fault`] the instance is unusable: drop it.
-pub struct Guest {
-    store: Store<Host>,
-    bindings: HandlerComponent,
+pub struct Sandbox {
+    store: Store<SandboxState>,
+    bindings: App,
     clock: CallClock,
 }
 
 /// Calls one export the way every export is called: under the call clock (yielding at each
 /// tick, bounded by `--guest-cpu`), with stdio lines left unfinished logged afterwards.
 macro_rules! call_export {
-    ($guest:ident, $export:ident $(, $arg:expr)*) => {{
-        $guest.start();
-        let handler = $guest.bindings.wsbox_websocket_handler();
-        let result = $guest
+    ($sandbox:ident, $export:ident $(, $arg:expr)*) => {{
+        $sandbox.start();
+        let handler = $sandbox.bindings.wsbox_websocket_handler();
+        let result = $sandbox
             .clock
-            .bound(handler.$export(&mut $guest.store $(, $arg)*))
+            .bound(handler.$export(&mut $sandbox.store $(, $arg)*))
             .await;
-        $guest.end();
+        $sandbox.end();
         result
     }};
 }
 
-impl Guest {
-    pub async fn handle(&mut self, request: &Request, limits: Limits) -> Result<Response, Fault> {
-        call_export!(self, call_handle, request, limits)
+impl Sandbox {
+    pub async fn handle(&mut self, request: &Request) -> Result<Response, Fault> {
+        call_export!(self, call_handle, request)
     }
 
-    pub async fn on_bytes(&mut self, data: &[u8]) -> Result<Reply, Fault> {
-        call_export!(self, call_on_bytes, data)
+    pub async fn on_open(&mut self) -> Result<(), Fault> {
+        call_export!(self, call_on_open)
     }
 
-    pub async fn on_close_request(&mut self, code: u16, reason: &str) -> Result<Reply, Fault> {
-        call_export!(self, call_on_close_request, code, reason)
+    pub async fn on_message(&mut self, message: &Message) -> Result<(), Fault> {
+        call_export!(self, call_on_message, message)
     }
 
-    pub async fn on_peer_gone(&mut self) -> Result<(), Fault> {
-        call_export!(self, call_on_peer_gone)
+    pub async fn on_close(&mut self, code: u16, reason: &str, clean: bool) -> Result<(), Fault> {
+        call_export!(self, call_on_close, code, reason, clean)
+    }
+
+    pub async fn on_alarm(&mut self) -> Result<(), Fault> {
+        call_export!(self, call_on_alarm)
+    }
+
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.store.data_mut().conn
     }
 
     fn start(&mut self) {
@@ -367,8 +272,8 @@ impl Guest {
 
     /// Logs stdio lines the call left unfinished.
     fn end(&self) {
-        let host = self.store.data();
-        host.stdout.end_call();
-        host.stderr.end_call();
+        let state = self.store.data();
+        state.stdout.end_call();
+        state.stderr.end_call();
     }
 }

@@ -1,26 +1,27 @@
 //! The HTTP/1.1 phase of a connection: hyper parses requests, the guest's `handle` answers
-//! them, and a 101 answer hands the socket over to the WebSocket phase.
+//! them, and a 101 answer (checked against the request by the runner, which frames the
+//! WebSocket) hands the socket over to the WebSocket phase.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    CONNECTION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, ORIGIN, SEC_WEBSOCKET_PROTOCOL,
-    UPGRADE,
+    CONNECTION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, ORIGIN, UPGRADE,
 };
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use crate::connection::Shared;
-use crate::engine::{Guest, Limits, Request, Response};
+use crate::conn::{Conn, RequestInfo};
+use crate::engine::{Request, Response, Sandbox};
+use crate::registry::Id;
+use crate::server::Server;
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
@@ -29,17 +30,21 @@ pub struct Upgraded {
     pub stream: TcpStream,
     /// Bytes the client sent after its request head, already read by hyper.
     pub early: Bytes,
-    pub guest: Guest,
-    pub path: String,
-    pub subprotocol: Option<String>,
+    pub sandbox: Sandbox,
 }
 
-/// State shared by the requests of one connection: the guest is created by the first
-/// request and lives as long as the connection.
+/// What the requests of one connection share: the sandbox, made by the first request and
+/// kept for the connection's life, and the upgrade once one was accepted. hyper's service
+/// futures must be `Send` and `'static`, hence a lock; it is never held across an await:
+/// a request takes the sandbox out for its guest call and puts it back.
 #[derive(Default)]
 struct Slot {
-    guest: Option<Guest>,
-    upgrade: Option<(OnUpgrade, String, Option<String>)>,
+    sandbox: Option<Sandbox>,
+    upgrade: Option<OnUpgrade>,
+}
+
+fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// How long a response already being written may still take once the HTTP phase's
@@ -51,7 +56,7 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 /// timer covers only request heads, so a stalled body or a client that never reads the
 /// responses would otherwise hold the connection, and its guest, forever. At the deadline
 /// no further request is read, and a response in flight gets [`DEADLINE_GRACE`] to finish.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Option<Upgraded> {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) -> Option<Upgraded> {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let service = {
         let slot = slot.clone();
@@ -97,12 +102,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) ->
         debug!(%peer, %error, "http connection ended");
         return None;
     }
-    let (guest, upgrade) = {
-        let mut slot = slot.lock().await;
-        (slot.guest.take(), slot.upgrade.take())
+    let (sandbox, on_upgrade) = {
+        let mut slot = lock(&slot);
+        (slot.sandbox.take(), slot.upgrade.take())
     };
-    let (on_upgrade, path, subprotocol) = upgrade?;
-    let guest = guest?;
+    let on_upgrade = on_upgrade?;
+    let sandbox = sandbox?;
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -118,16 +123,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) ->
     Some(Upgraded {
         stream: parts.io.into_inner(),
         early: parts.read_buf,
-        guest,
-        path,
-        subprotocol,
+        sandbox,
     })
 }
 
 async fn respond(
     mut request: hyper::Request<Incoming>,
     slot: &Mutex<Slot>,
-    shared: &Shared,
+    shared: &Server,
     peer: SocketAddr,
 ) -> HttpResponse {
     let wants_upgrade =
@@ -150,7 +153,11 @@ async fn respond(
         Ok(body) => body.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
     };
-    let path = parts.uri.path().to_owned();
+    let headers: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
     let request = Request {
         method: parts.method.as_str().to_owned(),
         uri: parts
@@ -161,54 +168,112 @@ async fn respond(
             Version::HTTP_10 => 10,
             _ => 11,
         },
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
+        headers: headers.clone(),
         body: body.to_vec(),
     };
-    let limits = Limits {
-        max_frame_size: shared.settings.max_frame_size,
-        max_message_size: shared.settings.max_message_size,
+    let path = parts.uri.path().to_owned();
+    let info = RequestInfo {
+        path: path.clone(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers,
+        protocol: None,
     };
 
-    let mut slot = slot.lock().await;
-    let guest = match &mut slot.guest {
-        Some(guest) => guest,
-        None => match shared.runtime.instantiate(peer).await {
-            Ok(guest) => slot.guest.insert(guest),
-            Err(fault) => {
-                warn!(%peer, %fault, "cannot instantiate the handler");
-                return closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"));
-            }
+    let taken = lock(slot).sandbox.take();
+    let mut sandbox = match taken {
+        Some(sandbox) => sandbox,
+        None => match new_sandbox(shared, peer).await {
+            Ok(sandbox) => sandbox,
+            Err(response) => return response,
         },
     };
-    let answer = match guest.handle(&request, limits).await {
+    sandbox.conn().request = info;
+    let answer = match sandbox.handle(&request).await {
         Ok(answer) => answer,
         Err(fault) => {
             warn!(%peer, path, %fault, "handler failed on a request");
-            slot.guest = None;
             return closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n"));
         }
     };
-    let response = match to_hyper(answer) {
+    let head = hyper::Request::from_parts(parts, ());
+    let response = if answer.status == 101 {
+        accept(&head, answer, shared, &mut sandbox)
+    } else {
+        to_hyper(answer)
+    };
+    let response = match response {
         Ok(response) => response,
         Err(problem) => {
             warn!(%peer, path, problem, "handler returned an invalid response");
             return closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "handler failed\n"));
         }
     };
-    debug!(%peer, method = %parts.method, path, status = response.status().as_u16(), "request");
+    debug!(%peer, method = %head.method(), path, status = response.status().as_u16(), "request");
+    let mut slot = lock(slot);
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let subprotocol = response
-            .headers()
-            .get(SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        slot.upgrade = Some((on_upgrade, path, subprotocol));
+        slot.upgrade = Some(on_upgrade);
+    } else {
+        // What the guest set up for a WebSocket that did not open is dropped.
+        sandbox.conn().reset();
     }
+    slot.sandbox = Some(sandbox);
     response
+}
+
+/// A fresh sandbox for the connection, or the 503 that says there is none.
+async fn new_sandbox(shared: &Server, peer: SocketAddr) -> Result<Sandbox, HttpResponse> {
+    let id = Id::random().map_err(|error| {
+        warn!(%peer, %error, "no randomness for a connection id");
+        closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"))
+    })?;
+    let conn = Conn::new(id, shared.registry.clone(), shared.app_limits());
+    shared
+        .runtime
+        .instantiate(peer, conn)
+        .await
+        .map_err(|fault| {
+            warn!(%peer, %fault, "cannot instantiate the handler");
+            closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"))
+        })
+}
+
+/// The guest accepted an upgrade. The runner frames the WebSocket, so it checks the
+/// acceptance itself (a valid upgrade request, a subprotocol the client offered) and
+/// answers with its own 101, plus the guest's other headers (a cookie, say).
+fn accept(
+    head: &hyper::Request<()>,
+    answer: Response,
+    shared: &Server,
+    sandbox: &mut Sandbox,
+) -> Result<HttpResponse, &'static str> {
+    if !answer.body.is_empty() {
+        return Err("a 101 response has a body");
+    }
+    let protocol = answer
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .map(|(_, value)| String::from_utf8_lossy(value).trim().to_owned());
+    let accepted = wsbox::handshake::accept(head, protocol.as_deref(), shared.session_config())
+        .map_err(|_| "a 101 for a request that is not a valid upgrade, or with a subprotocol the client did not offer")?;
+    let mut response = hyper::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = accepted.headers().clone();
+    let extra = Response {
+        status: 200,
+        headers: answer
+            .headers
+            .into_iter()
+            .filter(|(name, _)| !name.to_ascii_lowercase().starts_with("sec-websocket-"))
+            .collect(),
+        body: Vec::new(),
+    };
+    let guest_headers = to_hyper(extra)?;
+    for (name, value) in guest_headers.headers() {
+        response.headers_mut().append(name, value.clone());
+    }
+    sandbox.conn().request.protocol = protocol;
+    Ok(response)
 }
 
 /// The `Origin` of a request that `--allowed-origin` refuses, if any. Browsers always send

@@ -2,11 +2,15 @@
 //! connection. See `--help` and the README's Runner section.
 
 mod cli;
+mod conn;
 mod connection;
 mod engine;
 mod http;
 mod limits;
 mod logging;
+mod peer;
+mod registry;
+mod server;
 mod shutdown;
 
 use std::io::Write;
@@ -19,7 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
-use crate::connection::Shared;
+use crate::registry::Registry;
+use crate::server::Server;
 
 /// The default handler: `guests/echo`, built for wasm32-wasip2 by build.rs.
 static DEFAULT_HANDLER: &[u8] = include_bytes!(env!("WSBOX_DEFAULT_HANDLER"));
@@ -87,10 +92,11 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let per_address = limits::PerAddress::new(settings.max_connections_per_address);
     let refusals = limits::Refusals::new();
     let shutdown_timeout = settings.shutdown_timeout;
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Server {
         runtime,
         settings,
         shutdown,
+        registry: Arc::new(Registry::default()),
     });
 
     loop {

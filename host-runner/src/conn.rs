@@ -1,0 +1,127 @@
+//! What the runner keeps for one connection's guest, in its store: the id, the upgrade
+//! request, the protocol session, subscriptions, attachment and alarm, and the frames its
+//! current callback has sent. The `connection` imports ([`crate::engine`]) act on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wsbox::session::Session;
+
+use crate::peer::Peer;
+use crate::registry::{Id, Registry};
+
+/// Alarms further away are set this far: a year, far beyond any connection's life and
+/// safe from `Instant` overflow.
+const MAX_ALARM: Duration = Duration::from_secs(365 * 86_400);
+
+/// The upgrade request as the guest's `request` import returns it.
+#[derive(Default)]
+pub struct RequestInfo {
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub protocol: Option<String>,
+}
+
+/// Limits on what a guest keeps in the host (flags of the same names).
+#[derive(Clone, Copy)]
+pub struct AppLimits {
+    pub max_topics: u32,
+    pub max_topic_len: u32,
+    pub max_attachment: u32,
+    pub max_backpressure: usize,
+}
+
+pub struct Conn {
+    pub id: Id,
+    pub registry: Arc<Registry>,
+    pub limits: AppLimits,
+    pub request: RequestInfo,
+    /// The WebSocket once upgraded: the framing state and the shared write side.
+    pub socket: Option<Socket>,
+    /// Frames the running callback sent to this connection (`send`, a publish or
+    /// `send-to` that includes it), in order; written when the callback returns. A
+    /// callback's sends thus cost one write, and stay in order with its pongs and close.
+    pub cork: Vec<u8>,
+    /// Topics, in the order subscribed; applied to the registry once upgraded.
+    pub topics: Vec<Box<str>>,
+    pub attachment: Vec<u8>,
+    pub alarm: Option<Instant>,
+    /// A close the guest asked for in `handle`, before there is a session: its frame
+    /// follows the 101 (and anything sent in `handle`).
+    pub early_close: Option<(u16, String)>,
+    /// The code of the close frame sent, once sent.
+    pub close_sent: Option<u16>,
+}
+
+pub struct Socket {
+    pub session: Session,
+    pub peer: Arc<Peer>,
+}
+
+impl Conn {
+    pub fn new(id: Id, registry: Arc<Registry>, limits: AppLimits) -> Self {
+        Conn {
+            id,
+            registry,
+            limits,
+            request: RequestInfo::default(),
+            socket: None,
+            cork: Vec::new(),
+            topics: Vec::new(),
+            attachment: Vec::new(),
+            alarm: None,
+            early_close: None,
+            close_sent: None,
+        }
+    }
+
+    /// Forgets what the guest set up in `handle` for a WebSocket that did not open.
+    pub fn reset(&mut self) {
+        self.cork.clear();
+        self.topics.clear();
+        self.attachment.clear();
+        self.alarm = None;
+        self.early_close = None;
+    }
+
+    /// Whether our close frame is out (or, before the upgrade, requested).
+    pub fn is_closed(&self) -> bool {
+        match &self.socket {
+            Some(socket) => socket.session.is_closed(),
+            None => self.early_close.is_some(),
+        }
+    }
+
+    /// Starts the close handshake: the close frame goes into the cork behind everything
+    /// sent before it. Before the upgrade the close waits for the session.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        match &mut self.socket {
+            Some(socket) => {
+                if socket.session.close(code, reason).is_ok() {
+                    socket.session.poll_transmit(&mut self.cork);
+                    self.alarm = None;
+                    let sendable = wsbox::CloseCode(code).is_sendable();
+                    self.close_sent = Some(if sendable { code } else { 1000 });
+                }
+            }
+            None => {
+                self.early_close.get_or_insert((code, reason.to_owned()));
+            }
+        }
+    }
+
+    pub fn set_alarm(&mut self, after: Duration) {
+        if !self.is_closed() {
+            self.alarm = Some(Instant::now() + after.min(MAX_ALARM));
+        }
+    }
+
+    /// Whether `peer` is this connection.
+    pub fn is_self(&self, peer: &Arc<Peer>) -> bool {
+        self.socket
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(&s.peer, peer))
+    }
+}

@@ -1,0 +1,224 @@
+//! The `connection` interface the runner gives guests: each function acts at once on the
+//! calling connection's [`Conn`] and the [`Registry`](crate::registry::Registry), and never
+//! waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wsbox::frame::{Data, OpCode, encode_frame};
+
+use super::SandboxState;
+use super::bindings::wsbox::websocket::connection::{
+    Host, Id, RequestInfo, SendError, TooLarge, TopicError,
+};
+use super::bindings::wsbox::websocket::types::{self, Message};
+use crate::conn::Conn;
+use crate::peer::{Peer, Refused};
+
+impl types::Host for SandboxState {}
+
+/// A message as the one frame that carries it (server frames are not masked).
+fn encode(out: &mut Vec<u8>, message: &Message) {
+    let (opcode, payload) = match message {
+        Message::Text(text) => (Data::Text, text.as_bytes()),
+        Message::Binary(data) => (Data::Binary, data.as_slice()),
+    };
+    encode_frame(out, true, OpCode::Data(opcode), None, payload);
+}
+
+fn frame(message: &Message) -> Bytes {
+    let mut out = Vec::with_capacity(message_len(message) + 10);
+    encode(&mut out, message);
+    Bytes::from(out)
+}
+
+fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(data) => data.len(),
+    }
+}
+
+impl From<Refused> for SendError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Closed => SendError::Closed,
+            Refused::Backpressure => SendError::Backpressure,
+        }
+    }
+}
+
+impl Conn {
+    /// Queues a message to this connection, behind what the callback sent before.
+    fn send_self(&mut self, message: &Message) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let waiting = self.socket.as_ref().map_or(0, |s| s.peer.queued());
+        if waiting + self.cork.len() > self.limits.max_backpressure {
+            if let Some(socket) = &self.socket {
+                socket.peer.count_drop();
+            }
+            return Err(SendError::Backpressure);
+        }
+        encode(&mut self.cork, message);
+        Ok(())
+    }
+
+    fn topic_ok(&self, topic: &str) -> Result<(), TopicError> {
+        if topic.is_empty() || topic.len() > self.limits.max_topic_len as usize {
+            return Err(TopicError::BadName);
+        }
+        Ok(())
+    }
+
+    fn peer(&self) -> Option<&Arc<Peer>> {
+        self.socket.as_ref().map(|s| &s.peer)
+    }
+}
+
+impl Host for SandboxState {
+    fn max_topics(&mut self) -> u32 {
+        self.conn.limits.max_topics
+    }
+
+    fn max_topic_len(&mut self) -> u32 {
+        self.conn.limits.max_topic_len
+    }
+
+    fn max_attachment(&mut self) -> u32 {
+        self.conn.limits.max_attachment
+    }
+
+    fn self_id(&mut self) -> Id {
+        self.conn.id.to_string()
+    }
+
+    fn request(&mut self) -> RequestInfo {
+        let request = &self.conn.request;
+        RequestInfo {
+            path: request.path.clone(),
+            query: request.query.clone(),
+            headers: request.headers.clone(),
+            protocol: request.protocol.clone(),
+        }
+    }
+
+    fn send(&mut self, msg: Message) -> Result<(), SendError> {
+        self.conn.send_self(&msg)
+    }
+
+    fn send_to(&mut self, to: Id, msg: Message) -> Result<(), SendError> {
+        let conn = &mut self.conn;
+        let Some(peer) = conn.registry.get(&to) else {
+            return if to == conn.id.to_string() {
+                // Before the upgrade this connection is not registered yet.
+                conn.send_self(&msg)
+            } else {
+                Err(SendError::Gone)
+            };
+        };
+        if conn.is_self(&peer) {
+            return conn.send_self(&msg);
+        }
+        Ok(peer.deliver(&frame(&msg))?)
+    }
+
+    fn close(&mut self, code: u16, reason: String) {
+        self.conn.close(code, &reason);
+    }
+
+    fn close_other(&mut self, to: Id, code: u16, reason: String) -> Result<(), SendError> {
+        let conn = &mut self.conn;
+        match conn.registry.get(&to) {
+            Some(peer) if conn.is_self(&peer) => {
+                conn.close(code, &reason);
+                Ok(())
+            }
+            Some(peer) => Ok(peer.request_close(code, reason)?),
+            None if to == conn.id.to_string() => {
+                conn.close(code, &reason);
+                Ok(())
+            }
+            None => Err(SendError::Gone),
+        }
+    }
+
+    fn subscribe(&mut self, topic: String) -> Result<(), TopicError> {
+        let conn = &mut self.conn;
+        conn.topic_ok(&topic)?;
+        if conn.topics.iter().any(|t| **t == *topic) {
+            return Ok(());
+        }
+        if conn.topics.len() >= conn.limits.max_topics as usize {
+            return Err(TopicError::TooMany);
+        }
+        if let Some(peer) = conn.peer() {
+            conn.registry.subscribe(&topic, peer);
+        }
+        conn.topics.push(topic.into_boxed_str());
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, topic: String) -> bool {
+        let conn = &mut self.conn;
+        let Some(at) = conn.topics.iter().position(|t| **t == *topic) else {
+            return false;
+        };
+        conn.topics.swap_remove(at);
+        if let Some(peer) = conn.peer() {
+            conn.registry.unsubscribe(&topic, peer);
+        }
+        true
+    }
+
+    fn topics(&mut self) -> Vec<String> {
+        self.conn.topics.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn publish(&mut self, topic: String, msg: Message, include_self: bool) -> u32 {
+        let conn = &mut self.conn;
+        let frame = frame(&msg);
+        let own = conn.peer().cloned();
+        let mut queued = conn.registry.publish(&topic, &frame, own.as_ref());
+        // Our own copy goes with our other sends, in order.
+        let subscribed = conn.topics.iter().any(|t| **t == *topic);
+        if include_self && subscribed && !conn.is_closed() {
+            conn.cork.extend_from_slice(&frame);
+            queued = queued.saturating_add(1);
+        }
+        queued
+    }
+
+    fn subscribers(&mut self, topic: String) -> u32 {
+        let conn = &self.conn;
+        let mut count = conn.registry.subscribers(&topic);
+        // Before the upgrade our own subscriptions are not in the registry yet.
+        if conn.socket.is_none() && conn.topics.iter().any(|t| **t == *topic) {
+            count += 1;
+        }
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    fn attachment(&mut self) -> Vec<u8> {
+        self.conn.attachment.clone()
+    }
+
+    fn set_attachment(&mut self, data: Vec<u8>) -> Result<(), TooLarge> {
+        let max = self.conn.limits.max_attachment;
+        if data.len() > max as usize {
+            return Err(TooLarge { max });
+        }
+        self.conn.attachment = data;
+        Ok(())
+    }
+
+    fn set_alarm(&mut self, after_ms: u64) {
+        self.conn.set_alarm(Duration::from_millis(after_ms));
+    }
+
+    fn cancel_alarm(&mut self) {
+        self.conn.alarm = None;
+    }
+}

@@ -1,0 +1,255 @@
+//! The write side of one WebSocket, shared by everyone who may write to it: its own task
+//! (its guest's sends, pongs, the close handshake) and other connections' guests
+//! (`send-to`, `publish`), which run on whatever worker their own connection is on.
+//!
+//! A writer never waits. It writes straight into the socket when nothing is queued ahead
+//! of it (one syscall, no wake-up of the owner — the common case of fan-out), and queues
+//! the rest as shared [`Bytes`] (a publish's one frame, never copied per subscriber) for
+//! the owner task to flush when the socket is writable. Writes happen under the outbox
+//! lock, so frames from different writers interleave only at frame boundaries, and
+//! nothing follows the close frame.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::registry::Id;
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The close frame is out (or queued): nothing may follow it.
+    Closed,
+    /// More than `--max-backpressure` bytes are waiting: the frame was dropped.
+    Backpressure,
+}
+
+/// The close code for a connection closed by `--close-on-backpressure`.
+pub const POLICY_VIOLATION: u16 = 1008;
+
+/// One WebSocket's socket and outbox.
+pub struct Peer {
+    pub id: Id,
+    stream: TcpStream,
+    outbox: Mutex<Outbox>,
+    /// Wakes the owner task: frames were queued, a close was requested, a write failed.
+    wake: Notify,
+    max_backpressure: usize,
+    close_on_backpressure: bool,
+}
+
+#[derive(Default)]
+struct Outbox {
+    /// Frames (or the unwritten rest of the first one) waiting for the socket.
+    queue: VecDeque<Bytes>,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// The close frame has been written or queued.
+    closed: bool,
+    /// A write failed: the peer is gone.
+    failed: bool,
+    /// A close another connection (or the backpressure bound) asked for.
+    close_request: Option<(u16, String)>,
+    /// The close request is `--close-on-backpressure`'s: the backlog is dropped.
+    overflowed: bool,
+    /// Deliveries dropped for backpressure.
+    dropped: u64,
+    bytes_out: u64,
+}
+
+/// At most this many queued frames go to the kernel in one `writev`.
+const MAX_SLICES: usize = 64;
+
+impl Peer {
+    pub fn new(
+        id: Id,
+        stream: TcpStream,
+        max_backpressure: usize,
+        close_on_backpressure: bool,
+    ) -> Self {
+        Peer {
+            id,
+            stream,
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            max_backpressure,
+            close_on_backpressure,
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        // A panic while holding the lock leaves the outbox consistent (every update is a
+        // single step), so a poisoned lock is still usable.
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a frame from another connection (or a publish), subject to backpressure.
+    pub fn deliver(&self, frame: &Bytes) -> Result<(), Refused> {
+        let mut outbox = self.outbox();
+        if outbox.closed {
+            return Err(Refused::Closed);
+        }
+        if outbox.queued > self.max_backpressure {
+            outbox.dropped += 1;
+            if self.close_on_backpressure && !outbox.overflowed {
+                outbox.overflowed = true;
+                outbox.close_request = Some((POLICY_VIOLATION, "backpressure".to_owned()));
+                self.wake.notify_one();
+            }
+            return Err(Refused::Backpressure);
+        }
+        self.write_or_queue(&mut outbox, frame, |rest| frame.slice(rest..));
+        Ok(())
+    }
+
+    /// Writes the connection's own frames (its guest's sends, pongs, close replies). Never
+    /// dropped: the owner paces its own reads instead. `close` marks the last of them.
+    pub fn write_own(&self, data: &[u8], close: bool) {
+        let mut outbox = self.outbox();
+        if outbox.closed {
+            return;
+        }
+        if !data.is_empty() {
+            self.write_or_queue(&mut outbox, data, |rest| {
+                Bytes::copy_from_slice(&data[rest..])
+            });
+        }
+        outbox.closed |= close;
+    }
+
+    /// Writes `data` now if nothing is queued ahead of it; queues what the socket did not
+    /// take (made by `rest` from the offset written) and wakes the owner to flush it.
+    fn write_or_queue(&self, outbox: &mut Outbox, data: &[u8], rest: impl FnOnce(usize) -> Bytes) {
+        if outbox.failed {
+            return;
+        }
+        let mut written = 0;
+        if outbox.queue.is_empty() {
+            match self.stream.try_write(data) {
+                Ok(n) => written = n,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    outbox.failed = true;
+                    self.wake.notify_one();
+                    return;
+                }
+            }
+            outbox.bytes_out += written as u64;
+            if written == data.len() {
+                return;
+            }
+            self.wake.notify_one();
+        }
+        outbox.queued += data.len() - written;
+        outbox.queue.push_back(rest(written));
+    }
+
+    /// Writes queued frames until the socket would block. `Err` when the peer is gone.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let mut outbox = self.outbox();
+        while !outbox.queue.is_empty() && !outbox.failed {
+            let slices: Vec<IoSlice<'_>> = outbox
+                .queue
+                .iter()
+                .take(MAX_SLICES)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            let result = self.stream.try_write_vectored(&slices);
+            drop(slices);
+            match result {
+                Ok(0) => outbox.failed = true,
+                Ok(mut n) => {
+                    outbox.bytes_out += n as u64;
+                    outbox.queued -= n;
+                    while n > 0 {
+                        let Some(front) = outbox.queue.front_mut() else {
+                            break;
+                        };
+                        if n >= front.len() {
+                            n -= front.len();
+                            outbox.queue.pop_front();
+                        } else {
+                            let _ = front.split_to(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(error) => {
+                    outbox.failed = true;
+                    return Err(error);
+                }
+            }
+        }
+        if outbox.failed {
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
+    }
+
+    /// Counts a message of the connection's own guest dropped for backpressure.
+    pub fn count_drop(&self) {
+        self.outbox().dropped += 1;
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.outbox().queued
+    }
+
+    /// Whether more than `--max-backpressure` bytes are waiting.
+    pub fn over_backpressure(&self) -> bool {
+        self.queued() > self.max_backpressure
+    }
+
+    pub fn failed(&self) -> bool {
+        self.outbox().failed
+    }
+
+    /// Asks the owner to start the close handshake (`close-other`).
+    pub fn request_close(&self, code: u16, reason: String) -> Result<(), Refused> {
+        let mut outbox = self.outbox();
+        if outbox.closed {
+            return Err(Refused::Closed);
+        }
+        outbox.close_request.get_or_insert((code, reason));
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// A close requested by another connection or the backpressure bound. For the latter,
+    /// what is queued beyond the frame being written is dropped: a slow consumer gets its
+    /// close frame without the backlog first.
+    pub fn take_close_request(&self) -> Option<(u16, String)> {
+        let mut outbox = self.outbox();
+        let request = outbox.close_request.take()?;
+        if outbox.overflowed {
+            let keep = outbox.queue.pop_front();
+            let dropped: usize = outbox.queue.drain(..).map(|b| b.len()).sum();
+            outbox.queued -= dropped;
+            if let Some(front) = keep {
+                outbox.queue.push_front(front);
+            }
+        }
+        Some(request)
+    }
+
+    /// Resolves when someone woke the owner (a permit is kept if it is not waiting).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// `(bytes written, deliveries dropped)`, for the close log line.
+    pub fn totals(&self) -> (u64, u64) {
+        let outbox = self.outbox();
+        (outbox.bytes_out, outbox.dropped)
+    }
+}

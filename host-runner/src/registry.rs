@@ -1,0 +1,154 @@
+//! Every open WebSocket by id, and every topic's subscribers: what `send-to`,
+//! `close-other`, `publish` and `subscribers` look up.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+
+use crate::peer::Peer;
+
+/// A connection's id: 128 random bits, shown as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Id([u8; 16]);
+
+impl Id {
+    /// A fresh id from the OS's random source. Unguessable, so that holding an id is what
+    /// lets a guest address a connection.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0; 16];
+        getrandom::fill(&mut bytes)?;
+        Ok(Id(bytes))
+    }
+
+    /// Parses the hex form; `None` for anything that is not exactly an id.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.as_bytes();
+        if text.len() != 32 {
+            return None;
+        }
+        let mut bytes = [0; 16];
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        }
+        Some(Id(bytes))
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// One topic's subscribers. Its own lock, so that a publish to a large topic holds up
+/// only that topic.
+type Subscribers = Arc<Mutex<Vec<Arc<Peer>>>>;
+
+#[derive(Default)]
+pub struct Registry {
+    peers: Mutex<HashMap<Id, Arc<Peer>>>,
+    topics: Mutex<HashMap<Box<str>, Subscribers>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is one step, so a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    pub fn insert(&self, peer: Arc<Peer>) {
+        lock(&self.peers).insert(peer.id, peer);
+    }
+
+    /// Forgets a connection that ended, with its subscriptions.
+    pub fn remove(&self, peer: &Arc<Peer>, topics: &[Box<str>]) {
+        lock(&self.peers).remove(&peer.id);
+        for topic in topics {
+            self.unsubscribe(topic, peer);
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Peer>> {
+        let id = Id::parse(id)?;
+        lock(&self.peers).get(&id).cloned()
+    }
+
+    pub fn subscribe(&self, topic: &str, peer: &Arc<Peer>) {
+        let subscribers = lock(&self.topics).entry(topic.into()).or_default().clone();
+        lock(&subscribers).push(peer.clone());
+    }
+
+    pub fn unsubscribe(&self, topic: &str, peer: &Arc<Peer>) {
+        let mut topics = lock(&self.topics);
+        let Some(subscribers) = topics.get(topic) else {
+            return;
+        };
+        let mut list = lock(subscribers);
+        if let Some(at) = list.iter().position(|p| Arc::ptr_eq(p, peer)) {
+            list.swap_remove(at);
+        }
+        if list.is_empty() {
+            drop(list);
+            topics.remove(topic);
+        }
+    }
+
+    pub fn subscribers(&self, topic: &str) -> usize {
+        let subscribers = lock(&self.topics).get(topic).cloned();
+        subscribers.map_or(0, |s| lock(&s).len())
+    }
+
+    /// Queues `frame` to every subscriber of `topic` but `skip` (the publisher, which
+    /// writes its own copy in order with its other sends); returns how many took it.
+    pub fn publish(&self, topic: &str, frame: &Bytes, skip: Option<&Arc<Peer>>) -> u32 {
+        let Some(subscribers) = lock(&self.topics).get(topic).cloned() else {
+            return 0;
+        };
+        let list = lock(&subscribers);
+        let mut queued = 0u32;
+        for peer in list.iter() {
+            if skip.is_some_and(|skip| Arc::ptr_eq(skip, peer)) {
+                continue;
+            }
+            if peer.deliver(frame).is_ok() {
+                queued = queued.saturating_add(1);
+            }
+        }
+        queued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_refuse_anything_else() {
+        let id = Id::random().expect("random");
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(Id::parse(&text), Some(id));
+        assert_eq!(Id::parse(&text.to_uppercase()), Some(id));
+        assert_eq!(Id::parse(&text[..31]), None);
+        assert_eq!(Id::parse(&format!("{}g", &text[..31])), None);
+        assert_eq!(Id::parse(""), None);
+        assert_ne!(Id::random().expect("random"), id);
+    }
+}
