@@ -1,5 +1,5 @@
-//! A guest that traps, spins or allocates without bound loses its own connection (1011);
-//! the process and a healthy neighbour go on.
+//! A guest that traps (in any callback), spins or allocates without bound loses its own
+//! connection (1011); the process and a healthy neighbour go on.
 
 mod common;
 
@@ -25,22 +25,28 @@ fn faulty_guests_lose_only_their_own_connection() {
     let runner = fault_runner();
     let mut healthy = runner.connect("/none");
     healthy.echo("before");
-    for (path, reason) in [
-        ("/trap", "guest failed"),
-        ("/spin", "CPU time"),
-        ("/alloc", "memory limit"),
-    ] {
+    let faults = [
+        ("/trap", Some("go"), "trap requested by the test"),
+        ("/spin", Some("go"), "CPU time"),
+        ("/alloc", Some("go"), "memory limit"),
+        ("/trap-open", None, "trap requested in on-open"),
+        // Sets an alarm 10 ms away; the guest panics in on-alarm.
+        ("/trap-alarm", Some("10"), "trap requested in on-alarm"),
+    ];
+    for (path, message, reason) in faults {
         let mut faulty = runner.connect(path);
-        faulty.send(Message::text("go"));
+        if let Some(message) = message {
+            faulty.send(Message::text(message));
+        }
         assert_eq!(faulty.expect_close(), Some(CloseCode::Error), "{path}");
         healthy.echo(&format!("after {path}"));
-        let log = runner.wait_for_log(reason);
-        assert!(log.contains(reason), "{path}: {log}");
+        runner.wait_for_line(faulty.local_addr(), reason);
+        runner.wait_for_line(faulty.local_addr(), "websocket closed");
     }
     let log = runner.log();
     assert_eq!(
         log.matches("closing the connection with 1011").count(),
-        3,
+        faults.len(),
         "{log}"
     );
     assert!(log.contains("peer=127.0.0.1:"), "{log}");

@@ -36,8 +36,8 @@ fn printing_guest_keeps_its_connection_and_its_lines_are_logged() {
     for (needle, level, count) in [
         ("guest stdout in handle", "INFO", 1),
         ("guest stderr in handle", "WARN", 1),
-        ("guest stdout in on-bytes: ", "INFO", 2),
-        ("guest stderr in on-bytes", "WARN", 2),
+        ("guest stdout in on-message: ", "INFO", 2),
+        ("guest stderr in on-message", "WARN", 2),
         ("guest unfinished line", "WARN", 2),
     ] {
         let lines = lines_with(&log, needle);

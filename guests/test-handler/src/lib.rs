@@ -296,7 +296,8 @@ fn describe() -> String {
             .unwrap_or_default()
     });
     format!(
-        "id={}\npath={}\nquery={}\nprotocol={}\nx-probe={}\nhandle-id={handle_id}\nhandle-path={handle_path}",
+        "id={}\npath={}\nquery={}\nprotocol={}\nx-probe={}\n\
+         handle-id={handle_id}\nhandle-path={handle_path}",
         connection::self_id(),
         info.path,
         info.query,

@@ -111,6 +111,17 @@ impl Runner {
     /// Sends an upgrade request for `path` offering `protocols` and returns the response
     /// head (lowercased), leaving the connection open until it is dropped.
     pub fn upgrade_head(&self, path: &str, protocols: &[&str]) -> (String, TcpStream) {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        self.upgrade_head_on(stream, path, protocols)
+    }
+
+    /// [`Runner::upgrade_head`] on a connected `stream`.
+    pub fn upgrade_head_on(
+        &self,
+        mut stream: TcpStream,
+        path: &str,
+        protocols: &[&str],
+    ) -> (String, TcpStream) {
         let mut request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
@@ -120,7 +131,6 @@ impl Runner {
             request.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
         }
         request.push_str("\r\n");
-        let mut stream = TcpStream::connect(self.addr).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         stream.write_all(request.as_bytes()).expect("write request");
         let mut head = Vec::new();
@@ -185,6 +195,46 @@ impl Runner {
 
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()
+    }
+
+    /// The log lines about the connection whose client is at `peer`, in order.
+    pub fn lines_of(&self, peer: SocketAddr) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| is_about(line, peer))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits up to 10 s for a log line about `peer`'s connection that contains `needle`;
+    /// panics with that connection's lines if none comes.
+    pub fn wait_for_line(&self, peer: SocketAddr, needle: &str) -> String {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let lines = self.lines_of(peer);
+            if let Some(line) = lines.iter().find(|line| line.contains(needle)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} for {peer}:\n{}",
+                lines.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the guest's `on-close` line about `peer` and returns what follows
+    /// `on-close ` (`CODE CLEAN REASON`).
+    pub fn on_close_of(&self, peer: SocketAddr) -> String {
+        let line = self.wait_for_line(peer, "on-close ");
+        let (_, rest) = line.split_once("on-close ").expect("the needle");
+        // tracing puts the fields after the message.
+        rest.split(" peer=")
+            .next()
+            .unwrap_or(rest)
+            .trim_end()
+            .to_owned()
     }
 
     /// Waits up to 5 s for the log to contain `needle`.
@@ -255,6 +305,70 @@ impl Client {
         assert_eq!(self.next(), Ok(Message::text(text)));
     }
 
+    /// The client's own address: the `peer` the runner logs for this connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        match self.socket.get_ref() {
+            MaybeTlsStream::Plain(stream) => stream.local_addr().expect("local address"),
+            _ => unreachable!("the tests connect without TLS"),
+        }
+    }
+
+    /// The next message, which must be text.
+    pub fn text(&mut self) -> String {
+        match self.next() {
+            Ok(Message::Text(text)) => text.as_str().to_owned(),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// Sends a text command to the test handler and returns its text answer.
+    pub fn ask(&mut self, command: &str) -> String {
+        self.send(Message::text(command));
+        self.text()
+    }
+
+    /// The next message (as [`Client::next`]) if one arrives within `wait`.
+    pub fn within(&mut self, wait: Duration) -> Option<Result<Message, Option<CloseCode>>> {
+        self.set_read_timeout(wait);
+        let result = loop {
+            match self.socket.read() {
+                Ok(Message::Close(frame)) => break Some(Err(frame.map(|f| f.code))),
+                Ok(Message::Frame(_)) => continue,
+                Ok(message) => break Some(Ok(message)),
+                Err(tungstenite::Error::Io(error))
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break None;
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    break Some(Err(None));
+                }
+                Err(error) => panic!("websocket read failed: {error}"),
+            }
+        };
+        self.set_read_timeout(IO_TIMEOUT);
+        result
+    }
+
+    fn set_read_timeout(&mut self, wait: Duration) {
+        if let MaybeTlsStream::Plain(stream) = self.socket.get_mut() {
+            stream.set_read_timeout(Some(wait)).expect("timeout");
+        }
+    }
+
+    /// Starts the close handshake with `code` and `reason`.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        self.socket
+            .close(Some(tungstenite::protocol::CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_owned().into(),
+            }))
+            .expect("send the close frame");
+    }
+
     /// Reads until the peer's close frame and returns its code.
     pub fn expect_close(&mut self) -> Option<CloseCode> {
         loop {
@@ -264,6 +378,21 @@ impl Client {
             }
         }
     }
+}
+
+/// The value of the field `name=` in a log line (quotes removed).
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    let field = format!(" {name}=");
+    let start = line.find(&field)? + field.len();
+    let value = line[start..].split(' ').next()?;
+    Some(value.trim_matches('"').to_owned())
+}
+
+/// Whether a log line carries the field `peer=PEER` for exactly this address.
+fn is_about(line: &str, peer: SocketAddr) -> bool {
+    let field = format!("peer={peer}");
+    line.match_indices(&field)
+        .any(|(at, _)| !line[at + field.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Runs the runner with `args` and expects it to refuse them: exit status 2 within 10 s,
@@ -326,7 +455,12 @@ pub const PING: u8 = 0x9;
 impl Runner {
     /// Upgrades a plain socket on `path`.
     pub fn connect_raw(&self, path: &str) -> RawClient {
-        let (head, stream) = self.upgrade_head(path, &[]);
+        self.connect_raw_on(TcpStream::connect(self.addr).expect("connect"), path)
+    }
+
+    /// Upgrades the connected `stream` on `path`.
+    pub fn connect_raw_on(&self, stream: TcpStream, path: &str) -> RawClient {
+        let (head, stream) = self.upgrade_head_on(stream, path, &[]);
         assert!(head.starts_with("http/1.1 101"), "{head}");
         RawClient {
             stream,

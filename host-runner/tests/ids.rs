@@ -1,0 +1,183 @@
+//! Connections by id: every WebSocket has an unguessable id, the same in `handle` and
+//! after; a guest can send to another connection or close it by id, and learns when that
+//! id is gone or closing. The guest may send first (`on-open`, and in `handle`).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::Runner;
+use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+fn is_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// An id the runner never issued (the runner issues 128 random bits; zero is as good as any).
+const NEVER_ISSUED: &str = "00000000000000000000000000000000";
+
+#[test]
+fn ids_are_128_random_bits_and_the_same_in_handle() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut seen = HashSet::new();
+    for _ in 0..20 {
+        let mut client = runner.connect("/id");
+        let id = client.text();
+        assert!(is_id(&id), "{id:?}");
+        assert!(seen.insert(id), "an id was issued twice");
+    }
+    // The bits vary everywhere, not only in a counter's low digits.
+    for position in 0..32 {
+        let digits: HashSet<u8> = seen.iter().map(|id| id.as_bytes()[position]).collect();
+        assert!(digits.len() > 1, "digit {position} never changes: {seen:?}");
+    }
+
+    let mut client = runner.connect("/request");
+    assert_eq!(client.text(), "from handle");
+    let description = client.text();
+    let field = |name: &str| {
+        description
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {description}"))
+            .to_owned()
+    };
+    assert!(is_id(&field("id")), "{description}");
+    assert_eq!(field("handle-id"), field("id"), "{description}");
+}
+
+#[test]
+fn the_guest_sends_first_from_handle_and_on_open() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut client = runner.connect_on(
+        std::net::TcpStream::connect(runner.addr).expect("connect"),
+        "/request?nick=ann&room=1",
+        &[("x-probe", "one"), ("sec-websocket-protocol", "v2, v1")],
+    );
+    // What `handle` sent goes out right after the 101, before `on-open`'s message.
+    assert_eq!(client.text(), "from handle");
+    let description = client.text();
+    for line in [
+        "path=/request",
+        "query=nick=ann&room=1",
+        "protocol=v2",
+        "x-probe=one",
+        "handle-path=/request",
+    ] {
+        assert!(
+            description.lines().any(|l| l == line),
+            "{line}: {description}"
+        );
+    }
+    client.echo("and then echo");
+}
+
+#[test]
+fn send_to_reaches_another_connection() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut receiver = runner.connect("/id");
+    let receiver_id = receiver.text();
+    let mut sender = runner.connect("/send-to");
+    let sender_id = sender.text();
+    assert_ne!(sender_id, receiver_id);
+
+    for i in 0..50 {
+        assert_eq!(sender.ask(&format!("{receiver_id}:message {i}")), "ok");
+    }
+    for i in 0..50 {
+        assert_eq!(receiver.text(), format!("message {i}"), "in order");
+    }
+    // The receiver's own traffic is unaffected.
+    receiver.echo("mine");
+    // Sending to one's own id reaches one's own client, before the answer.
+    sender.send(Message::text(format!("{sender_id}:to myself")));
+    assert_eq!(sender.text(), "to myself");
+    assert_eq!(sender.text(), "ok");
+}
+
+#[test]
+fn send_to_an_id_that_is_gone() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut sender = runner.connect("/send-to");
+    let _ = sender.text();
+    assert_eq!(sender.ask(&format!("{NEVER_ISSUED}:hello")), "gone");
+    assert_eq!(sender.ask("not-an-id:hello"), "gone");
+
+    let mut receiver = runner.connect("/id");
+    let receiver_id = receiver.text();
+    assert_eq!(sender.ask(&format!("{receiver_id}:before")), "ok");
+    assert_eq!(receiver.text(), "before");
+    receiver.close(1000, "leaving");
+    assert_eq!(receiver.expect_close(), Some(CloseCode::Normal));
+    runner.wait_for_line(receiver.local_addr(), "websocket closed");
+    assert_eq!(sender.ask(&format!("{receiver_id}:after")), "gone");
+
+    // A connection that vanished without a close frame is gone too.
+    let mut vanishing = runner.connect("/id");
+    let vanishing_id = vanishing.text();
+    let peer = vanishing.local_addr();
+    drop(vanishing);
+    runner.wait_for_line(peer, "websocket closed");
+    assert_eq!(sender.ask(&format!("{vanishing_id}:after")), "gone");
+}
+
+#[test]
+fn close_other_closes_that_connection_only() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut target = runner.connect("/id");
+    let target_id = target.text();
+    let mut bystander = runner.connect("/id");
+    let _ = bystander.text();
+    let mut closer = runner.connect("/close-other");
+    let _ = closer.text();
+
+    assert_eq!(closer.ask(&format!("{target_id} 4003 you are out")), "ok");
+    let peer = target.local_addr();
+    match target.next() {
+        Err(code) => assert_eq!(code, Some(CloseCode::from(4003))),
+        Ok(message) => panic!("expected the close frame, got {message:?}"),
+    }
+    // tungstenite answers the close; the target's guest hears a clean close.
+    assert_eq!(target.expect_close(), None);
+    let on_close = runner.on_close_of(peer);
+    assert!(on_close.starts_with("4003 true"), "{on_close}");
+
+    runner.wait_for_line(peer, "websocket closed");
+    assert_eq!(closer.ask(&target_id), "gone");
+    assert_eq!(closer.ask(NEVER_ISSUED), "gone");
+    bystander.echo("unaffected");
+    let answer = closer.ask("nonsense 4000x reason");
+    assert!(answer.starts_with("unknown command"), "{answer}");
+}
+
+#[test]
+fn a_closing_connection_takes_no_more_messages() {
+    // The target never answers close frames (a raw client), so it stays closing for the
+    // handshake timeout.
+    let runner = Runner::with_test_handler(&["--handshake-timeout", "5s"]);
+    let mut target = runner.connect_raw("/id");
+    let Some((_, id)) = target.read_frame().expect("read") else {
+        panic!("no id");
+    };
+    let target_id = String::from_utf8(id).expect("utf-8 id");
+    let mut closer = runner.connect("/close-other");
+    let _ = closer.text();
+    assert_eq!(closer.ask(&target_id), "ok");
+    let Some((opcode, payload)) = target.read_frame().expect("read") else {
+        panic!("no close frame");
+    };
+    assert_eq!(opcode, common::CLOSE);
+    assert_eq!(common::close_code(&payload), Some(4000));
+    assert_eq!(&payload[2..], b"closed by other");
+
+    let mut sender = runner.connect("/send-to");
+    let _ = sender.text();
+    assert_eq!(sender.ask(&format!("{target_id}:too late")), "closed");
+    // Closing it again sends nothing more: the connection ends after the timeout with the
+    // one close frame it had.
+    let again = closer.ask(&target_id);
+    assert!(again == "ok" || again == "closed", "{again}");
+    let frames = target.read_to_end().expect("read");
+    assert!(frames.is_empty(), "after the close frame: {frames:?}");
+}

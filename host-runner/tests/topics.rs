@@ -1,0 +1,177 @@
+//! Topics: subscribe and unsubscribe at any time (also in `handle`), the limits, publish
+//! with and without the sender, the subscriber count, and the order of what one publisher
+//! publishes. (10,000 subscribers: tests/python/test_app.py.)
+
+mod common;
+
+use common::{Client, Runner};
+use tungstenite::Message;
+
+fn subscriber(runner: &Runner, topics: &[&str]) -> Client {
+    let query: Vec<String> = topics.iter().map(|t| format!("sub={t}")).collect();
+    runner.connect(&format!("/topics?{}", query.join("&")))
+}
+
+#[test]
+fn publish_reaches_every_subscriber_and_the_sender_only_if_asked() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut subscribers: Vec<Client> = (0..5).map(|_| subscriber(&runner, &["news"])).collect();
+    let mut other = subscriber(&runner, &["sport"]);
+    let mut publisher = runner.connect("/topics");
+    assert_eq!(publisher.ask("count news"), "subscribers 5");
+    assert_eq!(publisher.ask("count nobody"), "subscribers 0");
+
+    assert_eq!(publisher.ask("pub news extra extra"), "published 5");
+    for subscriber in &mut subscribers {
+        assert_eq!(subscriber.text(), "extra extra");
+    }
+    publisher.send(Message::text("pubbin news raw"));
+    assert_eq!(publisher.text(), "published 5");
+    for subscriber in &mut subscribers {
+        assert_eq!(subscriber.next(), Ok(Message::binary(b"raw".to_vec())));
+    }
+
+    // A subscriber publishing without include-self does not hear itself...
+    assert_eq!(subscribers[0].ask("pub news from zero"), "published 4");
+    for subscriber in &mut subscribers[1..] {
+        assert_eq!(subscriber.text(), "from zero");
+    }
+    // ...and with it, gets its own message before the answer.
+    subscribers[1].send(Message::text("pubself news from one"));
+    assert_eq!(subscribers[1].text(), "from one");
+    assert_eq!(subscribers[1].text(), "published 5");
+    for (i, subscriber) in subscribers.iter_mut().enumerate().filter(|(i, _)| *i != 1) {
+        assert_eq!(subscriber.text(), "from one", "subscriber {i}");
+    }
+    // Nothing crossed to the other topic, nor to the publisher.
+    assert_eq!(other.within(std::time::Duration::from_millis(300)), None);
+    assert_eq!(
+        publisher.within(std::time::Duration::from_millis(100)),
+        None
+    );
+}
+
+#[test]
+fn subscriptions_change_at_any_time_and_end_with_the_connection() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut client = subscriber(&runner, &["a", "b"]);
+    assert_eq!(client.ask("list"), "topics a,b");
+    assert_eq!(client.ask("sub c"), "subscribed");
+    // Twice is not an error, and counts once.
+    assert_eq!(client.ask("sub c"), "subscribed");
+    assert_eq!(client.ask("count c"), "subscribers 1");
+    assert_eq!(client.ask("unsub a"), "unsubscribed true");
+    assert_eq!(client.ask("unsub a"), "unsubscribed false");
+    assert_eq!(client.ask("list"), "topics b,c");
+
+    let mut publisher = runner.connect("/topics");
+    assert_eq!(publisher.ask("pub a not for you"), "published 0");
+    assert_eq!(publisher.ask("pub c for you"), "published 1");
+    assert_eq!(client.text(), "for you");
+
+    // Resubscribing after an unsubscribe works.
+    assert_eq!(client.ask("sub a"), "subscribed");
+    assert_eq!(publisher.ask("pub a again"), "published 1");
+    assert_eq!(client.text(), "again");
+
+    let peer = client.local_addr();
+    client.close(1000, "bye");
+    let _ = client.expect_close();
+    runner.wait_for_line(peer, "websocket closed");
+    for topic in ["a", "b", "c"] {
+        assert_eq!(publisher.ask(&format!("count {topic}")), "subscribers 0");
+    }
+    assert_eq!(publisher.ask("pub a anyone"), "published 0");
+
+    // A vanished connection's subscriptions end too.
+    let vanishing = subscriber(&runner, &["v"]);
+    assert_eq!(publisher.ask("count v"), "subscribers 1");
+    let peer = vanishing.local_addr();
+    drop(vanishing);
+    runner.wait_for_line(peer, "websocket closed");
+    assert_eq!(publisher.ask("count v"), "subscribers 0");
+}
+
+#[test]
+fn topic_limits_are_the_defaults_and_enforced() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut client = runner.connect("/topics");
+    assert_eq!(
+        client.ask("limits"),
+        "max-topics 64 max-topic-len 256 max-attachment 16384"
+    );
+    // The 65th topic is refused; the 64 stay.
+    assert_eq!(client.ask("subn t 65"), "subscribed 64 then too-many");
+    assert_eq!(client.ask("count t63"), "subscribers 1");
+    assert_eq!(client.ask("count t64"), "subscribers 0");
+    // Subscribing to one it has is still fine at the limit.
+    assert_eq!(client.ask("sub t0"), "subscribed");
+    assert_eq!(client.ask("unsub t0"), "unsubscribed true");
+    assert_eq!(client.ask("sub t64"), "subscribed");
+
+    let mut fresh = runner.connect("/topics");
+    let longest = "n".repeat(256);
+    assert_eq!(fresh.ask(&format!("sub {longest}")), "subscribed");
+    assert_eq!(fresh.ask(&format!("sub {longest}n")), "bad-name");
+    assert_eq!(fresh.ask(&format!("count {longest}")), "subscribers 1");
+    // An empty name (a trailing space makes the word empty).
+    assert_eq!(fresh.ask("sub "), "bad-name");
+    // Multibyte names count bytes: 128 × 2 bytes fits, one more character does not.
+    let wide = "é".repeat(128);
+    assert_eq!(fresh.ask(&format!("sub {wide}")), "subscribed");
+    assert_eq!(fresh.ask(&format!("sub {wide}é")), "bad-name");
+
+    // A refused subscription in `handle` is the guest's to report (here a 400).
+    let (head, _stream) = runner.upgrade_head(&format!("/topics?sub={longest}n"), &[]);
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+}
+
+#[test]
+fn topic_limits_follow_the_flags() {
+    let runner = Runner::with_test_handler(&["--max-topics", "3", "--max-topic-len", "8"]);
+    let mut client = runner.connect("/topics");
+    let limits = client.ask("limits");
+    assert!(
+        limits.starts_with("max-topics 3 max-topic-len 8 "),
+        "{limits}"
+    );
+    assert_eq!(client.ask("subn x 4"), "subscribed 3 then too-many");
+    assert_eq!(client.ask("unsub x0"), "unsubscribed true");
+    assert_eq!(client.ask("sub 12345678"), "subscribed");
+    assert_eq!(client.ask("unsub x1"), "unsubscribed true");
+    assert_eq!(client.ask("sub 123456789"), "bad-name");
+}
+
+#[test]
+fn one_publishers_messages_arrive_in_order_between_the_subscribers_own() {
+    let runner = Runner::with_test_handler(&[]);
+    let count = 40;
+    let mut subscribers: Vec<Client> = (0..count).map(|_| subscriber(&runner, &["tick"])).collect();
+    let mut publisher = runner.connect("/flood");
+    // 200 publishes of 1 KiB in one guest call, while each subscriber also echoes.
+    publisher.send(Message::text("pub tick 200 1024"));
+    for subscriber in &mut subscribers {
+        subscriber.send(Message::text("pub nothing mine"));
+    }
+    assert_eq!(publisher.text(), format!("published {}", 200 * count));
+    for (i, subscriber) in subscribers.iter_mut().enumerate() {
+        let mut next = 0u32;
+        let mut answered = false;
+        while next < 200 || !answered {
+            match subscriber.next() {
+                Ok(Message::Binary(data)) => {
+                    assert_eq!(data.len(), 1024);
+                    let index = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                    assert_eq!(index, next, "subscriber {i}");
+                    assert!(data[4..].iter().all(|&b| b == 0x5a), "a frame was cut");
+                    next += 1;
+                }
+                Ok(Message::Text(text)) => {
+                    assert_eq!(text.as_str(), "published 0", "subscriber {i}");
+                    answered = true;
+                }
+                other => panic!("subscriber {i}: {other:?}"),
+            }
+        }
+    }
+}
