@@ -69,8 +69,8 @@ pub struct Args {
     /// Bytes one WebSocket may have waiting to be written to its client. A message sent
     /// to a connection that has more waiting is dropped (`send` reports `backpressure`, a
     /// publish skips it, the drop is counted in its close log line), so that a slow reader
-    /// costs bounded memory and never stalls a sender. A connection's own echo traffic is
-    /// paced instead: it reads nothing more from its client while over this bound.
+    /// costs bounded memory and never stalls a sender. A connection's own answers are
+    /// paced instead: it reads nothing more from its client while over half this bound.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_backpressure: u64,
 

@@ -92,6 +92,7 @@ pub async fn serve(
         server: server.clone(),
         faulted: false,
         notified: false,
+        finished: false,
         close_deadline: None,
         close_code: None,
         bytes_in: 0,
@@ -126,6 +127,8 @@ struct WebSocket {
     faulted: bool,
     /// `on-close` has been called.
     notified: bool,
+    /// The last bytes have been written (or given up on): see [`Self::finish`].
+    finished: bool,
     /// Set once our close frame is out: when the client's answer is due.
     close_deadline: Option<Instant>,
     /// The code of our close frame, for the log.
@@ -177,7 +180,7 @@ impl WebSocket {
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
-            let read = !self.peer.over_backpressure();
+            let read = !self.peer.should_pause_reading();
             let peer = self.peer.clone();
             let step = tokio::select! {
                 biased;
@@ -459,6 +462,9 @@ impl WebSocket {
     /// Writes what is queued (within the close deadline), sends our FIN, then reads and
     /// discards what the client still sends until it closes too, for at most [`LINGER`].
     async fn finish(&mut self) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let deadline = self
             .close_deadline
             .unwrap_or_else(|| Instant::now() + self.server.settings.handshake_timeout);

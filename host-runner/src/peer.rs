@@ -205,9 +205,11 @@ impl Peer {
         self.outbox().queued
     }
 
-    /// Whether more than `--max-backpressure` bytes are waiting.
-    pub fn over_backpressure(&self) -> bool {
-        self.queued() > self.max_backpressure
+    /// Whether the connection should stop reading from its client: more than half of
+    /// `--max-backpressure` is waiting. Half, so that what the guest sends in answer to
+    /// one more read still fits under the bound and its own replies are not dropped.
+    pub fn should_pause_reading(&self) -> bool {
+        self.queued() > self.max_backpressure / 2
     }
 
     pub fn failed(&self) -> bool {
