@@ -43,10 +43,6 @@ const NORMAL: u16 = 1000;
 const ABNORMAL: u16 = 1006;
 /// The bound on a stalled write when `--idle-timeout` is off.
 const STALLED_WRITE: Duration = Duration::from_secs(300);
-/// How long the runner reads (and discards) what a peer still sends after the last close
-/// frame: closing a socket with unread input resets the connection, which destroys the
-/// close frame if the peer has not read it yet.
-const LINGER: Duration = Duration::from_secs(1);
 /// "Never", for timers that are off.
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
@@ -459,8 +455,7 @@ impl WebSocket {
         Some("closed")
     }
 
-    /// Writes what is queued (within the close deadline), sends our FIN, then reads and
-    /// discards what the client still sends until it closes too, for at most [`LINGER`].
+    /// Writes what is queued (within the close deadline), then lingers.
     async fn finish(&mut self) {
         if std::mem::replace(&mut self.finished, true) {
             return;
@@ -481,27 +476,6 @@ impl WebSocket {
         if drained != Ok(true) {
             return;
         }
-        if socket2::SockRef::from(peer.stream())
-            .shutdown(std::net::Shutdown::Write)
-            .is_err()
-        {
-            return;
-        }
-        let _ = tokio::time::timeout(LINGER, async {
-            while peer.stream().readable().await.is_ok() {
-                let mut buffer = SPARE_READ.take();
-                buffer.clear();
-                buffer.reserve(READ_BUFFER);
-                let read = peer.stream().try_read_buf(&mut buffer);
-                SPARE_READ.set(buffer);
-                match read {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                    Err(_) => break,
-                }
-            }
-        })
-        .await;
+        crate::linger::linger(peer.stream()).await;
     }
 }

@@ -180,11 +180,7 @@ async fn refuse(mut stream: TcpStream, response: &'static [u8]) {
     let mut head = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut head)).await;
     if stream.write_all(response).await.is_ok() {
-        let _ = stream.shutdown().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while matches!(stream.read(&mut head).await, Ok(n) if n > 0) {}
-        })
-        .await;
+        crate::linger::linger(&stream).await;
     }
 }
 

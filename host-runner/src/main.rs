@@ -7,6 +7,7 @@ mod connection;
 mod engine;
 mod http;
 mod limits;
+mod linger;
 mod logging;
 mod peer;
 mod registry;
