@@ -66,7 +66,8 @@ impl Handler for Echo {
     }
 
     fn on_message(&mut self, websocket: &mut Websocket, message: Message) {
-        // Fails only once we are closing, when there is no one left to echo to.
+        // Fails only once we are closing, when there is no one left to echo to (the host
+        // stops reading from a client that does not read its echoes, so no backpressure).
         let _ = websocket.send_message(&message);
     }
 }
