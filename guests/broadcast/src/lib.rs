@@ -1,0 +1,48 @@
+//! The broadcast server of `wsload fanout` (`../shared/bench`): every text and binary
+//! message received on a connection to path P goes, unchanged, to every connection then
+//! open on P, the sender included. Paths are separate rooms: each is a topic, and one
+//! `publish` has the host encode the message once and queue the same frame to every
+//! subscriber. Any subprotocol the client offers first is accepted, as the echo does.
+//!
+//! Run it with `scripts/run-guest.sh broadcast`.
+
+use wsbox::Message;
+use wsbox::guest::{Handler, Websocket};
+
+/// One connection: the topic is its path, kept from `handle` so that no callback needs to
+/// ask the host for the request.
+struct Broadcast {
+    topic: String,
+}
+
+impl Handler for Broadcast {
+    fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let protocol = wsbox::requested_protocols(request).next();
+        match wsbox::guest::accept(request, protocol.as_deref()) {
+            Ok(response) => {
+                request.uri().path().clone_into(&mut self.topic);
+                response
+            }
+            Err(error) => error.to_response(),
+        }
+    }
+
+    fn on_open(&mut self, websocket: &mut Websocket) {
+        if websocket.subscribe(&self.topic).is_err() {
+            // Only a path longer than the host's topic names can fail: that room cannot be.
+            websocket.close(
+                wsbox::CloseCode::POLICY_VIOLATION,
+                "path too long for a room",
+            );
+        }
+    }
+
+    fn on_message(&mut self, websocket: &mut Websocket, message: Message) {
+        // Subscribers too slow to take it are skipped (and counted) by the host.
+        websocket.publish(&self.topic, &message, true);
+    }
+}
+
+wsbox::export_handler!(Broadcast {
+    topic: String::new()
+});
