@@ -37,6 +37,6 @@ fn three_subprotocol_modes() {
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(!head.contains("sec-websocket-protocol"), "{head}");
 
-    let log = runner.wait_for_log("subprotocol=\"v2.chat\"");
-    assert!(log.contains("subprotocol=\"v2.chat\""), "{log}");
+    let log = runner.wait_for_log("protocol=\"v2.chat\"");
+    assert!(log.contains("protocol=\"v2.chat\""), "{log}");
 }

@@ -198,10 +198,21 @@ impl Runner {
     }
 
     /// The log lines about the connection whose client is at `peer`, in order.
+    /// (The runner tags a connection's lines with `peer=` or with the `id=` its
+    /// "websocket open" line pairs with that peer.)
     pub fn lines_of(&self, peer: SocketAddr) -> Vec<String> {
-        self.log()
+        let log = self.log();
+        let id = log
             .lines()
-            .filter(|line| is_about(line, peer))
+            .find(|line| line.contains("websocket open") && is_about(line, peer))
+            .and_then(|line| log_field(line, "id"));
+        log.lines()
+            .filter(|line| {
+                is_about(line, peer)
+                    || id
+                        .as_ref()
+                        .is_some_and(|id| log_field(line, "id").as_ref() == Some(id))
+            })
             .map(str::to_owned)
             .collect()
     }
@@ -369,18 +380,23 @@ impl Client {
             .expect("send the close frame");
     }
 
-    /// Reads until the peer's close frame and returns its code.
+    /// Reads until the peer's close frame, answers it, and returns its code.
     pub fn expect_close(&mut self) -> Option<CloseCode> {
         loop {
             match self.next() {
                 Ok(_) => continue,
-                Err(code) => return code,
+                Err(code) => {
+                    // tungstenite queues its answer to a close frame; this writes it.
+                    let _ = self.socket.flush();
+                    return code;
+                }
             }
         }
     }
 }
 
-/// The value of the field `name=` in a log line (quotes removed).
+/// The value of the field `name=` in a log line (quotes removed; values with spaces are
+/// cut at the first).
 pub fn log_field(line: &str, name: &str) -> Option<String> {
     let field = format!(" {name}=");
     let start = line.find(&field)? + field.len();
