@@ -44,6 +44,9 @@ pub struct Conn {
     /// `send-to` that includes it), in order; written when the callback returns. A
     /// callback's sends thus cost one write, and stay in order with its pongs and close.
     pub cork: Vec<u8>,
+    /// Other connections this callback queued frames to (`send-to`, `publish`), written
+    /// when it returns: see [`Peer::deliver`].
+    pub delivered: Vec<Arc<Peer>>,
     /// Topics, in the order subscribed; applied to the registry once upgraded.
     pub topics: Vec<Box<str>>,
     pub attachment: Vec<u8>,
@@ -69,11 +72,19 @@ impl Conn {
             request: RequestInfo::default(),
             socket: None,
             cork: Vec::new(),
+            delivered: Vec::new(),
             topics: Vec::new(),
             attachment: Vec::new(),
             alarm: None,
             early_close: None,
             close_sent: None,
+        }
+    }
+
+    /// Writes what the last callback delivered to other connections.
+    pub fn flush_delivered(&mut self) {
+        for peer in self.delivered.drain(..) {
+            peer.flush_delivered();
         }
     }
 

@@ -96,6 +96,7 @@ pub async fn serve(
         stalled_since: None,
     };
     let end = websocket.run(&upgraded.early).await;
+    websocket.sandbox.conn().flush_delivered();
     let topics = std::mem::take(&mut websocket.sandbox.conn().topics);
     server.registry.remove(&websocket.peer, &topics);
     let (bytes_out, dropped) = websocket.peer.totals();
@@ -426,6 +427,7 @@ impl WebSocket {
     /// thread's spare slot.
     fn flush_cork(&mut self) {
         let conn = self.sandbox.conn();
+        conn.flush_delivered();
         let closed = conn.is_closed();
         let mut cork = std::mem::take(&mut conn.cork);
         self.peer.write_own(&cork, closed);

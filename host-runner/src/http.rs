@@ -188,7 +188,9 @@ async fn respond(
         },
     };
     sandbox.conn().request = info;
-    let answer = match sandbox.handle(&request).await {
+    let answer = sandbox.handle(&request).await;
+    sandbox.conn().flush_delivered();
+    let answer = match answer {
         Ok(answer) => answer,
         Err(fault) => {
             warn!(%peer, path, %fault, "handler failed on a request");

@@ -91,8 +91,12 @@ impl Peer {
         self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a frame from another connection (or a publish), subject to backpressure.
-    pub fn deliver(&self, frame: &Bytes) -> Result<(), Refused> {
+    /// Queues a frame from another connection (or a publish), subject to backpressure,
+    /// without writing it: the sender writes every connection it delivered to once, when
+    /// its callback returns ([`Self::flush_delivered`]), so that several messages to one
+    /// connection go out in one write. `Ok(true)`: the queue was empty, the caller must
+    /// flush it.
+    pub fn deliver(&self, frame: &Bytes) -> Result<bool, Refused> {
         let mut outbox = self.outbox();
         if outbox.closed {
             return Err(Refused::Closed);
@@ -106,8 +110,18 @@ impl Peer {
             }
             return Err(Refused::Backpressure);
         }
-        self.write_or_queue(&mut outbox, frame, |rest| frame.slice(rest..));
-        Ok(())
+        let first = outbox.queue.is_empty();
+        outbox.queued += frame.len();
+        outbox.queue.push_back(frame.clone());
+        Ok(first)
+    }
+
+    /// Writes what a sender delivered (see [`Self::deliver`]); what the socket does not
+    /// take is left to the owner, woken to wait until the socket is writable.
+    pub fn flush_delivered(&self) {
+        if self.flush().is_err() || self.queued() > 0 {
+            self.wake.notify_one();
+        }
     }
 
     /// Writes the connection's own frames (its guest's sends, pongs, close replies). Never
@@ -118,16 +132,15 @@ impl Peer {
             return;
         }
         if !data.is_empty() {
-            self.write_or_queue(&mut outbox, data, |rest| {
-                Bytes::copy_from_slice(&data[rest..])
-            });
+            self.write_or_queue(&mut outbox, data);
         }
         outbox.closed |= close;
     }
 
     /// Writes `data` now if nothing is queued ahead of it; queues what the socket did not
-    /// take (made by `rest` from the offset written) and wakes the owner to flush it.
-    fn write_or_queue(&self, outbox: &mut Outbox, data: &[u8], rest: impl FnOnce(usize) -> Bytes) {
+    /// take and wakes the owner to flush it. Behind a queue, `data` waits its turn: whoever
+    /// made the queue non-empty flushes it.
+    fn write_or_queue(&self, outbox: &mut Outbox, data: &[u8]) {
         if outbox.failed {
             return;
         }
@@ -149,7 +162,9 @@ impl Peer {
             self.wake.notify_one();
         }
         outbox.queued += data.len() - written;
-        outbox.queue.push_back(rest(written));
+        outbox
+            .queue
+            .push_back(Bytes::copy_from_slice(&data[written..]));
     }
 
     /// Writes queued frames until the socket would block. `Err` when the peer is gone.

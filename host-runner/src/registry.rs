@@ -116,8 +116,15 @@ impl Registry {
     }
 
     /// Queues `frame` to every subscriber of `topic` but `skip` (the publisher, which
-    /// writes its own copy in order with its other sends); returns how many took it.
-    pub fn publish(&self, topic: &str, frame: &Bytes, skip: Option<&Arc<Peer>>) -> u32 {
+    /// writes its own copy in order with its other sends); returns how many took it. The
+    /// subscribers whose queue it started go to `delivered`, for the publisher to flush.
+    pub fn publish(
+        &self,
+        topic: &str,
+        frame: &Bytes,
+        skip: Option<&Arc<Peer>>,
+        delivered: &mut Vec<Arc<Peer>>,
+    ) -> u32 {
         let Some(subscribers) = lock(&self.topics).get(topic).cloned() else {
             return 0;
         };
@@ -127,8 +134,14 @@ impl Registry {
             if skip.is_some_and(|skip| Arc::ptr_eq(skip, peer)) {
                 continue;
             }
-            if peer.deliver(frame).is_ok() {
-                queued = queued.saturating_add(1);
+            match peer.deliver(frame) {
+                Ok(first) => {
+                    queued = queued.saturating_add(1);
+                    if first {
+                        delivered.push(peer.clone());
+                    }
+                }
+                Err(_) => {}
             }
         }
         queued

@@ -122,7 +122,10 @@ impl Host for SandboxState {
         if conn.is_self(&peer) {
             return conn.send_self(&msg);
         }
-        Ok(peer.deliver(&frame(&msg))?)
+        if peer.deliver(&frame(&msg))? {
+            conn.delivered.push(peer);
+        }
+        Ok(())
     }
 
     fn close(&mut self, code: u16, reason: String) {
@@ -181,7 +184,9 @@ impl Host for SandboxState {
         let conn = &mut self.conn;
         let frame = frame(&msg);
         let own = conn.peer().cloned();
-        let mut queued = conn.registry.publish(&topic, &frame, own.as_ref());
+        let mut queued = conn
+            .registry
+            .publish(&topic, &frame, own.as_ref(), &mut conn.delivered);
         // Our own copy goes with our other sends, in order.
         let subscribed = conn.topics.iter().any(|t| **t == *topic);
         if include_self && subscribed && !conn.is_closed() {
