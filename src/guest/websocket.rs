@@ -17,6 +17,45 @@ use crate::proto::session::Message;
 /// Every method is a call to the host that returns at once. Sends are queued and written
 /// in order; what one connection sends and what one publisher publishes arrive in the
 /// order sent.
+///
+/// # Examples
+///
+/// A room per path, where a client silent for a minute is asked if it is still there
+/// (`no_run`: the calls reach a host only inside a component):
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use wsbox::Message;
+/// use wsbox::guest::{Handler, Websocket};
+///
+/// struct Room;
+///
+/// impl Handler for Room {
+///     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+///         wsbox::guest::accept(request, None).unwrap_or_else(|error| error.to_response())
+///     }
+///
+///     fn on_open(&mut self, websocket: &mut Websocket) {
+///         if websocket.subscribe(websocket.request().path()).is_err() {
+///             websocket.close(wsbox::CloseCode::POLICY_VIOLATION, "path too long");
+///             return;
+///         }
+///         websocket.set_alarm(Duration::from_secs(60));
+///     }
+///
+///     fn on_message(&mut self, websocket: &mut Websocket, message: Message) {
+///         // Everyone else in the room; the host encodes the message once for all of them.
+///         websocket.publish(websocket.request().path(), &message, false);
+///         websocket.set_alarm(Duration::from_secs(60));
+///     }
+///
+///     fn on_alarm(&mut self, websocket: &mut Websocket) {
+///         let _ = websocket.send_text("still there?");
+///     }
+/// }
+///
+/// wsbox::export_handler!(Room);
+/// ```
 #[derive(Debug)]
 pub struct Websocket {
     // The id and the upgrade request never change; asked of the host once.
