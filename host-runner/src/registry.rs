@@ -134,14 +134,12 @@ impl Registry {
             if skip.is_some_and(|skip| Arc::ptr_eq(skip, peer)) {
                 continue;
             }
-            match peer.deliver(frame) {
-                Ok(first) => {
-                    queued = queued.saturating_add(1);
-                    if first {
-                        delivered.push(peer.clone());
-                    }
+            // A subscriber that is closing or too slow is skipped (and counted by it).
+            if let Ok(first) = peer.deliver(frame) {
+                queued = queued.saturating_add(1);
+                if first {
+                    delivered.push(peer.clone());
                 }
-                Err(_) => {}
             }
         }
         queued
