@@ -32,13 +32,15 @@ fn an_alarm_fires_once_on_a_silent_connection() {
 fn a_new_alarm_replaces_the_old_one() {
     let runner = Runner::with_test_handler(&[]);
     let mut client = runner.connect("/alarm");
-    assert_eq!(client.ask("200"), "set 200");
+    // (The first alarm is long enough to still be pending when the second is set, however
+    // slow the round trip on a loaded machine.)
+    assert_eq!(client.ask("1000"), "set 1000");
     let started = Instant::now();
-    assert_eq!(client.ask("1200"), "set 1200");
+    assert_eq!(client.ask("2000"), "set 2000");
     assert_eq!(client.text(), "alarm");
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(1200) && elapsed < Duration::from_millis(1200) + SLACK,
+        elapsed >= Duration::from_millis(2000) && elapsed < Duration::from_millis(2000) + SLACK,
         "the first alarm was not replaced: {elapsed:?}"
     );
     assert_eq!(client.within(Duration::from_millis(500)), None);
@@ -48,15 +50,16 @@ fn a_new_alarm_replaces_the_old_one() {
     assert_eq!(client.ask("100"), "set 100");
     assert_eq!(client.text(), "alarm");
     assert!(started.elapsed() < Duration::from_millis(100) + SLACK);
+    assert_eq!(client.within(Duration::from_millis(500)), None);
 }
 
 #[test]
 fn a_cancelled_alarm_does_not_fire() {
     let runner = Runner::with_test_handler(&[]);
     let mut client = runner.connect("/alarm");
-    assert_eq!(client.ask("300"), "set 300");
+    assert_eq!(client.ask("1000"), "set 1000");
     assert_eq!(client.ask("cancel"), "cancelled");
-    assert_eq!(client.within(Duration::from_millis(1500)), None);
+    assert_eq!(client.within(Duration::from_millis(2000)), None);
     // Cancelling without an alarm is harmless, and a later alarm still works.
     assert_eq!(client.ask("cancel"), "cancelled");
     assert_eq!(client.ask("50"), "set 50");
@@ -78,12 +81,12 @@ fn alarms_of_many_connections_fire_independently() {
 fn no_alarm_runs_after_the_close_began() {
     let runner = Runner::with_test_handler(&[]);
     let mut client = runner.connect("/alarm");
-    assert_eq!(client.ask("300"), "set 300");
+    assert_eq!(client.ask("1000"), "set 1000");
     let peer = client.local_addr();
     client.close(1000, "bye");
     let _ = client.expect_close();
     runner.wait_for_line(peer, "on-close 1000 true");
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(1500));
     let lines = runner.lines_of(peer).join("\n");
     assert!(!lines.contains("on-alarm"), "{lines}");
 
