@@ -42,6 +42,9 @@ fn faulty_guests_lose_only_their_own_connection() {
         healthy.echo(&format!("after {path}"));
         runner.wait_for_line(faulty.local_addr(), reason);
         runner.wait_for_line(faulty.local_addr(), "websocket closed");
+        // No call follows a fault, not even on-close.
+        let lines = runner.lines_of(faulty.local_addr()).join("\n");
+        assert!(!lines.contains("on-close"), "{path}: {lines}");
     }
     let log = runner.log();
     assert_eq!(

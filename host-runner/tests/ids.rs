@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::io::Write;
 
 use common::Runner;
 use tungstenite::Message;
@@ -180,4 +181,52 @@ fn a_closing_connection_takes_no_more_messages() {
     assert!(again == "ok" || again == "closed", "{again}");
     let frames = target.read_to_end().expect("read");
     assert!(frames.is_empty(), "after the close frame: {frames:?}");
+}
+
+#[test]
+fn a_connection_without_a_websocket_is_gone() {
+    let runner = Runner::with_test_handler(&[]);
+    // A keep-alive HTTP connection: it has an id, but no WebSocket to send to or close.
+    let mut http = std::net::TcpStream::connect(runner.addr).expect("connect");
+    http.set_read_timeout(Some(common::IO_TIMEOUT))
+        .expect("timeout");
+    let request = format!("GET /whoami HTTP/1.1\r\nHost: {}\r\n\r\n", runner.addr);
+    http.write_all(request.as_bytes()).expect("write");
+    let response = common::read_response(&mut http);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (_, id) = response.split_once("\r\n\r\n").expect("a body");
+    assert!(is_id(id), "{response}");
+
+    let mut sender = runner.connect("/send-to");
+    let _ = sender.text();
+    assert_eq!(sender.ask(&format!("{id}:hello")), "gone");
+    let mut closer = runner.connect("/close-other");
+    let _ = closer.text();
+    assert_eq!(closer.ask(id), "gone");
+    // The HTTP connection is untouched, and keeps its id.
+    http.write_all(request.as_bytes()).expect("write");
+    let again = common::read_response(&mut http);
+    assert!(again.ends_with(id), "{again}");
+}
+
+#[test]
+fn sends_from_a_handle_that_does_not_upgrade_are_dropped() {
+    let runner = Runner::with_test_handler(&[]);
+    // `/request` sends "from handle" before it answers; without an upgrade header the
+    // answer is a 400, and the queued message must not reach the HTTP stream.
+    let response = runner.raw(
+        format!(
+            "GET /request HTTP/1.1\r\nHost: {0}\r\n\r\n\
+             GET /whoami HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
+            runner.addr
+        )
+        .as_bytes(),
+    );
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(!response.contains("from handle"), "{response}");
+    let (_, second) = response
+        .split_once("\nHTTP/1.1 200")
+        .unwrap_or_else(|| panic!("no second response right after the first: {response:?}"));
+    let (_, id) = second.split_once("\r\n\r\n").expect("a body");
+    assert!(is_id(id), "{response:?}");
 }

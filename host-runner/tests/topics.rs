@@ -175,3 +175,26 @@ fn one_publishers_messages_arrive_in_order_between_the_subscribers_own() {
         }
     }
 }
+
+#[test]
+fn subscriptions_made_for_a_refused_upgrade_are_dropped() {
+    let runner = Runner::with_test_handler(&[]);
+    // A plain GET: the guest subscribes in `handle`, then answers 400 (no upgrade). The
+    // connection stays open; its subscription must not.
+    let mut http = std::net::TcpStream::connect(runner.addr).expect("connect");
+    http.set_read_timeout(Some(common::IO_TIMEOUT))
+        .expect("timeout");
+    let request = format!(
+        "GET /topics?sub=ghost HTTP/1.1\r\nHost: {}\r\n\r\n",
+        runner.addr
+    );
+    std::io::Write::write_all(&mut http, request.as_bytes()).expect("write");
+    let response = common::read_response(&mut http);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    let mut publisher = runner.connect("/topics");
+    assert_eq!(publisher.ask("count ghost"), "subscribers 0");
+    assert_eq!(publisher.ask("pub ghost boo"), "published 0");
+    // The same on an upgrade that the guest accepts counts.
+    let _member = subscriber(&runner, &["ghost"]);
+    assert_eq!(publisher.ask("count ghost"), "subscribers 1");
+}

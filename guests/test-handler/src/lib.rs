@@ -20,7 +20,8 @@
 //!   before echoing it;
 //! - `/file`: a 200 whose body is `/data/greeting.txt` (granted by `--dir`), else a 404
 //!   saying why;
-//! - `/id`: `on-open` sends the connection's id; then echo;
+//! - `/id`: `on-open` sends the connection's id; then echo; `/whoami`: a 200 whose body is
+//!   the connection's id (no upgrade);
 //! - `/request`: `handle` sends `from handle`, and `on-open` sends a description of the
 //!   connection (see [`describe`]); the first offered subprotocol is chosen;
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
@@ -134,6 +135,7 @@ impl Guest for Handler {
                 response.headers.push(("x-kept".into(), b"yes".to_vec()));
                 return response;
             }
+            "/whoami" => return text(200, &connection::self_id()),
             "/env" => {
                 let vars: Vec<String> = std::env::vars()
                     .map(|(k, v)| format!("{k}={v}\n"))

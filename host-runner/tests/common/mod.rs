@@ -395,6 +395,31 @@ impl Client {
     }
 }
 
+/// Reads one HTTP response (head and a `content-length` body) from `stream`, leaving the
+/// connection open.
+pub fn read_response(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => panic!("the response head ended early: {head:?}"),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("read the body");
+    head + &String::from_utf8_lossy(&body)
+}
+
 /// The value of the field `name=` in a log line (quotes removed; values with spaces are
 /// cut at the first).
 pub fn log_field(line: &str, name: &str) -> Option<String> {
