@@ -230,3 +230,33 @@ fn sends_from_a_handle_that_does_not_upgrade_are_dropped() {
     let (_, id) = second.split_once("\r\n\r\n").expect("a body");
     assert!(is_id(id), "{response:?}");
 }
+
+#[test]
+fn close_codes_that_may_not_be_sent_become_1000_and_long_reasons_are_cut() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut closer = runner.connect("/close-other");
+    let _ = closer.text();
+    for code in [1005u16, 1006, 1015, 999, 5000] {
+        let mut target = runner.connect("/id");
+        let id = target.text();
+        assert_eq!(closer.ask(&format!("{id} {code} odd")), "ok");
+        assert_eq!(target.expect_close(), Some(CloseCode::Normal), "{code}");
+    }
+    // 200 bytes of two-byte characters: cut to at most 123 bytes, on a character boundary
+    // (tungstenite refuses a close reason that is not UTF-8).
+    let mut target = runner.connect("/id");
+    let id = target.text();
+    let reason = "é".repeat(100);
+    assert_eq!(closer.ask(&format!("{id} 4000 {reason}")), "ok");
+    let frame = loop {
+        match target.socket.read() {
+            Ok(Message::Close(frame)) => break frame.expect("a close frame with a code"),
+            Ok(_) => continue,
+            Err(error) => panic!("{error}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::from(4000));
+    let cut = frame.reason.as_str();
+    assert!(!cut.is_empty() && cut.len() <= 123, "{} bytes", cut.len());
+    assert!(reason.starts_with(cut), "{cut}");
+}

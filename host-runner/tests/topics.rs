@@ -198,3 +198,54 @@ fn subscriptions_made_for_a_refused_upgrade_are_dropped() {
     let _member = subscriber(&runner, &["ghost"]);
     assert_eq!(publisher.ask("count ghost"), "subscribers 1");
 }
+
+#[test]
+fn nothing_is_published_to_a_closing_subscriber() {
+    let runner = Runner::with_test_handler(&["--handshake-timeout", "3s"]);
+    // A raw client never answers the close frame: its connection stays closing.
+    let mut closing = runner.connect_raw("/topics?sub=room");
+    let peer = closing.stream.local_addr().expect("local address");
+    let mut member = subscriber(&runner, &["room"]);
+    let mut publisher = runner.connect("/topics");
+    assert_eq!(publisher.ask("pub room before"), "published 2");
+    assert_eq!(member.text(), "before");
+    assert_eq!(
+        closing.read_frame().expect("read"),
+        Some((common::TEXT, b"before".to_vec()))
+    );
+
+    closing
+        .send(common::TEXT, b"close")
+        .expect("send the command");
+    let (opcode, payload) = closing
+        .read_frame()
+        .expect("read")
+        .expect("the close frame");
+    assert_eq!(opcode, common::CLOSE);
+    assert_eq!(common::close_code(&payload), Some(4000));
+    runner.wait_for_line(peer, "send after close: closed");
+    assert_eq!(publisher.ask("pub room after"), "published 1");
+    assert_eq!(member.text(), "after");
+    // Until the runner gives up on it: no frame after the close frame.
+    let frames = closing.read_to_end().expect("read");
+    assert!(frames.is_empty(), "after the close frame: {frames:?}");
+}
+
+#[test]
+fn a_subscription_made_in_handle_counts_once_the_101_arrived() {
+    // A client that has its 101 is subscribed: a publish or count made after it cannot
+    // miss it. (Joins in a row, each checked at once, to catch a window after the 101.)
+    let runner = Runner::with_test_handler(&[]);
+    let mut publisher = runner.connect("/topics");
+    let mut members = Vec::new();
+    let mut misses = Vec::new();
+    for i in 0..300 {
+        let topic = format!("join{}", i % 3);
+        members.push(subscriber(&runner, &[&topic]));
+        let answer = publisher.ask(&format!("count {topic}"));
+        if answer != format!("subscribers {}", i / 3 + 1) {
+            misses.push(format!("join {}: {answer}", i + 1));
+        }
+    }
+    assert!(misses.is_empty(), "{misses:?}");
+}

@@ -11,7 +11,8 @@
 //!   `subscribed K then ERROR`), `unsub T` (`unsubscribed true|false`), `pub T TEXT`,
 //!   `pubself T TEXT` (include-self), `pubbin T TEXT` (as binary; each answers
 //!   `published N`), `count T` (`subscribers N`), `list` (`topics A,B,…`, sorted), `limits`
-//!   (`max-topics N max-topic-len N max-attachment N`).
+//!   (`max-topics N max-topic-len N max-attachment N`), `close` (closes this connection
+//!   with 4000 "closing", then prints `send after close: RESULT`; nothing is answered).
 //! - `/alarm`, `/trap-alarm`: `N` sets the alarm N ms away (`set N`), `cancel` cancels it
 //!   (`cancelled`).
 //! - `/attach`: `set X` and `fill N` (N bytes of `a`) answer `ok` or `too-large MAX`; `get`
@@ -133,6 +134,13 @@ fn topics(words: &[&str]) -> Option<String> {
             let mut topics = connection::topics();
             topics.sort();
             format!("topics {}", topics.join(","))
+        }
+        ["close"] => {
+            connection::close(4000, "closing");
+            let refused = connection::send(&Message::Text("after close".into()));
+            println!("send after close: {}", send_result(refused));
+            // Refused as well: nothing follows the close frame.
+            "closing".into()
         }
         ["limits"] => format!(
             "max-topics {} max-topic-len {} max-attachment {}",
