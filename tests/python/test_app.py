@@ -35,18 +35,30 @@ def test_handler(workspace_built):
     return HANDLER
 
 
+def rss_kib(pid):
+    """The resident set of process `pid`, in KiB (Linux)."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
 @pytest.fixture(scope="module")
-def runner(test_handler):
-    """The runner serving the test handler on 127.0.0.1:0; yields its address."""
+def runner_process(test_handler):
+    """The runner serving the test handler on 127.0.0.1:0; yields (address, pid)."""
     with announced(
         [RUNNER, "--listen", "127.0.0.1:0", "--handler", test_handler,
          "--guest-memory", "16MiB", "--max-message-size", "1MiB", "--max-frame-size", "1MiB"],
         r"wsbox-runner listening on http://(127\.0\.0\.1:\d+)/\n",
         stderr=subprocess.DEVNULL,
     ) as (process, match):
-        yield match[1]
+        yield match[1], process.pid
         process.terminate()
         assert process.wait(timeout=TIMEOUT) == 0
+
+
+@pytest.fixture
+def runner(runner_process):
+    """The runner's address."""
+    return runner_process[0]
 
 
 def client(runner, path, **kwargs):
@@ -110,7 +122,8 @@ def raise_descriptor_limit(needed):
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def test_ten_thousand_subscribers_get_every_publish_in_order(runner):
+def test_ten_thousand_subscribers_get_every_publish_in_order(runner_process):
+    runner, pid = runner_process
     raise_descriptor_limit(SUBSCRIBERS + 256)
 
     async def subscribe(i, opening):
@@ -126,6 +139,7 @@ def test_ten_thousand_subscribers_get_every_publish_in_order(runner):
         started = time.monotonic()
         subscribers = await asyncio.gather(*(subscribe(i, opening) for i in range(SUBSCRIBERS)))
         opened = time.monotonic() - started
+        rss = rss_kib(pid)
         try:
             async with client(runner, "/topics") as publisher:
                 assert await ask(publisher, "count crowd") == f"subscribers {SUBSCRIBERS}"
@@ -138,8 +152,9 @@ def test_ten_thousand_subscribers_get_every_publish_in_order(runner):
             expected = [f"m{i}" for i in range(PUBLISHES)]
             wrong = [i for i, messages in enumerate(received) if messages != expected]
             assert not wrong, f"{len(wrong)} subscribers, e.g. {received[wrong[0]]}"
-            print(f"\n{SUBSCRIBERS} subscribers opened in {opened:.1f} s; "
-                  f"{PUBLISHES * SUBSCRIBERS} deliveries in {delivered:.1f} s")
+            print(f"\n{SUBSCRIBERS} subscribers opened in {opened:.1f} s (runner RSS "
+                  f"{rss / 1024:.0f} MiB); {PUBLISHES * SUBSCRIBERS} deliveries in "
+                  f"{delivered:.1f} s")
         finally:
             await asyncio.gather(*(ws.close() for ws in subscribers), return_exceptions=True)
 
