@@ -236,3 +236,21 @@ fn echo_traffic_is_paced_not_dropped() {
     let _ = client.read_to_end();
     assert_eq!(dropped(&runner, peer), 0);
 }
+
+#[test]
+fn a_message_larger_than_the_bound_is_sent_when_nothing_waits() {
+    // The bound is on what already waits: one 2 MiB message to an idle connection goes.
+    let runner = Runner::with_test_handler(&["--max-backpressure", "1MiB"]);
+    let mut client = runner.connect("/flood");
+    client.send(Message::text("self 1 2097152"));
+    match client.next() {
+        Ok(Message::Binary(data)) => assert_eq!(data.len(), 2 << 20),
+        other => panic!("expected the 2 MiB message, got {other:?}"),
+    }
+    // (The text answer that follows may meet the 2 MiB still waiting: the log has it.)
+    let line = runner.wait_for_line(client.local_addr(), "flood ok");
+    assert!(
+        line.contains("flood ok 1 backpressure 0 closed 0 gone 0"),
+        "{line}"
+    );
+}

@@ -1,6 +1,6 @@
 //! guests/chat in a real browser: headless Chromium opens two pages in one room, each sends
 //! a message through the page's own form, and each must show the other's message and the
-//! member count 2. The pages are driven over the DevTools protocol (a WebSocket, spoken
+//! member count 2; when one tab closes, the other is told and counts 1. The pages are driven over the DevTools protocol (a WebSocket, spoken
 //! here with tungstenite). `./test.sh` installs Chromium (`ensure_chromium` in
 //! scripts/setup.sh).
 
@@ -114,6 +114,11 @@ impl Browser {
 
     /// Opens `url` in a new page and returns the DevTools session attached to it.
     fn open(&mut self, url: &str) -> String {
+        self.open_target(url).1
+    }
+
+    /// Opens `url` in a new page and returns its target id and the session attached to it.
+    fn open_target(&mut self, url: &str) -> (String, String) {
         let created = self.call(
             None,
             "Target.createTarget",
@@ -125,7 +130,17 @@ impl Browser {
             "Target.attachToTarget",
             &format!(r#"{{"targetId":"{target}","flatten":true}}"#),
         );
-        json_string(&attached, "sessionId").expect("a session id")
+        let session = json_string(&attached, "sessionId").expect("a session id");
+        (target, session)
+    }
+
+    /// Closes the page `target`, as a user closing its tab.
+    fn close(&mut self, target: &str) {
+        self.call(
+            None,
+            "Target.closeTarget",
+            &format!(r#"{{"targetId":"{target}"}}"#),
+        );
     }
 
     /// Evaluates `expression` (which must return a string) in the page of `session`.
@@ -235,7 +250,7 @@ fn two_pages_in_one_room_see_each_other() {
     let room = format!("http://{}/chat/lobby", runner.addr);
     let mut browser = Browser::start();
     let ann = browser.open(&format!("{room}?nick=ann"));
-    let bob = browser.open(&format!("{room}?nick=bob"));
+    let (bob_page, bob) = browser.open_target(&format!("{room}?nick=bob"));
     // Both joined: each page counts two members.
     browser.wait_for(&ann, COUNT, |text| count_is(text, 2));
     browser.wait_for(&bob, COUNT, |text| count_is(text, 2));
@@ -255,6 +270,11 @@ fn two_pages_in_one_room_see_each_other() {
     browser.wait_for(&other, COUNT, |text| count_is(text, 1));
     let log = browser.eval(&other, LOG);
     assert!(!log.contains("hello from ann"), "{log}");
+
+    // Bob closes his tab: Ann is told, and counts one member.
+    browser.close(&bob_page);
+    browser.wait_for(&ann, LOG, |log| log.contains("bob left (1 member)"));
+    browser.wait_for(&ann, COUNT, |text| count_is(text, 1));
 
     // Both pages' sockets went through the runner.
     let log = runner.log();

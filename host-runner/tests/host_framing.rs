@@ -67,3 +67,26 @@ fn fragments_reach_the_guest_as_one_message() {
         .count();
     assert_eq!(calls, 1);
 }
+
+#[test]
+fn a_frame_sent_with_the_upgrade_request_is_not_lost() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut stream = std::net::TcpStream::connect(runner.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(common::IO_TIMEOUT))
+        .expect("timeout");
+    // The request and a first frame in one write: the frame arrives with the head.
+    let mut input = format!(
+        "GET /none HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        runner.addr
+    )
+    .into_bytes();
+    input.extend(RawClient::frame(TEXT, b"early"));
+    stream.write_all(&input).expect("write");
+    let response = common::read_response(&mut stream);
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    let mut echo = [0u8; 7];
+    std::io::Read::read_exact(&mut stream, &mut echo).expect("the echo");
+    assert_eq!(&echo, b"\x81\x05early");
+}
