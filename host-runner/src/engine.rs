@@ -260,6 +260,13 @@ impl Sandbox {
         call_export!(self, call_on_alarm)
     }
 
+    /// Gives a pre-made instance to the connection from `peer` (for its log lines).
+    pub fn assign(&mut self, peer: SocketAddr) {
+        let state = self.store.data();
+        state.stdout.set_peer(peer);
+        state.stderr.set_peer(peer);
+    }
+
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.store.data_mut().conn
     }

@@ -18,9 +18,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use crate::conn::{Conn, RequestInfo};
+use crate::conn::RequestInfo;
 use crate::engine::{Request, Response, Sandbox};
-use crate::registry::Id;
 use crate::server::Server;
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
@@ -130,7 +129,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) ->
 async fn respond(
     mut request: hyper::Request<Incoming>,
     slot: &Mutex<Slot>,
-    shared: &Server,
+    shared: &Arc<Server>,
     peer: SocketAddr,
 ) -> HttpResponse {
     let wants_upgrade =
@@ -182,9 +181,12 @@ async fn respond(
     let taken = lock(slot).sandbox.take();
     let mut sandbox = match taken {
         Some(sandbox) => sandbox,
-        None => match new_sandbox(shared, peer).await {
+        None => match shared.sandbox(peer).await {
             Ok(sandbox) => sandbox,
-            Err(response) => return response,
+            Err(error) => {
+                warn!(%peer, %error, "no instance for a connection");
+                return closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"));
+            }
         },
     };
     sandbox.conn().request = info;
@@ -220,23 +222,6 @@ async fn respond(
     }
     slot.sandbox = Some(sandbox);
     response
-}
-
-/// A fresh sandbox for the connection, or the 503 that says there is none.
-async fn new_sandbox(shared: &Server, peer: SocketAddr) -> Result<Sandbox, HttpResponse> {
-    let id = Id::random().map_err(|error| {
-        warn!(%peer, %error, "no randomness for a connection id");
-        closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"))
-    })?;
-    let conn = Conn::new(id, shared.registry.clone(), shared.app_limits());
-    shared
-        .runtime
-        .instantiate(peer, conn)
-        .await
-        .map_err(|fault| {
-            warn!(%peer, %fault, "cannot instantiate the handler");
-            closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"))
-        })
 }
 
 /// The guest accepted an upgrade. The runner frames the WebSocket, so it checks the

@@ -24,7 +24,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
-use crate::registry::Registry;
 use crate::server::Server;
 
 /// The default handler: `guests/echo`, built for wasm32-wasip2 by build.rs.
@@ -100,12 +99,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let per_address = limits::PerAddress::new(settings.max_connections_per_address);
     let refusals = limits::Refusals::new();
     let shutdown_timeout = settings.shutdown_timeout;
-    let shared = Arc::new(Server {
-        runtime,
-        settings,
-        shutdown,
-        registry: Arc::new(Registry::default()),
-    });
+    let shared = Arc::new(Server::new(runtime, settings, shutdown));
 
     loop {
         tokio::select! {

@@ -47,6 +47,11 @@ impl GuestLog {
         })))
     }
 
+    /// The connection a pre-made instance went to.
+    pub fn set_peer(&self, peer: SocketAddr) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).peer = peer;
+    }
+
     fn push(&self, bytes: &[u8]) {
         self.0
             .lock()
