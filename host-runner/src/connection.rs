@@ -95,6 +95,7 @@ pub async fn serve(
         bytes_in: 0,
         last_read: Instant::now(),
         stalled_since: None,
+        far: Instant::now() + FAR,
     };
     let end = websocket.run(&upgraded.early).await;
     websocket.sandbox.conn().flush_delivered();
@@ -157,6 +158,8 @@ struct WebSocket {
     last_read: Instant,
     /// Since when the outbox has been waiting on a client that does not read.
     stalled_since: Option<Instant>,
+    /// "Never", for timers that are off.
+    far: Instant,
 }
 
 /// A guest callback.
@@ -182,8 +185,14 @@ impl WebSocket {
             }
         }
         let mut shutdown = self.server.shutdown.clone();
-        let timer = sleep_until(Instant::now() + FAR);
-        tokio::pin!(timer);
+        let timer = sleep_until(self.far);
+        // The wake-up and shutdown futures live across iterations: made anew each time,
+        // they would register with their notifiers (a lock each) for every message.
+        let peer = self.peer.clone();
+        let woken = peer.woken();
+        let shutdown_begun = shutdown.wait();
+        tokio::pin!(timer, woken, shutdown_begun);
+        let mut shutting_down = false;
         loop {
             self.flush_cork();
             if let Some(end) = self.check_finished().await {
@@ -203,10 +212,10 @@ impl WebSocket {
                 timer.as_mut().reset(deadline);
             }
             let read = !self.peer.should_pause_reading();
-            let peer = self.peer.clone();
             let step = tokio::select! {
                 biased;
-                () = peer.woken() => {
+                () = &mut woken => {
+                    woken.set(peer.woken());
                     if let Some((code, reason)) = self.peer.take_close_request() {
                         self.host_close(code, &reason, self.server.settings.handshake_timeout);
                     }
@@ -230,7 +239,8 @@ impl WebSocket {
                     Ok(()) => self.read().await,
                     Err(_) => Err("peer gone"),
                 },
-                () = shutdown.wait(), if self.close_deadline.is_none() => {
+                () = &mut shutdown_begun, if !shutting_down => {
+                    shutting_down = true;
                     self.host_close(GOING_AWAY, "server shutting down", self.server.settings.shutdown_timeout);
                     Ok(())
                 }
@@ -249,7 +259,7 @@ impl WebSocket {
     fn next_deadline(&mut self) -> Instant {
         let settings = &self.server.settings;
         let write_timeout = settings.idle_timeout.unwrap_or(STALLED_WRITE);
-        let mut deadline = Instant::now() + FAR;
+        let mut deadline = self.far;
         if let Some(since) = self.stalled_since {
             deadline = deadline.min(since + write_timeout);
         }
