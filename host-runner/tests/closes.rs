@@ -95,7 +95,11 @@ fn messages_after_the_guests_close_are_dropped() {
         !lines.contains("message after the guest's close"),
         "{lines}"
     );
-    assert!(!lines.contains("1011"), "{lines}");
+    assert!(
+        !lines.contains("closing the connection with 1011"),
+        "{lines}"
+    );
+    assert!(!lines.contains("guest failed"), "{lines}");
 }
 
 #[test]
