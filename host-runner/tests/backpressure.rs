@@ -28,6 +28,15 @@ fn slow_socket(runner: &Runner) -> TcpStream {
     socket.into()
 }
 
+/// A client on a [`slow_socket`] subscribed to `firehose`, which it will not read.
+fn slow_subscriber(runner: &Runner) -> RawClient {
+    let mut slow = runner.connect_raw_on(slow_socket(runner), "/topics");
+    slow.send(TEXT, b"sub firehose").expect("send");
+    let answer = slow.read_frame().expect("read");
+    assert_eq!(answer, Some((TEXT, b"subscribed".to_vec())));
+    slow
+}
+
 /// The `dropped=` count of `peer`'s "websocket closed" line.
 fn dropped(runner: &Runner, peer: SocketAddr) -> u64 {
     let line = runner.wait_for_line(peer, "websocket closed");
@@ -74,9 +83,10 @@ fn publish_in_lockstep(publisher: &mut Client, fast: &mut Client, topic: &str) -
 #[test]
 fn a_subscriber_that_stops_reading_loses_deliveries_and_they_are_counted() {
     let runner = Runner::with_test_handler(&["--max-backpressure", "256KiB"]);
-    let slow = runner.connect_raw_on(slow_socket(&runner), "/topics?sub=firehose");
+    let slow = slow_subscriber(&runner);
     let slow_peer = slow.stream.local_addr().expect("local address");
-    let mut fast = runner.connect("/topics?sub=firehose");
+    let mut fast = runner.connect("/topics");
+    assert_eq!(fast.ask("sub firehose"), "subscribed");
     let mut publisher = runner.connect("/flood");
 
     let published = publish_in_lockstep(&mut publisher, &mut fast, "firehose");
@@ -167,9 +177,10 @@ fn a_connection_flooding_itself_gets_backpressure() {
 fn close_on_backpressure_closes_the_slow_one_only() {
     let runner =
         Runner::with_test_handler(&["--max-backpressure", "256KiB", "--close-on-backpressure"]);
-    let mut slow = runner.connect_raw_on(slow_socket(&runner), "/topics?sub=firehose");
+    let mut slow = slow_subscriber(&runner);
     let slow_peer = slow.stream.local_addr().expect("local address");
-    let mut fast = runner.connect("/topics?sub=firehose");
+    let mut fast = runner.connect("/topics");
+    assert_eq!(fast.ask("sub firehose"), "subscribed");
     let mut publisher = runner.connect("/flood");
 
     let published = publish_in_lockstep(&mut publisher, &mut fast, "firehose");

@@ -7,7 +7,17 @@ mod common;
 use common::{Client, Runner};
 use tungstenite::Message;
 
+/// A `/topics` client subscribed to `topics` by command: subscribed once each answer came.
 fn subscriber(runner: &Runner, topics: &[&str]) -> Client {
+    let mut client = runner.connect("/topics");
+    for topic in topics {
+        assert_eq!(client.ask(&format!("sub {topic}")), "subscribed");
+    }
+    client
+}
+
+/// A `/topics` client subscribed to `topics` by the guest's `handle` (`?sub=T&sub=U`).
+fn subscriber_from_handle(runner: &Runner, topics: &[&str]) -> Client {
     let query: Vec<String> = topics.iter().map(|t| format!("sub={t}")).collect();
     runner.connect(&format!("/topics?{}", query.join("&")))
 }
@@ -54,7 +64,7 @@ fn publish_reaches_every_subscriber_and_the_sender_only_if_asked() {
 #[test]
 fn subscriptions_change_at_any_time_and_end_with_the_connection() {
     let runner = Runner::with_test_handler(&[]);
-    let mut client = subscriber(&runner, &["a", "b"]);
+    let mut client = subscriber_from_handle(&runner, &["a", "b"]);
     assert_eq!(client.ask("list"), "topics a,b");
     assert_eq!(client.ask("sub c"), "subscribed");
     // Twice is not an error, and counts once.
@@ -195,7 +205,7 @@ fn subscriptions_made_for_a_refused_upgrade_are_dropped() {
     assert_eq!(publisher.ask("count ghost"), "subscribers 0");
     assert_eq!(publisher.ask("pub ghost boo"), "published 0");
     // The same on an upgrade that the guest accepts counts.
-    let _member = subscriber(&runner, &["ghost"]);
+    let _member = subscriber_from_handle(&runner, &["ghost"]);
     assert_eq!(publisher.ask("count ghost"), "subscribers 1");
 }
 
@@ -203,8 +213,13 @@ fn subscriptions_made_for_a_refused_upgrade_are_dropped() {
 fn nothing_is_published_to_a_closing_subscriber() {
     let runner = Runner::with_test_handler(&["--handshake-timeout", "3s"]);
     // A raw client never answers the close frame: its connection stays closing.
-    let mut closing = runner.connect_raw("/topics?sub=room");
+    let mut closing = runner.connect_raw("/topics");
     let peer = closing.stream.local_addr().expect("local address");
+    closing.send(common::TEXT, b"sub room").expect("send");
+    assert_eq!(
+        closing.read_frame().expect("read"),
+        Some((common::TEXT, b"subscribed".to_vec()))
+    );
     let mut member = subscriber(&runner, &["room"]);
     let mut publisher = runner.connect("/topics");
     assert_eq!(publisher.ask("pub room before"), "published 2");
@@ -241,7 +256,7 @@ fn a_subscription_made_in_handle_counts_once_the_101_arrived() {
     let mut misses = Vec::new();
     for i in 0..300 {
         let topic = format!("join{}", i % 3);
-        members.push(subscriber(&runner, &[&topic]));
+        members.push(subscriber_from_handle(&runner, &[&topic]));
         let answer = publisher.ask(&format!("count {topic}"));
         if answer != format!("subscribers {}", i / 3 + 1) {
             misses.push(format!("join {}: {answer}", i + 1));

@@ -128,8 +128,10 @@ def test_ten_thousand_subscribers_get_every_publish_in_order(runner_process):
 
     async def subscribe(i, opening):
         async with opening:
-            return await client(runner, "/topics?sub=crowd", max_queue=PUBLISHES + 4,
-                                local_addr=(f"127.0.0.{1 + i % SOURCES}", 0))
+            ws = await client(runner, "/topics", max_queue=PUBLISHES + 4,
+                              local_addr=(f"127.0.0.{1 + i % SOURCES}", 0))
+            assert await ask(ws, "sub crowd") == "subscribed"
+            return ws
 
     async def receive_all(ws):
         return [await ws.recv() for _ in range(PUBLISHES)]
