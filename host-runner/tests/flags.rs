@@ -93,3 +93,12 @@ fn more_connections_than_a_process_can_hold_are_refused() {
     assert!(stderr.contains("--max-connections"), "{stderr}");
     assert!(stderr.contains("at most"), "{stderr}");
 }
+
+#[test]
+fn topic_limits_below_one_are_refused() {
+    for flag in ["--max-topics", "--max-topic-len"] {
+        let stderr = refused_flags(&[flag, "0"]);
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+        assert!(stderr.contains("at least 1"), "{flag}: {stderr}");
+    }
+}
