@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Client, Runner};
 use tungstenite::Message;
 
@@ -263,4 +265,21 @@ fn a_subscription_made_in_handle_counts_once_the_101_arrived() {
         }
     }
     assert!(misses.is_empty(), "{misses:?}");
+}
+
+#[test]
+fn deliveries_reach_a_client_whose_guest_is_busy() {
+    let runner = Runner::with_test_handler(&["--guest-cpu", "20s"]);
+    let mut busy = runner.connect("/sleep?sub=news");
+    let mut publisher = runner.connect("/topics");
+    // The subscriber's guest sleeps 6 s in on-message; the publish is written meanwhile,
+    // by the host, not after the call.
+    busy.send(Message::text("6000"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(publisher.ask("pub news while you sleep"), "published 1");
+    assert_eq!(
+        busy.within(Duration::from_secs(3)),
+        Some(Ok(Message::text("while you sleep")))
+    );
+    assert_eq!(busy.text(), "6000");
 }

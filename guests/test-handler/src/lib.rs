@@ -27,6 +27,9 @@
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
 //!   that call the `connection` imports and answer with their results (see [`commands`]).
 //!
+//! Any upgrade may carry `?sub=T&sub=U` to subscribe in `handle` (a refusal answers 400),
+//! and `/attach` `?set=X` to set the attachment there.
+//!
 //! Every mode prints `on-close CODE CLEAN REASON` to stdout when `on-close` runs, and
 //! `on-alarm` when `on-alarm` does, for the tests to see in the runner's log.
 
@@ -147,7 +150,7 @@ impl Guest for Handler {
         // State made here carries over to the WebSocket (topics, attachment, queued sends).
         for (key, value) in query_pairs(&query) {
             let refused = match (mode, key) {
-                (Mode::Topics, "sub") => connection::subscribe(value)
+                (_, "sub") => connection::subscribe(value)
                     .err()
                     .map(commands::topic_error),
                 (Mode::Attach, "set") => connection::set_attachment(value.as_bytes())
