@@ -51,3 +51,32 @@ fn the_attachment_is_limited_to_16_kib() {
     assert_eq!(client.ask("fill 100"), "ok");
     assert_eq!(client.ask("fill 101"), "too-large 100");
 }
+
+#[test]
+fn state_made_for_a_refused_upgrade_does_not_reach_a_later_one() {
+    let runner = Runner::with_test_handler(&[]);
+    // One TCP connection (one guest instance): first a plain GET that sets the attachment
+    // and subscribes in `handle`, answered 400 (no upgrade); then an upgrade.
+    let mut stream = std::net::TcpStream::connect(runner.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(common::IO_TIMEOUT))
+        .expect("timeout");
+    let plain = format!(
+        "GET /attach?set=stale&sub=stale HTTP/1.1\r\nHost: {}\r\n\r\n",
+        runner.addr
+    );
+    std::io::Write::write_all(&mut stream, plain.as_bytes()).expect("write");
+    let response = common::read_response(&mut stream);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    let (head, stream) = runner.upgrade_head_on(stream, "/attach", &[]);
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let mut client = common::RawClient::on(stream);
+    client.send(common::TEXT, b"get").expect("send");
+    assert_eq!(
+        client.read_frame().expect("read"),
+        Some((common::BINARY, Vec::new())),
+        "the refused request's attachment carried over"
+    );
+    let mut other = runner.connect("/topics");
+    assert_eq!(other.ask("count stale"), "subscribers 0");
+}

@@ -30,14 +30,19 @@ impl Runner {
     pub fn connect_raw_on(&self, stream: TcpStream, path: &str) -> RawClient {
         let (head, stream) = self.upgrade_head_on(stream, path, &[]);
         assert!(head.starts_with("http/1.1 101"), "{head}");
+        RawClient::on(stream)
+    }
+}
+
+impl RawClient {
+    /// A client on a stream that has already been upgraded.
+    pub fn on(stream: TcpStream) -> RawClient {
         RawClient {
             stream,
             input: Vec::new(),
         }
     }
-}
 
-impl RawClient {
     /// One masked frame with FIN set.
     pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [0x37, 0xfa, 0x21, 0x3d];
