@@ -14,9 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, Instant, sleep_until};
 use tracing::{info, warn};
-use wsbox::session::{Event, Session};
+use wsbox::session::Event;
 
-use crate::conn::Socket;
 use crate::engine::{Fault, Message, Sandbox};
 use crate::http;
 use crate::peer::Peer;
@@ -59,25 +58,12 @@ pub async fn serve(
     };
     let started = std::time::Instant::now();
     let mut sandbox = upgraded.sandbox;
-    let settings = &server.settings;
     let conn = sandbox.conn();
-    let peer = Arc::new(Peer::new(
-        conn.id,
-        upgraded.stream,
-        settings.max_backpressure,
-        settings.close_on_backpressure,
-    ));
-    conn.socket = Some(Socket {
-        session: Session::server(server.session_config()),
-        peer: peer.clone(),
-    });
-    if let Some((code, reason)) = conn.early_close.take() {
-        conn.close(code, &reason);
-    }
-    server.registry.insert(peer.clone());
-    for topic in &conn.topics {
-        server.registry.subscribe(topic, &peer);
-    }
+    let Some(peer) = conn.socket.as_ref().map(|s| s.peer.clone()) else {
+        return;
+    };
+    // A failed write marks the peer failed; the loop ends the connection then.
+    let _ = peer.attach(upgraded.stream);
     let id = conn.id;
     let path = conn.request.path.clone();
     let protocol = conn.request.protocol.clone().unwrap_or_default();
@@ -98,9 +84,7 @@ pub async fn serve(
         far: Instant::now() + FAR,
     };
     let end = websocket.run(&upgraded.early).await;
-    websocket.sandbox.conn().flush_delivered();
-    let topics = std::mem::take(&mut websocket.sandbox.conn().topics);
-    server.registry.remove(&websocket.peer, &topics);
+    server.forget(&mut websocket.sandbox);
     let (bytes_out, dropped) = websocket.peer.totals();
     info!(
         peer = %address,

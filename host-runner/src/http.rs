@@ -57,6 +57,10 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 /// no further request is read, and a response in flight gets [`DEADLINE_GRACE`] to finish.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) -> Option<Upgraded> {
     let slot = Arc::new(Mutex::new(Slot::default()));
+    let _cleanup = Cleanup {
+        slot: &slot,
+        server: shared,
+    };
     let service = {
         let slot = slot.clone();
         let shared = shared.clone();
@@ -101,12 +105,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) ->
         debug!(%peer, %error, "http connection ended");
         return None;
     }
-    let (sandbox, on_upgrade) = {
-        let mut slot = lock(&slot);
-        (slot.sandbox.take(), slot.upgrade.take())
-    };
-    let on_upgrade = on_upgrade?;
-    let sandbox = sandbox?;
+    let on_upgrade = lock(&slot).upgrade.take()?;
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -122,8 +121,25 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) ->
     Some(Upgraded {
         stream: parts.io.into_inner(),
         early: parts.read_buf,
-        sandbox,
+        sandbox: lock(&slot).sandbox.take()?,
     })
+}
+
+/// Unregisters an accepted upgrade whose socket never reached the WebSocket phase (the
+/// client vanished after the 101, the phase timed out): whatever way [`serve`] returns
+/// without handing the sandbox on.
+struct Cleanup<'a> {
+    slot: &'a Mutex<Slot>,
+    server: &'a Server,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let sandbox = lock(self.slot).sandbox.take();
+        if let Some(mut sandbox) = sandbox {
+            self.server.forget(&mut sandbox);
+        }
+    }
 }
 
 async fn respond(
@@ -260,6 +276,7 @@ fn accept(
         response.headers_mut().append(name, value.clone());
     }
     sandbox.conn().request.protocol = protocol;
+    shared.register(sandbox);
     Ok(response)
 }
 

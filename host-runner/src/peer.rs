@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -34,7 +34,11 @@ pub const POLICY_VIOLATION: u16 = 1008;
 /// One WebSocket's socket and outbox.
 pub struct Peer {
     pub id: Id,
-    stream: TcpStream,
+    /// Set once hyper hands the upgraded socket back. Until then (between the guest's 101
+    /// and the end of the HTTP phase) frames only queue: the connection is registered and
+    /// subscribed as soon as its upgrade is accepted, so that nothing published after the
+    /// client saw the 101 misses it.
+    stream: OnceLock<TcpStream>,
     outbox: Mutex<Outbox>,
     /// Wakes the owner task: frames were queued, a close was requested, a write failed.
     wake: Notify,
@@ -65,15 +69,10 @@ struct Outbox {
 const MAX_SLICES: usize = 64;
 
 impl Peer {
-    pub fn new(
-        id: Id,
-        stream: TcpStream,
-        max_backpressure: usize,
-        close_on_backpressure: bool,
-    ) -> Self {
+    pub fn new(id: Id, max_backpressure: usize, close_on_backpressure: bool) -> Self {
         Peer {
             id,
-            stream,
+            stream: OnceLock::new(),
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
             max_backpressure,
@@ -81,8 +80,18 @@ impl Peer {
         }
     }
 
+    /// Gives the peer its socket and writes what was queued before.
+    pub fn attach(&self, stream: TcpStream) -> std::io::Result<()> {
+        // Only the connection's own task attaches, once.
+        let _ = self.stream.set(stream);
+        self.flush()
+    }
+
+    /// The socket, once attached. Only the connection's task calls this, after attaching.
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream
+            .get()
+            .expect("the connection task attaches the socket before using it")
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
@@ -145,8 +154,10 @@ impl Peer {
             return;
         }
         let mut written = 0;
-        if outbox.queue.is_empty() {
-            match self.stream.try_write(data) {
+        if outbox.queue.is_empty()
+            && let Some(stream) = self.stream.get()
+        {
+            match stream.try_write(data) {
                 Ok(n) => written = n,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -169,6 +180,9 @@ impl Peer {
 
     /// Writes queued frames until the socket would block. `Err` when the peer is gone.
     pub fn flush(&self) -> std::io::Result<()> {
+        let Some(stream) = self.stream.get() else {
+            return Ok(());
+        };
         let mut outbox = self.outbox();
         while !outbox.queue.is_empty() && !outbox.failed {
             let slices: Vec<IoSlice<'_>> = outbox
@@ -177,7 +191,7 @@ impl Peer {
                 .take(MAX_SLICES)
                 .map(|b| IoSlice::new(b))
                 .collect();
-            let result = self.stream.try_write_vectored(&slices);
+            let result = stream.try_write_vectored(&slices);
             drop(slices);
             match result {
                 Ok(0) => outbox.failed = true,

@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tracing::debug;
 
 use crate::cli::Settings;
-use crate::conn::{AppLimits, Conn};
+use wsbox::session::Session;
+
+use crate::conn::{AppLimits, Conn, Socket};
 use crate::engine::{Fault, Runtime, Sandbox};
+use crate::peer::Peer;
 use crate::registry::{Id, Registry};
 use crate::shutdown::Shutdown;
 
@@ -52,6 +55,39 @@ impl Server {
             registry: Arc::new(Registry::default()),
             warm: Mutex::new(Vec::with_capacity(WARM)),
             warming: AtomicUsize::new(0),
+        }
+    }
+
+    /// Makes the connection a WebSocket for the others: its peer (writable as soon as
+    /// its socket is attached), its id and its subscriptions.
+    pub fn register(&self, sandbox: &mut Sandbox) {
+        let settings = &self.settings;
+        let session = Session::server(self.session_config());
+        let conn = sandbox.conn();
+        let peer = Arc::new(Peer::new(
+            conn.id,
+            settings.max_backpressure,
+            settings.close_on_backpressure,
+        ));
+        conn.socket = Some(Socket {
+            session,
+            peer: peer.clone(),
+        });
+        if let Some((code, reason)) = conn.early_close.take() {
+            conn.close(code, &reason);
+        }
+        self.registry.insert(peer.clone());
+        for topic in &conn.topics {
+            self.registry.subscribe(topic, &peer);
+        }
+    }
+
+    /// Unregisters a connection that ended, with its subscriptions.
+    pub fn forget(&self, sandbox: &mut Sandbox) {
+        let conn = sandbox.conn();
+        conn.flush_delivered();
+        if let Some(socket) = &conn.socket {
+            self.registry.remove(&socket.peer, &conn.topics);
         }
     }
 
