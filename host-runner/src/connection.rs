@@ -25,7 +25,7 @@ use crate::server::Server;
 const READ_BUFFER: usize = 64 * 1024;
 /// Full reads (of [`READ_BUFFER`]) a connection makes in a row before it yields to the
 /// others on its worker: 512 KiB. Measured at 100 × 64 KiB, window 16, against
-/// tokio-tungstenite: p99 0.62 s without yielding (1 s = 9×), 67 ms after 8 reads (1.0×),
+/// tokio-tungstenite: p99 0.62 s without yielding (9× its), 67 ms after 8 reads (1.0×),
 /// 102 ms after 16 (1.5×); after every read the CPU per message doubled.
 const FULL_READS_PER_TURN: u32 = 8;
 /// A cork that grew past this is freed rather than kept for the next callback.

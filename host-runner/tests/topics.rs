@@ -283,3 +283,54 @@ fn deliveries_reach_a_client_whose_guest_is_busy() {
     );
     assert_eq!(busy.text(), "6000");
 }
+
+#[test]
+fn a_client_that_leaves_before_its_101_leaves_no_subscription() {
+    let runner = Runner::with_test_handler(&[]);
+    // Upgrade requests whose `handle` subscribes, then sleeps 300 ms, from clients that
+    // reset the connection 250 to 350 ms in: around the time the guest accepts and the
+    // runner writes the 101.
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(runner.addr).expect("connect");
+            let request = format!(
+                "GET /topics?sub=leak&sleep=300 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n",
+                runner.addr
+            );
+            std::io::Write::write_all(&mut stream, request.as_bytes()).expect("write");
+            // SO_LINGER 0: the close is a reset, as from a client that crashed.
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .expect("SO_LINGER");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(250));
+    for client in clients {
+        drop(client);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Past the handles' sleep, the count must come back to 0.
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut counter = runner.connect("/topics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let count = counter.ask("count leak");
+        if count == "subscribers 0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {count} after the clients left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = runner.log();
+    eprintln!(
+        "PROBE slept {} opened {}",
+        log.matches("slept 300").count(),
+        log.matches("websocket open").count()
+    );
+}

@@ -27,8 +27,10 @@
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
 //!   that call the `connection` imports and answer with their results (see [`commands`]).
 //!
-//! Any upgrade may carry `?sub=T&sub=U` to subscribe in `handle` (a refusal answers 400),
-//! and `/attach` `?set=X` to set the attachment there.
+//! Any upgrade may carry `?sub=T&sub=U` to subscribe in `handle` (a refusal answers 400)
+//! and `sleep=MS` to sleep there (after what precedes it in the query; then it prints
+//! `slept MS ms in handle`), and `/attach`
+//! `?set=X` to set the attachment there.
 //!
 //! Every mode prints `on-close CODE CLEAN REASON` to stdout when `on-close` runs, and
 //! `on-alarm` when `on-alarm` does, for the tests to see in the runner's log.
@@ -153,6 +155,12 @@ impl Guest for Handler {
                 (_, "sub") => connection::subscribe(value)
                     .err()
                     .map(commands::topic_error),
+                (_, "sleep") => {
+                    let millis = value.parse().unwrap_or(0);
+                    std::thread::sleep(std::time::Duration::from_millis(millis));
+                    println!("slept {millis} ms in handle");
+                    None
+                }
                 (Mode::Attach, "set") => connection::set_attachment(value.as_bytes())
                     .err()
                     .map(|e| format!("too-large {}", e.max)),
