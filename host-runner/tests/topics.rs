@@ -328,3 +328,35 @@ fn clients_that_reset_around_their_101_leave_no_subscription() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn concurrent_publishers_each_keep_their_order() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut subscribers: Vec<Client> = (0..20).map(|_| subscriber(&runner, &["mix"])).collect();
+    let count = 100;
+    let publishers: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let mut publisher = runner.connect("/topics");
+            std::thread::spawn(move || {
+                for i in 0..count {
+                    let answer = publisher.ask(&format!("pub mix {name}-{i}"));
+                    assert_eq!(answer, "published 20");
+                }
+            })
+        })
+        .collect();
+    for (s, subscriber) in subscribers.iter_mut().enumerate() {
+        let mut next = [0; 3];
+        for _ in 0..3 * count {
+            let text = subscriber.text();
+            let (name, i) = text.split_once('-').expect("NAME-I");
+            let slot = usize::from(name.as_bytes()[0] - b'a');
+            assert_eq!(i, next[slot].to_string(), "subscriber {s}: {text}");
+            next[slot] += 1;
+        }
+    }
+    for publisher in publishers {
+        publisher.join().expect("a publisher");
+    }
+}
