@@ -75,6 +75,7 @@ pub async fn serve(
     info!(peer = %address, %id, path, protocol, "websocket open");
 
     let mut websocket = WebSocket {
+        address,
         sandbox,
         peer,
         server: server.clone(),
@@ -131,6 +132,8 @@ fn read_draining(stream: &TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<us
 
 /// An open WebSocket and its guest.
 struct WebSocket {
+    /// The client's address, for the log.
+    address: SocketAddr,
     sandbox: Sandbox,
     peer: Arc<Peer>,
     server: Arc<Server>,
@@ -415,9 +418,9 @@ impl WebSocket {
         self.faulted = true;
         let conn = self.sandbox.conn();
         if conn.is_closed() {
-            warn!(id = %conn.id, %fault, "guest failed after its close frame");
+            warn!(peer = %self.address, id = %conn.id, %fault, "guest failed after its close frame");
         } else {
-            warn!(id = %conn.id, %fault, "closing the connection with 1011");
+            warn!(peer = %self.address, id = %conn.id, %fault, "closing the connection with 1011");
             // What the failed callback sent is dropped with it.
             conn.cork.clear();
             conn.close(INTERNAL_ERROR, "handler failed");
