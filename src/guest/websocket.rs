@@ -179,8 +179,8 @@ impl Websocket {
         host::topics()
     }
 
-    /// Sends `message` to every connection subscribed to `topic` — this one only if
-    /// `include_self` — and returns how many it was queued to. The host encodes it once;
+    /// Sends `message` to every connection subscribed to `topic` — this one too only if
+    /// `include_self` and it is subscribed — and returns how many it was queued to. The host encodes it once;
     /// subscribers over their backpressure bound are skipped.
     pub fn publish(&self, topic: &str, message: &Message, include_self: bool) -> u32 {
         host::publish(topic, param(message), include_self)
