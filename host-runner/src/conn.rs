@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wsbox::session::Session;
 
+use crate::cork::Cork;
 use crate::peer::Peer;
 use crate::registry::{Id, Registry};
 
@@ -41,9 +42,8 @@ pub struct Conn {
     /// The WebSocket once upgraded: the framing state and the shared write side.
     pub socket: Option<Socket>,
     /// Frames the running callback sent to this connection (`send`, a publish or
-    /// `send-to` that includes it), in order; written when the callback returns. A
-    /// callback's sends thus cost one write, and stay in order with its pongs and close.
-    pub cork: Vec<u8>,
+    /// `send-to` that includes it), in order; written when the callback returns.
+    pub cork: Cork,
     /// Other connections this callback queued frames to (`send-to`, `publish`), written
     /// when it returns: see [`Peer::deliver`].
     pub delivered: Vec<Arc<Peer>>,
@@ -71,7 +71,7 @@ impl Conn {
             limits,
             request: RequestInfo::default(),
             socket: None,
-            cork: Vec::new(),
+            cork: Cork::default(),
             delivered: Vec::new(),
             topics: Vec::new(),
             attachment: Vec::new(),
@@ -111,7 +111,7 @@ impl Conn {
         match &mut self.socket {
             Some(socket) => {
                 if socket.session.close(code, reason).is_ok() {
-                    socket.session.poll_transmit(&mut self.cork);
+                    socket.session.poll_transmit(self.cork.bytes());
                     self.alarm = None;
                     let sendable = wsbox::CloseCode(code).is_sendable();
                     self.close_sent = Some(if sendable { code } else { 1000 });

@@ -28,16 +28,13 @@ const READ_BUFFER: usize = 64 * 1024;
 /// tokio-tungstenite: p99 0.62 s without yielding (9× its), 67 ms after 8 reads (1.0×),
 /// 102 ms after 16 (1.5×); after every read the CPU per message doubled.
 const FULL_READS_PER_TURN: u32 = 8;
-/// A cork that grew past this is freed rather than kept for the next callback.
-const MAX_SPARE_CORK: usize = 1 << 20;
 
 thread_local! {
-    /// Buffers kept per worker thread rather than per connection, so that idle
-    /// connections hold none: a connection takes one for a read (or a callback's sends)
-    /// and puts it back on whichever thread it then runs on. A connection that finds the
+    /// The read buffer is kept per worker thread rather than per connection, so that idle
+    /// connections hold none: a connection takes it for a read and puts it back on
+    /// whichever thread it then runs on. A connection that finds the
     /// slot empty (another one's call is suspended) allocates its own.
     static SPARE_READ: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    static SPARE_CORK: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Close code the runner sends itself when the guest fails (RFC 6455 §7.4.1).
@@ -384,7 +381,7 @@ impl WebSocket {
     fn transmit(&mut self) {
         let conn = self.sandbox.conn();
         if let Some(socket) = conn.socket.as_mut() {
-            socket.session.poll_transmit(&mut conn.cork);
+            socket.session.poll_transmit(conn.cork.bytes());
         }
     }
 
@@ -392,10 +389,6 @@ impl WebSocket {
     async fn call(&mut self, callback: Callback<'_>) -> Result<(), End> {
         if self.faulted {
             return Ok(());
-        }
-        let conn = self.sandbox.conn();
-        if conn.cork.capacity() == 0 {
-            conn.cork = SPARE_CORK.take();
         }
         let result = match callback {
             Callback::Open => self.sandbox.on_open().await,
@@ -463,17 +456,15 @@ impl WebSocket {
         }
     }
 
-    /// Writes what the last callbacks sent, in one write, and returns the buffer to the
-    /// thread's spare slot.
+    /// Writes what the last callbacks sent, in one write.
     fn flush_cork(&mut self) {
         let conn = self.sandbox.conn();
         conn.flush_delivered();
         let closed = conn.is_closed();
-        let mut cork = std::mem::take(&mut conn.cork);
-        self.peer.write_own(&cork, closed);
-        if cork.capacity() <= MAX_SPARE_CORK && cork.capacity() > 0 {
-            cork.clear();
-            SPARE_CORK.set(cork);
+        let peer = &self.peer;
+        conn.cork.drain(|slices| peer.write_own(slices, closed));
+        if closed {
+            peer.write_own(&[], true);
         }
     }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod conn;
 mod connection;
+mod cork;
 mod engine;
 mod http;
 mod limits;

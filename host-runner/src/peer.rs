@@ -133,23 +133,25 @@ impl Peer {
         }
     }
 
-    /// Writes the connection's own frames (its guest's sends, pongs, close replies). Never
-    /// dropped: the owner paces its own reads instead. `close` marks the last of them.
-    pub fn write_own(&self, data: &[u8], close: bool) {
+    /// Writes the connection's own frames (its guest's sends, pongs, close replies), given
+    /// as slices in wire order. Never dropped: the owner paces its own reads instead.
+    /// `close` marks the last of them.
+    pub fn write_own(&self, parts: &[IoSlice<'_>], close: bool) {
         let mut outbox = self.outbox();
         if outbox.closed {
             return;
         }
-        if !data.is_empty() {
-            self.write_or_queue(&mut outbox, data);
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        if total > 0 {
+            self.write_or_queue(&mut outbox, parts, total);
         }
         outbox.closed |= close;
     }
 
-    /// Writes `data` now if nothing is queued ahead of it; queues what the socket did not
-    /// take and wakes the owner to flush it. Behind a queue, `data` waits its turn: whoever
-    /// made the queue non-empty flushes it.
-    fn write_or_queue(&self, outbox: &mut Outbox, data: &[u8]) {
+    /// Writes `parts` now if nothing is queued ahead of them; queues what the socket did
+    /// not take (one copy) and wakes the owner to flush it. Behind a queue they wait their
+    /// turn: whoever made the queue non-empty flushes it.
+    fn write_or_queue(&self, outbox: &mut Outbox, parts: &[IoSlice<'_>], total: usize) {
         if outbox.failed {
             return;
         }
@@ -157,7 +159,11 @@ impl Peer {
         if outbox.queue.is_empty()
             && let Some(stream) = self.stream.get()
         {
-            match stream.try_write(data) {
+            let result = match parts {
+                [one] => stream.try_write(one),
+                _ => stream.try_write_vectored(parts),
+            };
+            match result {
                 Ok(n) => written = n,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -167,15 +173,23 @@ impl Peer {
                 }
             }
             outbox.bytes_out += written as u64;
-            if written == data.len() {
+            if written == total {
                 return;
             }
             self.wake.notify_one();
         }
-        outbox.queued += data.len() - written;
-        outbox
-            .queue
-            .push_back(Bytes::copy_from_slice(&data[written..]));
+        let mut rest = Vec::with_capacity(total - written);
+        let mut skip = written;
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            rest.extend_from_slice(&part[skip..]);
+            skip = 0;
+        }
+        outbox.queued += rest.len();
+        outbox.queue.push_back(Bytes::from(rest));
     }
 
     /// Writes queued frames until the socket would block. `Err` when the peer is gone.

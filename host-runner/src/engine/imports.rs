@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use wsbox::frame::{Data, OpCode, encode_frame};
 
 use super::SandboxState;
 use super::bindings::wsbox::websocket::connection::{
@@ -18,26 +17,10 @@ use crate::peer::{Peer, Refused};
 
 impl types::Host for SandboxState {}
 
-/// A message as the one frame that carries it (server frames are not masked).
-fn encode(out: &mut Vec<u8>, message: &Message) {
-    let (opcode, payload) = match message {
-        Message::Text(text) => (Data::Text, text.as_bytes()),
-        Message::Binary(data) => (Data::Binary, data.as_slice()),
-    };
-    encode_frame(out, true, OpCode::Data(opcode), None, payload);
-}
-
 fn frame(message: &Message) -> Bytes {
-    let mut out = Vec::with_capacity(message_len(message) + 10);
-    encode(&mut out, message);
+    let mut out = Vec::new();
+    crate::cork::encode(&mut out, message);
     Bytes::from(out)
-}
-
-fn message_len(message: &Message) -> usize {
-    match message {
-        Message::Text(text) => text.len(),
-        Message::Binary(data) => data.len(),
-    }
 }
 
 impl From<Refused> for SendError {
@@ -51,7 +34,7 @@ impl From<Refused> for SendError {
 
 impl Conn {
     /// Queues a message to this connection, behind what the callback sent before.
-    fn send_self(&mut self, message: &Message) -> Result<(), SendError> {
+    fn send_self(&mut self, message: Message) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
@@ -62,7 +45,7 @@ impl Conn {
             }
             return Err(SendError::Backpressure);
         }
-        encode(&mut self.cork, message);
+        self.cork.push(message);
         Ok(())
     }
 
@@ -106,7 +89,7 @@ impl Host for SandboxState {
     }
 
     fn send(&mut self, msg: Message) -> Result<(), SendError> {
-        self.conn.send_self(&msg)
+        self.conn.send_self(msg)
     }
 
     fn send_to(&mut self, to: Id, msg: Message) -> Result<(), SendError> {
@@ -114,13 +97,13 @@ impl Host for SandboxState {
         let Some(peer) = conn.registry.get(&to) else {
             return if to == conn.id.to_string() {
                 // Before the upgrade this connection is not registered yet.
-                conn.send_self(&msg)
+                conn.send_self(msg)
             } else {
                 Err(SendError::Gone)
             };
         };
         if conn.is_self(&peer) {
-            return conn.send_self(&msg);
+            return conn.send_self(msg);
         }
         if peer.deliver(&frame(&msg))? {
             conn.delivered.push(peer);
@@ -190,7 +173,7 @@ impl Host for SandboxState {
         // Our own copy goes with our other sends, in order.
         let subscribed = conn.topics.iter().any(|t| **t == *topic);
         if include_self && subscribed && !conn.is_closed() {
-            conn.cork.extend_from_slice(&frame);
+            conn.cork.bytes().extend_from_slice(&frame);
             queued = queued.saturating_add(1);
         }
         queued
