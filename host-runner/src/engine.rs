@@ -49,6 +49,16 @@ const TABLES_PER_COMPONENT: u32 = 4;
 /// its replacement is accepted never finds the pool empty.
 const POOL_HEADROOM: u32 = 64;
 
+/// How much of a freed instance's linear memory and tables wasmtime resets in place (with
+/// memset, the dirty pages only) instead of returning to the kernel. Returned pages fault
+/// back in on the slot's next use: 14 page faults per connection measured with the echo
+/// guest, 85–98 µs of server CPU per handshake; with these two 0 faults and 64 µs, 11k → 14.9k
+/// handshakes/s (wsload handshakes, 4 connections). The price is that a freed slot keeps at
+/// most this much resident until it is used again: at most a connection's worth per slot
+/// the pool ever had live at once.
+const KEEP_RESIDENT_MEMORY: usize = 128 * 1024;
+const KEEP_RESIDENT_TABLE: usize = 64 * 1024;
+
 /// What each connection's store holds: WASI (stdio into the log, grants from the flags),
 /// the store's limits, and the connection as its imports see it.
 pub struct SandboxState {
@@ -138,7 +148,9 @@ impl Runtime {
             .max_memory_size(settings.guest_memory)
             .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
             .max_memories_per_component(1)
-            .max_tables_per_component(TABLES_PER_COMPONENT);
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+            .table_keep_resident(KEEP_RESIDENT_TABLE);
 
         let mut config = Config::new();
         config
