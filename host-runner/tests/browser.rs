@@ -25,17 +25,8 @@ fn dump_dom(url: &str, budget_ms: u32) -> String {
     let profile =
         std::env::temp_dir().join(format!("wsbox-chromium-{}-{budget_ms}", std::process::id()));
     let mut child = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--dump-dom",
-        ])
+        .args(common::HEADLESS_CHROMIUM)
+        .arg("--dump-dom")
         .arg(format!("--virtual-time-budget={budget_ms}"))
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(url)

@@ -40,15 +40,8 @@ impl Browser {
     fn start() -> Browser {
         let profile = std::env::temp_dir().join(format!("wsbox-chat-{}", std::process::id()));
         let mut child = Command::new("chromium")
+            .args(common::HEADLESS_CHROMIUM)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])

@@ -20,6 +20,18 @@ pub use raw::*;
 /// Bounds every socket read in the tests.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Flags for a headless Chromium that talks to nothing but the test's own servers.
+pub const HEADLESS_CHROMIUM: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 pub struct Runner {
     child: Child,
     pub addr: SocketAddr,
