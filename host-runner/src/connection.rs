@@ -353,7 +353,10 @@ impl WebSocket {
                     };
                     self.call(Callback::Message(&message)).await?;
                 }
-                Event::Ping(_) | Event::Pong(_) => {}
+                // The pong goes out in the order its ping came: before the answer to a
+                // message the ping interrupted (Autobahn 5.6–5.8, 5.19, 5.20).
+                Event::Ping(_) => self.transmit(),
+                Event::Pong(_) => {}
                 Event::Close(frame) => {
                     // Our reply, if we had not closed first, echoes the client's code.
                     self.close_code.get_or_insert(frame.code.0);
