@@ -29,6 +29,20 @@ fn an_alarm_fires_once_on_a_silent_connection() {
 }
 
 #[test]
+fn an_alarm_set_in_handle_fires_after_the_upgrade() {
+    let runner = Runner::with_test_handler(&[]);
+    let started = Instant::now();
+    let mut client = runner.connect("/alarm?alarm=300");
+    assert_eq!(client.text(), "alarm");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(300) + SLACK,
+        "{elapsed:?}"
+    );
+    assert_eq!(client.within(Duration::from_millis(800)), None);
+}
+
+#[test]
 fn a_new_alarm_replaces_the_old_one() {
     let runner = Runner::with_test_handler(&[]);
     let mut client = runner.connect("/alarm");

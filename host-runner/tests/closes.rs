@@ -103,6 +103,21 @@ fn messages_after_the_guests_close_are_dropped() {
 }
 
 #[test]
+fn a_close_in_handle_follows_the_101_and_nothing_after_it() {
+    let runner = Runner::with_test_handler(&[]);
+    // `/request` sends "from handle" after the query's close: refused, as closed.
+    let mut client = runner.connect_raw("/request?close=4000");
+    let peer = client.stream.local_addr().expect("local address");
+    let (opcode, payload) = client.read_frame().expect("read").expect("a frame");
+    assert_eq!(opcode, CLOSE);
+    assert_eq!(close_code(&payload), Some(4000));
+    assert_eq!(&payload[2..], b"closed in handle");
+    client.send(CLOSE, &payload[..2]).expect("answer the close");
+    assert_eq!(client.read_to_end().expect("read"), []);
+    assert_eq!(runner.on_close_of(peer), "4000 true");
+}
+
+#[test]
 fn a_fault_in_on_close_sends_no_second_close_frame() {
     let runner = Runner::with_test_handler(&[]);
     let mut client = runner.connect_raw("/trap-close");

@@ -27,10 +27,10 @@
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
 //!   that call the `connection` imports and answer with their results (see [`commands`]).
 //!
-//! Any upgrade may carry `?sub=T&sub=U` to subscribe in `handle` (a refusal answers 400)
-//! and `sleep=MS` to sleep there (after what precedes it in the query; then it prints
-//! `slept MS ms in handle`), and `/attach`
-//! `?set=X` to set the attachment there.
+//! Any upgrade may carry `?sub=T&sub=U` to subscribe in `handle` (a refusal answers 400),
+//! `sleep=MS` to sleep there (after what precedes it in the query; then it prints
+//! `slept MS ms in handle`), `alarm=MS` to set an alarm there, and `close=CODE` to close
+//! there (reason `closed in handle`); `/attach` takes `?set=X` to set the attachment there.
 //!
 //! Every mode prints `on-close CODE CLEAN REASON` to stdout when `on-close` runs, and
 //! `on-alarm` when `on-alarm` does, for the tests to see in the runner's log.
@@ -159,6 +159,14 @@ impl Guest for Handler {
                     let millis = value.parse().unwrap_or(0);
                     std::thread::sleep(std::time::Duration::from_millis(millis));
                     println!("slept {millis} ms in handle");
+                    None
+                }
+                (_, "alarm") => {
+                    connection::set_alarm(value.parse().unwrap_or(0));
+                    None
+                }
+                (_, "close") => {
+                    connection::close(value.parse().unwrap_or(1000), "closed in handle");
                     None
                 }
                 (Mode::Attach, "set") => connection::set_attachment(value.as_bytes())
