@@ -128,11 +128,4 @@ impl Conn {
             self.alarm = Some(Instant::now() + after.min(MAX_ALARM));
         }
     }
-
-    /// Whether `peer` is this connection.
-    pub fn is_self(&self, peer: &Arc<Peer>) -> bool {
-        self.socket
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(&s.peer, peer))
-    }
 }

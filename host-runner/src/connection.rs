@@ -80,7 +80,7 @@ pub async fn serve(
         notified: false,
         finished: false,
         close_deadline: None,
-        close_code: None,
+        session_close: None,
         bytes_in: 0,
         last_read: Instant::now(),
         stalled_since: None,
@@ -90,6 +90,11 @@ pub async fn serve(
     let end = websocket.run(&upgraded.early).await;
     server.forget(&mut websocket.sandbox);
     let (bytes_out, dropped) = websocket.peer.totals();
+    let close_code = websocket
+        .sandbox
+        .conn()
+        .close_sent
+        .or(websocket.session_close);
     info!(
         peer = %address,
         %id,
@@ -99,7 +104,7 @@ pub async fn serve(
         bytes_in = websocket.bytes_in,
         bytes_out,
         dropped,
-        close_code = websocket.close_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+        close_code = close_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
         end,
         "websocket closed"
     );
@@ -142,8 +147,9 @@ struct WebSocket {
     finished: bool,
     /// Set once our close frame is out: when the client's answer is due.
     close_deadline: Option<Instant>,
-    /// The code of our close frame, for the log.
-    close_code: Option<u16>,
+    /// The code of a close frame the session sent by itself (the reply to the client's, or
+    /// the one for a violation), for the log; closes started here are `Conn::close_sent`.
+    session_close: Option<u16>,
     bytes_in: u64,
     last_read: Instant,
     /// Since when the outbox has been waiting on a client that does not read.
@@ -167,6 +173,15 @@ type End = &'static str;
 
 impl WebSocket {
     async fn run(&mut self, early: &[u8]) -> End {
+        let end = self.exchange(early).await;
+        // However it ended, the guest hears of it once: a no-op after its `on-close` or a
+        // fault; otherwise no close frame came back (peer gone, write failed or stalled,
+        // close handshake timed out).
+        self.notify(ABNORMAL, "", false).await;
+        end
+    }
+
+    async fn exchange(&mut self, early: &[u8]) -> End {
         if let Err(end) = self.call(Callback::Open).await {
             return end;
         }
@@ -247,22 +262,23 @@ impl WebSocket {
                 () = timer.as_mut() => self.timer_fired().await,
             };
             if let Err(end) = step {
-                if end == "peer gone" || end == "write failed" {
-                    self.notify(ABNORMAL, "", false).await;
-                }
                 return end;
             }
         }
     }
 
+    /// How long the outbox may wait on a client that does not read.
+    fn write_timeout(&self) -> Duration {
+        self.server.settings.idle_timeout.unwrap_or(STALLED_WRITE)
+    }
+
     /// The earliest of the close, stall, alarm and idle deadlines.
     fn next_deadline(&mut self) -> Instant {
-        let settings = &self.server.settings;
-        let write_timeout = settings.idle_timeout.unwrap_or(STALLED_WRITE);
         let mut deadline = self.far;
         if let Some(since) = self.stalled_since {
-            deadline = deadline.min(since + write_timeout);
+            deadline = deadline.min(since + self.write_timeout());
         }
+        let settings = &self.server.settings;
         match self.close_deadline {
             Some(close) => deadline.min(close),
             None => {
@@ -279,19 +295,17 @@ impl WebSocket {
 
     async fn timer_fired(&mut self) -> Result<(), End> {
         let now = Instant::now();
-        let settings = &self.server.settings;
         if self.close_deadline.is_some_and(|close| now >= close) {
-            self.notify(ABNORMAL, "", false).await;
             return Err("close handshake timed out");
         }
-        let write_timeout = settings.idle_timeout.unwrap_or(STALLED_WRITE);
+        let write_timeout = self.write_timeout();
         if self
             .stalled_since
             .is_some_and(|since| now >= since + write_timeout)
         {
-            self.notify(ABNORMAL, "", false).await;
             return Err("write stalled");
         }
+        let settings = &self.server.settings;
         if self.close_deadline.is_some() {
             return Ok(());
         }
@@ -359,7 +373,7 @@ impl WebSocket {
                 Event::Pong(_) => {}
                 Event::Close(frame) => {
                     // Our reply, if we had not closed first, echoes the client's code.
-                    self.close_code.get_or_insert(frame.code.0);
+                    self.session_close = Some(frame.code.0);
                     self.transmit();
                     self.notify(frame.code.0, &frame.reason, true).await;
                     return Ok(());
@@ -374,7 +388,7 @@ impl WebSocket {
             .and_then(|s| s.session.error())
             .map(|error| (error.close_code().0, error.to_string()));
         if let Some((code, reason)) = failure {
-            self.close_code.get_or_insert(code);
+            self.session_close = Some(code);
             self.notify(code, &reason, false).await;
         }
         Ok(())
@@ -420,7 +434,6 @@ impl WebSocket {
             // What the failed callback sent is dropped with it.
             conn.cork.clear();
             conn.close(INTERNAL_ERROR, "handler failed");
-            self.close_code = Some(INTERNAL_ERROR);
         }
         self.flush_cork();
         self.finish().await;
@@ -444,17 +457,13 @@ impl WebSocket {
             return;
         }
         conn.close(code, reason);
-        self.close_code = Some(code);
         self.close_deadline = Some(Instant::now() + answer_within);
     }
 
     /// The guest closed in its callback: the client gets as long to answer as after an
     /// idle timeout, however much it sends meanwhile.
     fn note_guest_close(&mut self) {
-        if self.close_deadline.is_none()
-            && let Some(code) = self.sandbox.conn().close_sent
-        {
-            self.close_code = Some(code);
+        if self.close_deadline.is_none() && self.sandbox.conn().close_sent.is_some() {
             self.close_deadline = Some(Instant::now() + self.server.settings.handshake_timeout);
         }
     }
@@ -475,7 +484,6 @@ impl WebSocket {
     /// bytes are written and the connection ends.
     async fn check_finished(&mut self) -> Option<End> {
         if self.peer.failed() {
-            self.notify(ABNORMAL, "", false).await;
             return Some("write failed");
         }
         let finished = self

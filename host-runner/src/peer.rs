@@ -277,12 +277,9 @@ impl Peer {
         let mut outbox = self.outbox();
         let request = outbox.close_request.take()?;
         if outbox.overflowed {
-            let keep = outbox.queue.pop_front();
-            let dropped: usize = outbox.queue.drain(..).map(|b| b.len()).sum();
-            outbox.queued -= dropped;
-            if let Some(front) = keep {
-                outbox.queue.push_front(front);
-            }
+            let backlog: usize = outbox.queue.iter().skip(1).map(Bytes::len).sum();
+            outbox.queued -= backlog;
+            outbox.queue.truncate(1);
         }
         Some(request)
     }

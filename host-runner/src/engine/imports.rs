@@ -59,6 +59,15 @@ impl Conn {
     fn peer(&self) -> Option<&Arc<Peer>> {
         self.socket.as_ref().map(|s| &s.peer)
     }
+
+    /// Whether `id` (as a guest wrote it) is this connection's, registered yet or not.
+    fn is_named(&self, id: &str) -> bool {
+        crate::registry::Id::parse(id) == Some(self.id)
+    }
+
+    fn is_subscribed(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| **t == *topic)
+    }
 }
 
 impl Host for SandboxState {
@@ -94,17 +103,10 @@ impl Host for SandboxState {
 
     fn send_to(&mut self, to: Id, msg: Message) -> Result<(), SendError> {
         let conn = &mut self.conn;
-        let Some(peer) = conn.registry.get(&to) else {
-            return if to == conn.id.to_string() {
-                // Before the upgrade this connection is not registered yet.
-                conn.send_self(msg)
-            } else {
-                Err(SendError::Gone)
-            };
-        };
-        if conn.is_self(&peer) {
+        if conn.is_named(&to) {
             return conn.send_self(msg);
         }
+        let peer = conn.registry.get(&to).ok_or(SendError::Gone)?;
         if peer.deliver(&frame(&msg))? {
             conn.delivered.push(peer);
         }
@@ -117,24 +119,18 @@ impl Host for SandboxState {
 
     fn close_other(&mut self, to: Id, code: u16, reason: String) -> Result<(), SendError> {
         let conn = &mut self.conn;
-        match conn.registry.get(&to) {
-            Some(peer) if conn.is_self(&peer) => {
-                conn.close(code, &reason);
-                Ok(())
-            }
-            Some(peer) => Ok(peer.request_close(code, reason)?),
-            None if to == conn.id.to_string() => {
-                conn.close(code, &reason);
-                Ok(())
-            }
-            None => Err(SendError::Gone),
+        if conn.is_named(&to) {
+            conn.close(code, &reason);
+            return Ok(());
         }
+        let peer = conn.registry.get(&to).ok_or(SendError::Gone)?;
+        Ok(peer.request_close(code, reason)?)
     }
 
     fn subscribe(&mut self, topic: String) -> Result<(), TopicError> {
         let conn = &mut self.conn;
         conn.topic_ok(&topic)?;
-        if conn.topics.iter().any(|t| **t == *topic) {
+        if conn.is_subscribed(&topic) {
             return Ok(());
         }
         if conn.topics.len() >= conn.limits.max_topics as usize {
@@ -171,8 +167,7 @@ impl Host for SandboxState {
             .registry
             .publish(&topic, &frame, own.as_ref(), &mut conn.delivered);
         // Our own copy goes with our other sends, in order.
-        let subscribed = conn.topics.iter().any(|t| **t == *topic);
-        if include_self && subscribed && !conn.is_closed() {
+        if include_self && conn.is_subscribed(&topic) && !conn.is_closed() {
             conn.cork.bytes().extend_from_slice(&frame);
             queued = queued.saturating_add(1);
         }
@@ -183,7 +178,7 @@ impl Host for SandboxState {
         let conn = &self.conn;
         let mut count = conn.registry.subscribers(&topic);
         // Before the upgrade our own subscriptions are not in the registry yet.
-        if conn.socket.is_none() && conn.topics.iter().any(|t| **t == *topic) {
+        if conn.socket.is_none() && conn.is_subscribed(&topic) {
             count += 1;
         }
         u32::try_from(count).unwrap_or(u32::MAX)
