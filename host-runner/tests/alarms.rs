@@ -6,10 +6,21 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{CLOSE, Runner, TEXT, close_code};
+use common::{CLOSE, Client, Runner, TEXT, close_code};
 
 /// How late an alarm may fire on a loaded machine.
 const SLACK: Duration = Duration::from_secs(3);
+
+/// Waits for the `/alarm` mode's "alarm" and checks it came `after` `started`, give or take
+/// [`SLACK`].
+fn expect_alarm(client: &mut Client, started: Instant, after: Duration) {
+    assert_eq!(client.text(), "alarm");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= after && elapsed < after + SLACK,
+        "alarm after {elapsed:?}, set for {after:?}"
+    );
+}
 
 #[test]
 fn an_alarm_fires_once_on_a_silent_connection() {
@@ -17,12 +28,7 @@ fn an_alarm_fires_once_on_a_silent_connection() {
     // Set in on-open: the client never sends anything.
     let started = Instant::now();
     let mut client = runner.connect("/alarm?ms=300");
-    assert_eq!(client.text(), "alarm");
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(300) + SLACK,
-        "{elapsed:?}"
-    );
+    expect_alarm(&mut client, started, Duration::from_millis(300));
     // Once.
     assert_eq!(client.within(Duration::from_millis(800)), None);
     runner.wait_for_line(client.local_addr(), "on-alarm");
@@ -33,12 +39,7 @@ fn an_alarm_set_in_handle_fires_after_the_upgrade() {
     let runner = Runner::with_test_handler(&[]);
     let started = Instant::now();
     let mut client = runner.connect("/alarm?alarm=300");
-    assert_eq!(client.text(), "alarm");
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(300) + SLACK,
-        "{elapsed:?}"
-    );
+    expect_alarm(&mut client, started, Duration::from_millis(300));
     assert_eq!(client.within(Duration::from_millis(800)), None);
 }
 
@@ -51,12 +52,8 @@ fn a_new_alarm_replaces_the_old_one() {
     assert_eq!(client.ask("1000"), "set 1000");
     let started = Instant::now();
     assert_eq!(client.ask("2000"), "set 2000");
-    assert_eq!(client.text(), "alarm");
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(2000) && elapsed < Duration::from_millis(2000) + SLACK,
-        "the first alarm was not replaced: {elapsed:?}"
-    );
+    // Not the first alarm's 1000 ms: it was replaced.
+    expect_alarm(&mut client, started, Duration::from_millis(2000));
     assert_eq!(client.within(Duration::from_millis(500)), None);
     // And a shorter one replaces a longer one.
     assert_eq!(client.ask("60000"), "set 60000");
