@@ -1,5 +1,5 @@
-//! The state of one instance (= one connection) and the entry points the exported
-//! `handler` interface calls.
+//! The state of one instance (= one connection, until the host drops the instance while the
+//! connection is idle) and the entry points the exported `handler` interface calls.
 
 use std::cell::RefCell;
 
@@ -12,7 +12,9 @@ use crate::proto::session::Message;
 
 thread_local! {
     // The host runs one connection per instance and calls it from one thread, one call at a
-    // time, so the instance's single handler lives here between calls.
+    // time, so the instance's single handler lives here between calls. A fresh instance has
+    // none, whichever call comes first: `handle` on a new connection, or `on-message`,
+    // `on-alarm` or `on-close` on one woken from hibernation (or moved to a new version).
     static CONNECTION: RefCell<Option<Connection>> = const { RefCell::new(None) };
 }
 
@@ -27,8 +29,11 @@ pub fn boxed<H: Handler>(handler: H) -> Box<dyn Handler> {
     Box::new(handler)
 }
 
-/// `handle`: the first call on a connection makes its handler with `make`.
-pub fn handle(make: fn() -> Box<dyn Handler>, request: Request) -> Response {
+/// Makes the handler of a connection: the `export_handler!` expression, boxed.
+pub type Make = fn() -> Box<dyn Handler>;
+
+/// `handle`.
+pub fn handle(make: Make, request: Request) -> Response {
     let request = match to_http(request) {
         Ok(request) => request,
         Err(reason) => {
@@ -38,13 +43,7 @@ pub fn handle(make: fn() -> Box<dyn Handler>, request: Request) -> Response {
             );
         }
     };
-    let mut response = CONNECTION.with_borrow_mut(|slot| {
-        let connection = slot.get_or_insert_with(|| Connection {
-            handler: make(),
-            websocket: Websocket::current(),
-        });
-        connection.handler.handle(&request)
-    });
+    let mut response = with_connection(make, |handler, _| handler.handle(&request));
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         // A 101 has no body (the stream after it is the WebSocket's).
         response.body_mut().clear();
@@ -53,51 +52,54 @@ pub fn handle(make: fn() -> Box<dyn Handler>, request: Request) -> Response {
 }
 
 /// `on-open`.
-pub fn on_open() {
-    with_connection(|handler, websocket| handler.on_open(websocket));
+pub fn on_open(make: Make) {
+    with_connection(make, |handler, websocket| handler.on_open(websocket));
 }
 
 /// `on-message`: the payload moves into the handler's [`Message`], uncopied.
-pub fn on_message(message: WitMessage) {
+pub fn on_message(make: Make, message: WitMessage) {
     let message = match message {
         WitMessage::Text(text) => Message::Text(text),
         WitMessage::Binary(data) => Message::Binary(data),
     };
-    with_connection(|handler, websocket| handler.on_message(websocket, message));
+    with_connection(make, |handler, websocket| {
+        handler.on_message(websocket, message);
+    });
 }
 
 /// `on-alarm`.
-pub fn on_alarm() {
-    with_connection(|handler, websocket| handler.on_alarm(websocket));
+pub fn on_alarm(make: Make) {
+    with_connection(make, |handler, websocket| handler.on_alarm(websocket));
 }
 
 /// `on-close`: the last call; the connection's state is freed after it.
-pub fn on_close(code: u16, reason: String, clean: bool) {
+pub fn on_close(make: Make, code: u16, reason: String, clean: bool) {
     let close = Close {
         code: CloseCode(code),
         reason,
         clean,
     };
-    // Taken out of the slot, so the handler is dropped when this returns.
-    let connection = CONNECTION.with_borrow_mut(Option::take);
-    if let Some(Connection {
-        mut handler,
-        mut websocket,
-    }) = connection
-    {
-        handler.on_close(&mut websocket, &close);
-    }
+    with_connection(make, |handler, websocket| {
+        handler.on_close(websocket, &close)
+    });
+    // Dropped here rather than left to the instance's end: the host may keep the instance
+    // (a pool), and the next connection it serves must start from a new handler.
+    CONNECTION.with_borrow_mut(Option::take);
 }
 
-/// Runs `callback` on the connection's handler. The host calls the WebSocket callbacks only
-/// after `handle` made it, and none after `on-close`; a call out of that order has no
-/// handler to go to and is ignored.
-fn with_connection(callback: impl FnOnce(&mut dyn Handler, &mut Websocket)) {
+/// Runs `callback` on the connection's handler, made with `make` first if this instance has
+/// none yet.
+fn with_connection<T>(
+    make: Make,
+    callback: impl FnOnce(&mut dyn Handler, &mut Websocket) -> T,
+) -> T {
     CONNECTION.with_borrow_mut(|slot| {
-        if let Some(connection) = slot {
-            callback(connection.handler.as_mut(), &mut connection.websocket);
-        }
-    });
+        let connection = slot.get_or_insert_with(|| Connection {
+            handler: make(),
+            websocket: Websocket::current(),
+        });
+        callback(connection.handler.as_mut(), &mut connection.websocket)
+    })
 }
 
 /// The WIT request as an `http::Request`; `Err` names the part that is not valid HTTP.

@@ -85,12 +85,14 @@ impl Websocket {
             .get_or_init(|| RequestInfo::from(host::request()))
     }
 
-    /// The host's limits on topics and attachments.
+    /// The host's limits on topics, attachments and auto-responses.
     pub fn limits(&self) -> Limits {
         Limits {
             max_topics: host::max_topics(),
             max_topic_len: host::max_topic_len(),
             max_attachment: host::max_attachment(),
+            max_auto_responses: host::max_auto_responses(),
+            max_auto_response_size: host::max_auto_response_size(),
         }
     }
 
@@ -218,6 +220,79 @@ impl Websocket {
     /// Cancels the alarm, if any.
     pub fn cancel_alarm(&self) {
         host::cancel_alarm();
+    }
+
+    /// From now on the host answers a message from the client equal to `request` (same
+    /// kind, same bytes) with `response` itself: the handler is not called for it, and a
+    /// hibernated connection is not woken. Setting the same request again replaces its
+    /// response; the pairs last as long as the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`AutoResponseError::TooLarge`] if the request or the response is longer than
+    /// [`max_auto_response_size`](Limits::max_auto_response_size);
+    /// [`AutoResponseError::TooMany`] if the connection already has
+    /// [`max_auto_responses`](Limits::max_auto_responses) other pairs
+    /// ([`clear_auto_response`](Websocket::clear_auto_response) makes room).
+    ///
+    /// # Examples
+    ///
+    /// A keep-alive the client sends every few seconds, answered without waking the
+    /// handler, in text and in binary:
+    ///
+    /// ```
+    /// use wsbox::Message;
+    /// use wsbox::guest::{Handler, Websocket};
+    ///
+    /// struct Quiet;
+    ///
+    /// impl Handler for Quiet {
+    ///     fn handle(&mut self, request: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    ///         wsbox::guest::accept(request, None).unwrap_or_else(|error| error.to_response())
+    ///     }
+    ///
+    ///     fn on_open(&mut self, websocket: &mut Websocket) {
+    ///         let pairs = [
+    ///             (Message::Text("ping".into()), Message::Text("pong".into())),
+    ///             (Message::Binary(vec![0x9]), Message::Binary(vec![0xa])),
+    ///         ];
+    ///         for (request, response) in &pairs {
+    ///             if let Err(error) = websocket.set_auto_response(request, response) {
+    ///                 // Only a host configured below 2 pairs of 4 bytes refuses these.
+    ///                 websocket.close(wsbox::CloseCode::INTERNAL_ERROR, &error.to_string());
+    ///             }
+    ///         }
+    ///     }
+    ///
+    ///     fn on_message(&mut self, websocket: &mut Websocket, message: Message) {
+    ///         // Never "ping": the host has answered those.
+    ///         let _ = websocket.send_message(&message);
+    ///     }
+    /// }
+    ///
+    /// wsbox::export_handler!(Quiet);
+    /// # let response = Quiet.handle(&wsbox::doc_request(&[]).map(|()| Vec::new()));
+    /// # assert_eq!(response.status(), 101);
+    /// # assert_eq!(
+    /// #     wsbox::guest::AutoResponseError::TooMany.to_string(),
+    /// #     "the connection has as many auto-responses as the host allows"
+    /// # );
+    /// ```
+    pub fn set_auto_response(
+        &self,
+        request: &Message,
+        response: &Message,
+    ) -> Result<(), AutoResponseError> {
+        host::set_auto_response(param(request), param(response)).map_err(|error| match error {
+            host::AutoResponseError::TooLarge => AutoResponseError::TooLarge,
+            host::AutoResponseError::TooMany => AutoResponseError::TooMany,
+        })
+    }
+
+    /// Stops the host answering `request` by itself (such messages reach the handler
+    /// again); returns whether it did.
+    pub fn clear_auto_response(&self, request: &Message) -> bool {
+        host::clear_auto_response(param(request))
     }
 }
 
@@ -355,6 +430,10 @@ pub struct Limits {
     pub max_topic_len: u32,
     /// Bytes in an attachment (16 KiB by default).
     pub max_attachment: u32,
+    /// Auto-response pairs one connection may have (8 by default).
+    pub max_auto_responses: u32,
+    /// Bytes in an auto-response's request, and in its response (2 KiB by default).
+    pub max_auto_response_size: u32,
 }
 
 /// Why a message was not queued.
@@ -416,3 +495,27 @@ impl fmt::Display for AttachmentTooLarge {
 }
 
 impl std::error::Error for AttachmentTooLarge {}
+
+/// Why [`Websocket::set_auto_response`] refused a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoResponseError {
+    /// The request or the response is longer than [`Limits::max_auto_response_size`].
+    TooLarge,
+    /// This connection already has [`Limits::max_auto_responses`] pairs.
+    TooMany,
+}
+
+impl fmt::Display for AutoResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AutoResponseError::TooLarge => {
+                "the auto-response's request or response is longer than the host allows"
+            }
+            AutoResponseError::TooMany => {
+                "the connection has as many auto-responses as the host allows"
+            }
+        })
+    }
+}
+
+impl std::error::Error for AutoResponseError {}
