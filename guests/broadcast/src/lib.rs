@@ -9,10 +9,20 @@
 use wsbox::Message;
 use wsbox::guest::{Handler, Websocket};
 
-/// One connection: the topic is its path, kept from `handle` so that no callback needs to
-/// ask the host for the request.
+/// One connection: the topic is its path, kept from `handle` so that the callbacks of a
+/// live instance need not ask the host for the request. An instance woken from hibernation
+/// never saw `handle`: it asks once.
 struct Broadcast {
     topic: String,
+}
+
+impl Broadcast {
+    fn topic(&mut self, websocket: &Websocket) -> &str {
+        if self.topic.is_empty() {
+            websocket.request().path().clone_into(&mut self.topic);
+        }
+        &self.topic
+    }
 }
 
 impl Handler for Broadcast {
@@ -39,7 +49,7 @@ impl Handler for Broadcast {
 
     fn on_message(&mut self, websocket: &mut Websocket, message: Message) {
         // Subscribers too slow to take it are skipped (and counted) by the host.
-        websocket.publish(&self.topic, &message, true);
+        websocket.publish(self.topic(websocket), &message, true);
     }
 }
 

@@ -1,6 +1,9 @@
 //! The default handler component of `wsbox-runner`: echoes every text and binary message
 //! on an upgrade to any path (accepting the client's first offered subprotocol, if any),
-//! and serves a demo page at `/` whose script talks to the echo.
+//! and serves a demo page at `/` whose script talks to the echo. It keeps nothing between
+//! calls, so an instance dropped while the connection is idle (hibernation) or replaced by
+//! a new version changes nothing; it registers no auto-responses: every message reaches the
+//! guest and comes back as it was.
 
 use wsbox::Message;
 use wsbox::guest::{Handler, Websocket};

@@ -25,7 +25,17 @@
 //! - `/request`: `handle` sends `from handle`, and `on-open` sends a description of the
 //!   connection (see [`describe`]); the first offered subprotocol is chosen;
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
-//!   that call the `connection` imports and answer with their results (see [`commands`]).
+//!   that call the `connection` imports and answer with their results (see [`commands`]);
+//! - `/count`, `/auto`, `/version`, `/grow`: hibernation, auto-responses, reloads and the
+//!   memory budget (see [`lifecycle`]).
+//!
+//! Hibernation: an instance that did not run `handle` (woken, or of a new version) takes
+//! its mode from the request path the host kept, so every mode works with the runner's
+//! `--hibernate-after 0` except what lives in instance memory across calls: `/kick`'s
+//! check that no message follows its close (a woken instance would take such a message
+//! for the first one instead of panicking), and `/count`'s `instance=` (which shows the wakes on purpose).
+//! `/request`'s `handle-id` and `/alarm`'s `?ms=` are used by `on-open`, which runs on
+//! the instance that ran `handle`.
 //!
 //! Any upgrade may carry `?sub=T&sub=U` to subscribe in `handle` (a refusal answers 400),
 //! `sleep=MS` to sleep there (after what precedes it in the query; then it prints
@@ -38,6 +48,7 @@
 use std::cell::RefCell;
 
 mod commands;
+mod lifecycle;
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../wit", world: "app" });
@@ -67,6 +78,39 @@ enum Mode {
     TrapOpen,
     TrapClose,
     TrapAlarm,
+    Count,
+    Auto,
+    Version,
+    Grow,
+}
+
+/// The mode of a WebSocket on `path`; `None` for a path that is not an upgrade's.
+fn mode_of(path: &str) -> Option<Mode> {
+    Some(match path {
+        "/none" | "/framing-101" | "/exact" | "/pick" => Mode::Echo,
+        "/print" => Mode::Print,
+        "/trap" => Mode::Trap,
+        "/spin" => Mode::Spin,
+        "/alloc" => Mode::Alloc,
+        "/kick" => Mode::Kick,
+        "/sleep" => Mode::Sleep,
+        "/id" => Mode::Id,
+        "/request" => Mode::Request,
+        "/send-to" => Mode::SendTo,
+        "/close-other" => Mode::CloseOther,
+        "/topics" => Mode::Topics,
+        "/alarm" => Mode::Alarm,
+        "/attach" => Mode::Attach,
+        "/flood" => Mode::Flood,
+        "/trap-open" => Mode::TrapOpen,
+        "/trap-close" => Mode::TrapClose,
+        "/trap-alarm" => Mode::TrapAlarm,
+        "/count" => Mode::Count,
+        "/auto" => Mode::Auto,
+        "/version" => Mode::Version,
+        "/grow" => Mode::Grow,
+        _ => return None,
+    })
 }
 
 /// What `handle` learnt, for the calls that follow on the same connection.
@@ -85,8 +129,22 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
+/// The connection's mode: as `handle` found it, or, in an instance that never ran `handle`
+/// (woken from hibernation, or a new version), from the request path the host kept.
 fn mode() -> Option<Mode> {
-    STATE.with_borrow(|state| state.as_ref().map(|s| s.mode))
+    STATE.with_borrow_mut(|state| {
+        if state.is_none() {
+            let info = connection::request();
+            *state = mode_of(&info.path).map(|mode| State {
+                mode,
+                query: info.query,
+                handle_id: String::new(),
+                handle_path: String::new(),
+                kicked: false,
+            });
+        }
+        state.as_ref().map(|s| s.mode)
+    })
 }
 
 struct Handler;
@@ -98,35 +156,7 @@ impl Guest for Handler {
         };
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or("").to_owned();
-        let first_offered = || wsbox::requested_protocols(&request).next();
-        let (protocol, mode) = match path.as_str() {
-            "/none" | "/framing-101" => (None, Mode::Echo),
-            "/exact" => (Some("echo".to_owned()), Mode::Echo),
-            "/pick" => (
-                wsbox::requested_protocols(&request).find(|p| p == "v1.chat" || p == "v2.chat"),
-                Mode::Echo,
-            ),
-            "/print" => {
-                println!("guest stdout in handle");
-                eprintln!("guest stderr in handle");
-                (None, Mode::Print)
-            }
-            "/trap" => (None, Mode::Trap),
-            "/spin" => (None, Mode::Spin),
-            "/alloc" => (None, Mode::Alloc),
-            "/kick" => (None, Mode::Kick),
-            "/sleep" => (None, Mode::Sleep),
-            "/id" => (None, Mode::Id),
-            "/request" => (first_offered(), Mode::Request),
-            "/send-to" => (None, Mode::SendTo),
-            "/close-other" => (None, Mode::CloseOther),
-            "/topics" => (None, Mode::Topics),
-            "/alarm" => (None, Mode::Alarm),
-            "/attach" => (None, Mode::Attach),
-            "/flood" => (None, Mode::Flood),
-            "/trap-open" => (None, Mode::TrapOpen),
-            "/trap-close" => (None, Mode::TrapClose),
-            "/trap-alarm" => (None, Mode::TrapAlarm),
+        match path.as_str() {
             "/file" => {
                 return match std::fs::read_to_string("/data/greeting.txt") {
                     Ok(contents) => text(200, &contents),
@@ -147,8 +177,23 @@ impl Guest for Handler {
                     .collect();
                 return text(200, &vars.concat());
             }
-            _ => return text(404, "not found\n"),
+            _ => {}
+        }
+        let Some(mode) = mode_of(&path) else {
+            return text(404, "not found\n");
         };
+        let protocol = match path.as_str() {
+            "/exact" => Some("echo".to_owned()),
+            "/pick" => {
+                wsbox::requested_protocols(&request).find(|p| p == "v1.chat" || p == "v2.chat")
+            }
+            "/request" => wsbox::requested_protocols(&request).next(),
+            _ => None,
+        };
+        if mode == Mode::Print {
+            println!("guest stdout in handle");
+            eprintln!("guest stderr in handle");
+        }
         // State made here carries over to the WebSocket (topics, attachment, queued sends).
         for (key, value) in query_pairs(&query) {
             let refused = match (mode, key) {
@@ -223,6 +268,7 @@ impl Guest for Handler {
                 }
             }
             Some(Mode::TrapOpen) => panic!("trap requested in on-open"),
+            Some(Mode::Auto) => lifecycle::register_auto_responses(),
             _ => {}
         }
     }
@@ -280,6 +326,7 @@ impl Guest for Handler {
             | Mode::Attach
             | Mode::Flood
             | Mode::TrapAlarm => commands::run(mode, msg),
+            Mode::Count | Mode::Auto | Mode::Version | Mode::Grow => lifecycle::run(mode, msg),
         }
     }
 
