@@ -91,6 +91,35 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
     pub max_attachment: u64,
 
+    /// Auto-response pairs (messages the runner answers without calling the guest) one
+    /// WebSocket may register.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_auto_responses: u32,
+
+    /// Largest auto-response request, and largest response.
+    #[arg(long, value_name = "SIZE", default_value = "2KiB", value_parser = parse_size)]
+    pub max_auto_response_size: u64,
+
+    /// Drop the instance of a WebSocket whose guest has had no call for this long
+    /// (hibernation): the runner keeps the socket, id, topics, attachment, alarm and
+    /// auto-responses, answers pings and auto-responses itself, and wakes a fresh instance
+    /// for the next message, alarm or close. `0` hibernates after every callback.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub hibernate_after: Duration,
+
+    /// Linear memory of all live guest instances together. A new connection whose
+    /// instance does not fit gets 503; a growing guest waits for others to hibernate, up
+    /// to --guest-cpu, then fails (1011). Default: half of physical memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+
+    /// Reload the handler when its file changes (checked every 500 ms), as on SIGHUP: new
+    /// connections and every next call of an open one run the new version; no socket is
+    /// dropped, and a file that fails to compile or link is refused (the old version keeps
+    /// serving).
+    #[arg(long, requires = "handler")]
+    pub watch: bool,
+
     /// Linear memory one guest instance may use; beyond it the guest traps and its
     /// connection is closed with 1011. Must be at least 4 × the max message size (measured:
     /// the message being assembled, its echo and allocator slack).
@@ -169,6 +198,11 @@ pub struct Settings {
     pub max_topics: u32,
     pub max_topic_len: u32,
     pub max_attachment: u32,
+    pub max_auto_responses: u32,
+    pub max_auto_response_size: u32,
+    pub hibernate_after: Duration,
+    pub memory_budget: usize,
+    pub watch: bool,
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
@@ -234,6 +268,14 @@ impl Args {
             u32::try_from(self.max_topic_len).map_err(|_| "--max-topic-len cannot exceed 4GiB")?;
         let max_attachment = u32::try_from(self.max_attachment)
             .map_err(|_| "--max-attachment cannot exceed 4GiB")?;
+        let max_auto_response_size = u32::try_from(self.max_auto_response_size)
+            .map_err(|_| "--max-auto-response-size cannot exceed 4GiB")?;
+        let memory_budget = self
+            .memory_budget
+            .unwrap_or_else(crate::limits::default_memory_budget);
+        if memory_budget == 0 {
+            return Err("--memory-budget must be positive".into());
+        }
         if self.guest_memory > u64::from(u32::MAX) + 1 {
             return Err("--guest-memory cannot exceed 4GiB (32-bit guests)".into());
         }
@@ -289,6 +331,11 @@ impl Args {
             max_topics: self.max_topics,
             max_topic_len,
             max_attachment,
+            max_auto_responses: self.max_auto_responses,
+            max_auto_response_size,
+            hibernate_after: self.hibernate_after,
+            memory_budget: usize::try_from(memory_budget).unwrap_or(usize::MAX),
+            watch: self.watch,
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,

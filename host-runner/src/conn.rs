@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use wsbox::session::Session;
 
 use crate::cork::Cork;
+use crate::engine::Message;
 use crate::peer::Peer;
 use crate::registry::{Id, Registry};
 
@@ -31,7 +32,42 @@ pub struct AppLimits {
     pub max_topics: u32,
     pub max_topic_len: u32,
     pub max_attachment: u32,
+    pub max_auto_responses: u32,
+    pub max_auto_response_size: u32,
     pub max_backpressure: usize,
+}
+
+/// A message the host answers by itself (`set-auto-response`).
+pub struct AutoResponse {
+    text: bool,
+    request: Box<[u8]>,
+    /// The response, as the frame that carries it.
+    frame: Box<[u8]>,
+}
+
+impl AutoResponse {
+    pub fn new(request: &Message, response: &Message) -> Self {
+        let mut frame = Vec::new();
+        crate::cork::encode(&mut frame, response);
+        let (text, request) = kind_and_bytes(request);
+        AutoResponse {
+            text,
+            request: request.into(),
+            frame: frame.into_boxed_slice(),
+        }
+    }
+
+    pub fn answers(&self, message: &Message) -> bool {
+        let (text, bytes) = kind_and_bytes(message);
+        self.text == text && *self.request == *bytes
+    }
+}
+
+fn kind_and_bytes(message: &Message) -> (bool, &[u8]) {
+    match message {
+        Message::Text(text) => (true, text.as_bytes()),
+        Message::Binary(data) => (false, data),
+    }
 }
 
 pub struct Conn {
@@ -50,6 +86,7 @@ pub struct Conn {
     /// Topics, in the order subscribed; applied to the registry once upgraded.
     pub topics: Vec<Box<str>>,
     pub attachment: Vec<u8>,
+    pub auto_responses: Vec<AutoResponse>,
     pub alarm: Option<Instant>,
     /// A close the guest asked for in `handle`, before there is a session: its frame
     /// follows the 101 (and anything sent in `handle`).
@@ -75,6 +112,7 @@ impl Conn {
             delivered: Vec::new(),
             topics: Vec::new(),
             attachment: Vec::new(),
+            auto_responses: Vec::new(),
             alarm: None,
             early_close: None,
             close_sent: None,
@@ -93,6 +131,7 @@ impl Conn {
         self.cork.clear();
         self.topics.clear();
         self.attachment.clear();
+        self.auto_responses.clear();
         self.alarm = None;
         self.early_close = None;
     }
@@ -121,6 +160,17 @@ impl Conn {
                 self.early_close.get_or_insert((code, reason.to_owned()));
             }
         }
+    }
+
+    /// Queues the automatic answer to `message`, if it has one; returns whether it had.
+    pub fn auto_respond(&mut self, message: &Message) -> bool {
+        let Some(auto) = self.auto_responses.iter().find(|a| a.answers(message)) else {
+            return false;
+        };
+        if !self.is_closed() {
+            self.cork.bytes().extend_from_slice(&auto.frame);
+        }
+        true
     }
 
     pub fn set_alarm(&mut self, after: Duration) {

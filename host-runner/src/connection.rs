@@ -3,6 +3,10 @@
 //! the guest is called with complete messages (`on-message`), when the connection opens
 //! and ends, and at its alarm; what it sends is written when each callback returns.
 //! Other connections write to this one through its [`Peer`].
+//!
+//! A guest idle for `--hibernate-after` loses its instance ([`Guest`]); the loop goes on
+//! without it — answering pings and auto-responses, writing what others send — and makes
+//! a fresh one for the next call.
 
 use std::cell::Cell;
 use std::io::ErrorKind;
@@ -13,13 +17,14 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, Instant, sleep_until};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use wsbox::session::Event;
 
-use crate::engine::{Fault, Message, Sandbox};
+use crate::engine::{Fault, Message};
+use crate::guest::Guest;
 use crate::http;
 use crate::peer::Peer;
-use crate::server::Server;
+use crate::server::{NoSandbox, Server};
 
 /// Socket reads per call: large messages arrive in few reads.
 const READ_BUFFER: usize = 64 * 1024;
@@ -39,10 +44,14 @@ thread_local! {
 
 /// Close code the runner sends itself when the guest fails (RFC 6455 §7.4.1).
 const INTERNAL_ERROR: u16 = 1011;
+/// Close code when no instance can be had for a wake (RFC 6455 §7.4.1, IANA registry).
+const TRY_AGAIN_LATER: u16 = 1013;
 const GOING_AWAY: u16 = 1001;
 const NORMAL: u16 = 1000;
 /// What `on-close` reports when no close frame came back.
 const ABNORMAL: u16 = 1006;
+/// How often a wake that found the memory budget full tries again.
+const BUDGET_RETRY: Duration = Duration::from_millis(20);
 /// The bound on a stalled write when `--idle-timeout` is off.
 const STALLED_WRITE: Duration = Duration::from_secs(300);
 /// "Never", for timers that are off.
@@ -59,8 +68,8 @@ pub async fn serve(
         return;
     };
     let started = std::time::Instant::now();
-    let mut sandbox = upgraded.sandbox;
-    let conn = sandbox.conn();
+    let mut guest = Guest::Live(upgraded.sandbox);
+    let conn = guest.conn();
     let Some(peer) = conn.socket.as_ref().map(|s| s.peer.clone()) else {
         return;
     };
@@ -73,7 +82,7 @@ pub async fn serve(
 
     let mut websocket = WebSocket {
         address,
-        sandbox,
+        guest,
         peer,
         server: server.clone(),
         faulted: false,
@@ -86,12 +95,14 @@ pub async fn serve(
         stalled_since: None,
         far: Instant::now() + FAR,
         full_reads: 0,
+        idle_since: Instant::now(),
+        wakes: 0,
     };
     let end = websocket.run(&upgraded.early).await;
-    server.forget(&mut websocket.sandbox);
+    server.forget(websocket.guest.conn());
     let (bytes_out, dropped) = websocket.peer.totals();
     let close_code = websocket
-        .sandbox
+        .guest
         .conn()
         .close_sent
         .or(websocket.session_close);
@@ -104,6 +115,7 @@ pub async fn serve(
         bytes_in = websocket.bytes_in,
         bytes_out,
         dropped,
+        wakes = websocket.wakes,
         close_code = close_code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
         end,
         "websocket closed"
@@ -136,7 +148,7 @@ fn read_draining(stream: &TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<us
 struct WebSocket {
     /// The client's address, for the log.
     address: SocketAddr,
-    sandbox: Sandbox,
+    guest: Guest,
     peer: Arc<Peer>,
     server: Arc<Server>,
     /// The guest failed: it gets no more calls.
@@ -158,6 +170,10 @@ struct WebSocket {
     far: Instant,
     /// Reads in a row that filled the buffer (see [`FULL_READS_PER_TURN`]).
     full_reads: u32,
+    /// When the last guest call returned: the instance hibernates `--hibernate-after` later.
+    idle_since: Instant,
+    /// Instances made for this connection after its first, for the log.
+    wakes: u32,
 }
 
 /// A guest callback.
@@ -205,6 +221,7 @@ impl WebSocket {
             if let Some(end) = self.check_finished().await {
                 return end;
             }
+            self.maybe_hibernate();
             if self.full_reads >= FULL_READS_PER_TURN {
                 // More keeps coming: let the other connections on this worker have a turn.
                 // Otherwise a client that keeps the socket full is served until tokio's
@@ -272,11 +289,28 @@ impl WebSocket {
         self.server.settings.idle_timeout.unwrap_or(STALLED_WRITE)
     }
 
-    /// The earliest of the close, stall, alarm and idle deadlines.
+    /// Drops the instance of a guest idle for `--hibernate-after`, or of one whose memory
+    /// grew (its budget is better spent on others).
+    fn maybe_hibernate(&mut self) {
+        let hibernate_after = self.server.settings.hibernate_after;
+        let idle_since = self.idle_since;
+        let Some(sandbox) = self.guest.live() else {
+            return;
+        };
+        if Instant::now() >= idle_since + hibernate_after || sandbox.is_bloated() {
+            self.guest.hibernate();
+            debug!(peer = %self.address, id = %self.guest.conn().id, "hibernated");
+        }
+    }
+
+    /// The earliest of the close, stall, alarm, hibernation and idle deadlines.
     fn next_deadline(&mut self) -> Instant {
         let mut deadline = self.far;
         if let Some(since) = self.stalled_since {
             deadline = deadline.min(since + self.write_timeout());
+        }
+        if self.guest.live().is_some() {
+            deadline = deadline.min(self.idle_since + self.server.settings.hibernate_after);
         }
         let settings = &self.server.settings;
         match self.close_deadline {
@@ -285,7 +319,7 @@ impl WebSocket {
                 if let Some(idle) = settings.idle_timeout {
                     deadline = deadline.min(self.last_read + idle);
                 }
-                if let Some(alarm) = self.sandbox.conn().alarm.filter(|_| !self.faulted) {
+                if let Some(alarm) = self.guest.conn().alarm.filter(|_| !self.faulted) {
                     deadline = deadline.min(alarm);
                 }
                 deadline
@@ -309,7 +343,7 @@ impl WebSocket {
         if self.close_deadline.is_some() {
             return Ok(());
         }
-        let conn = self.sandbox.conn();
+        let conn = self.guest.conn();
         if conn.alarm.is_some_and(|alarm| now >= alarm) {
             conn.alarm = None;
             return self.call(Callback::Alarm).await;
@@ -351,7 +385,7 @@ impl WebSocket {
     /// session must send (pongs, the close reply, the close frame for a violation).
     async fn receive(&mut self, mut input: &[u8]) -> Result<(), End> {
         loop {
-            let Some(socket) = self.sandbox.conn().socket.as_mut() else {
+            let Some(socket) = self.guest.conn().socket.as_mut() else {
                 return Err("closed");
             };
             let Some(event) = socket.session.next_event(&mut input) else {
@@ -365,7 +399,9 @@ impl WebSocket {
                         wsbox::Message::Text(text) => Message::Text(text),
                         wsbox::Message::Binary(data) => Message::Binary(data),
                     };
-                    self.call(Callback::Message(&message)).await?;
+                    if !self.guest.conn().auto_respond(&message) {
+                        self.call(Callback::Message(&message)).await?;
+                    }
                 }
                 // The pong goes out in the order its ping came: before the answer to a
                 // message the ping interrupted (Autobahn 5.6–5.8, 5.19, 5.20).
@@ -381,7 +417,7 @@ impl WebSocket {
             }
         }
         self.transmit();
-        let conn = self.sandbox.conn();
+        let conn = self.guest.conn();
         let failure = conn
             .socket
             .as_ref()
@@ -396,7 +432,7 @@ impl WebSocket {
 
     /// Moves the session's own output (pongs, close frames) into the cork.
     fn transmit(&mut self) {
-        let conn = self.sandbox.conn();
+        let conn = self.guest.conn();
         if let Some(socket) = conn.socket.as_mut() {
             socket.session.poll_transmit(conn.cork.bytes());
         }
@@ -407,14 +443,17 @@ impl WebSocket {
         if self.faulted {
             return Ok(());
         }
-        let result = match callback {
-            Callback::Open => self.sandbox.on_open().await,
-            Callback::Message(message) => self.sandbox.on_message(message).await,
-            Callback::Alarm => self.sandbox.on_alarm().await,
-            Callback::Close(code, reason, clean) => {
-                self.sandbox.on_close(code, reason, clean).await
-            }
+        let sandbox = match self.wake().await {
+            Some(sandbox) => sandbox,
+            None => return Err(self.unwakeable().await),
         };
+        let result = match callback {
+            Callback::Open => sandbox.on_open().await,
+            Callback::Message(message) => sandbox.on_message(message).await,
+            Callback::Alarm => sandbox.on_alarm().await,
+            Callback::Close(code, reason, clean) => sandbox.on_close(code, reason, clean).await,
+        };
+        self.idle_since = Instant::now();
         match result {
             Ok(()) => {
                 self.note_guest_close();
@@ -424,9 +463,58 @@ impl WebSocket {
         }
     }
 
+    /// The live instance of the current version: the one there is, or a fresh one for a
+    /// hibernated guest (or one whose instance is of a version since replaced). `None` when
+    /// no instance could be had within `--handshake-timeout`.
+    async fn wake(&mut self) -> Option<&mut crate::engine::Sandbox> {
+        let latest = self.server.runtime.latest();
+        if self
+            .guest
+            .live()
+            .is_some_and(|sandbox| sandbox.version != latest)
+        {
+            self.guest.hibernate();
+        }
+        if self.guest.live().is_none() {
+            let started = Instant::now();
+            let patience = self.server.settings.handshake_timeout;
+            let sandbox = loop {
+                match self.server.sandbox(self.address).await {
+                    Ok(sandbox) => break sandbox,
+                    // Others give memory back as they hibernate.
+                    Err(NoSandbox::Fault(Fault::Budget)) if started.elapsed() < patience => {
+                        tokio::time::sleep(BUDGET_RETRY).await;
+                    }
+                    Err(error) => {
+                        warn!(peer = %self.address, id = %self.guest.conn().id, %error, "cannot wake the guest");
+                        return None;
+                    }
+                }
+            };
+            self.guest.wake(sandbox);
+            self.wakes += 1;
+            debug!(
+                peer = %self.address,
+                id = %self.guest.conn().id,
+                wake_us = started.elapsed().as_micros() as u64,
+                "woke"
+            );
+        }
+        self.guest.live()
+    }
+
+    /// No instance for a call: the client is told to come back later (1013).
+    async fn unwakeable(&mut self) -> End {
+        self.faulted = true;
+        self.guest.conn().close(TRY_AGAIN_LATER, "try again later");
+        self.flush_cork();
+        self.finish().await;
+        "no instance"
+    }
+
     async fn fault(&mut self, fault: Fault) -> End {
         self.faulted = true;
-        let conn = self.sandbox.conn();
+        let conn = self.guest.conn();
         if conn.is_closed() {
             warn!(peer = %self.address, id = %conn.id, %fault, "guest failed after its close frame");
         } else {
@@ -452,7 +540,7 @@ impl WebSocket {
 
     /// The runner closes (idle, shutdown, backpressure, another connection's request).
     fn host_close(&mut self, code: u16, reason: &str, answer_within: Duration) {
-        let conn = self.sandbox.conn();
+        let conn = self.guest.conn();
         if conn.is_closed() {
             return;
         }
@@ -463,14 +551,14 @@ impl WebSocket {
     /// The guest closed in its callback: the client gets as long to answer as after an
     /// idle timeout, however much it sends meanwhile.
     fn note_guest_close(&mut self) {
-        if self.close_deadline.is_none() && self.sandbox.conn().close_sent.is_some() {
+        if self.close_deadline.is_none() && self.guest.conn().close_sent.is_some() {
             self.close_deadline = Some(Instant::now() + self.server.settings.handshake_timeout);
         }
     }
 
     /// Writes what the last callbacks sent, in one write.
     fn flush_cork(&mut self) {
-        let conn = self.sandbox.conn();
+        let conn = self.guest.conn();
         conn.flush_delivered();
         let closed = conn.is_closed();
         let peer = &self.peer;
@@ -487,7 +575,7 @@ impl WebSocket {
             return Some("write failed");
         }
         let finished = self
-            .sandbox
+            .guest
             .conn()
             .socket
             .as_ref()

@@ -8,25 +8,30 @@
 //! by at most a tick per spinner on the same worker, and WASI calls that wait (files,
 //! sleeping) wait as futures instead of failing. `--guest-cpu` bounds the time a call holds
 //! its connection, yields excluded: running and waiting in WASI both count.
+//!
+//! The handler can be replaced while the runner serves ([`Runtime::reload`]): the engine
+//! and its linker stay, each [`Sandbox`] remembers the [`Version`] it was made from, and
+//! the connection drops an instance of an old version before its next call.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder,
-};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cli::{EPOCH_TICK, FIBER_STACK, Settings};
 use crate::conn::Conn;
 
+mod budget;
 mod clock;
 mod imports;
 mod stdio;
 
+pub use budget::Budget;
+use budget::{Limiter, OverBudget, OverLimit};
 use clock::{CallClock, OutOfTime};
 use stdio::{GuestLog, Which};
 
@@ -58,13 +63,16 @@ const POOL_HEADROOM: u32 = 64;
 /// the pool ever had live at once.
 const KEEP_RESIDENT_MEMORY: usize = 128 * 1024;
 const KEEP_RESIDENT_TABLE: usize = 64 * 1024;
+/// How much of a freed fiber stack is zeroed in place and kept; the rest goes back to the
+/// kernel. Without zeroing a stack keeps every page a call ever touched, for good.
+const KEEP_RESIDENT_STACK: usize = 16 * 1024;
 
 /// What each connection's store holds: WASI (stdio into the log, grants from the flags),
 /// the store's limits, and the connection as its imports see it.
 pub struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     stdout: GuestLog,
     stderr: GuestLog,
     pub conn: Conn,
@@ -86,6 +94,9 @@ pub enum Fault {
     Cpu,
     /// The guest asked for more than `--guest-memory`.
     Memory,
+    /// The instance did not fit in `--memory-budget`: a new one could not be made, or
+    /// one could not grow within its patience.
+    Budget,
     /// Any other trap (panic, unreachable, …), or the pool ran out of instances.
     Trap(wasmtime::Error),
 }
@@ -95,6 +106,7 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::Cpu => write!(f, "guest exceeded its CPU time per call"),
             Fault::Memory => write!(f, "guest exceeded its memory limit"),
+            Fault::Budget => write!(f, "{OverBudget}"),
             Fault::Trap(error) => write!(f, "guest failed: {error:#}"),
         }
     }
@@ -104,25 +116,31 @@ impl From<wasmtime::Error> for Fault {
     fn from(error: wasmtime::Error) -> Self {
         if error.downcast_ref::<OutOfTime>().is_some() {
             Fault::Cpu
-        } else if is_memory_limit(&error) {
+        } else if error.downcast_ref::<OverLimit>().is_some() {
             Fault::Memory
+        } else if error.downcast_ref::<OverBudget>().is_some() {
+            Fault::Budget
         } else {
             Fault::Trap(error)
         }
     }
 }
 
-/// `StoreLimits` with `trap_on_grow_failure` reports a denied growth with these messages.
-fn is_memory_limit(error: &wasmtime::Error) -> bool {
-    let text = format!("{error:#}");
-    text.contains("forcing trap when growing memory")
-        || text.contains("forcing a memory growth failure")
+/// One compiled and linked handler component.
+pub struct Version {
+    pre: AppPre<SandboxState>,
+    /// 1 for the handler the runner started with, then one more per reload.
+    pub number: u64,
 }
 
-/// The compiled handler, shared by every connection.
+/// The engine and the current handler, shared by every connection.
 pub struct Runtime {
     engine: Engine,
-    pre: AppPre<SandboxState>,
+    linker: Linker<SandboxState>,
+    current: RwLock<Arc<Version>>,
+    /// `current`'s number, read without the lock before every guest call.
+    latest: AtomicU64,
+    pub budget: Arc<Budget>,
     guest_memory: usize,
     guest_cpu: Duration,
     dirs: Vec<(std::path::PathBuf, String)>,
@@ -150,7 +168,8 @@ impl Runtime {
             .max_memories_per_component(1)
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
-            .table_keep_resident(KEEP_RESIDENT_TABLE);
+            .table_keep_resident(KEEP_RESIDENT_TABLE)
+            .async_stack_keep_resident(KEEP_RESIDENT_STACK);
 
         let mut config = Config::new();
         config
@@ -160,13 +179,13 @@ impl Runtime {
             .memory_guard_size(0)
             .memory_reservation_for_growth(0)
             .async_stack_size(FIBER_STACK as usize)
+            .async_stack_zeroing(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
-        let component = wasmtime::component::Component::new(&engine, wasm)?;
         let mut linker = Linker::<SandboxState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         App::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-        let pre = AppPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = link(&engine, &linker, wasm)?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -182,7 +201,10 @@ impl Runtime {
 
         Ok(Arc::new(Runtime {
             engine,
-            pre,
+            linker,
+            current: RwLock::new(Arc::new(Version { pre, number: 1 })),
+            latest: AtomicU64::new(1),
+            budget: Budget::new(settings.memory_budget),
             guest_memory: settings.guest_memory,
             guest_cpu: settings.guest_cpu,
             dirs: settings.dirs.clone(),
@@ -190,8 +212,47 @@ impl Runtime {
         }))
     }
 
-    /// A fresh instance with its own store and limits, for a connection from `peer`.
+    /// The number of the current version.
+    pub fn latest(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
+    }
+
+    /// Compiles and links `wasm` as the next version, makes one instance of it to be sure
+    /// it can be instantiated, and makes it current. On error the current version stays.
+    pub async fn reload(&self, wasm: Vec<u8>, conn: Conn) -> wasmtime::Result<u64> {
+        let (engine, linker) = (self.engine.clone(), self.linker.clone());
+        // Compiling takes seconds of CPU: off the workers that serve connections.
+        let pre = tokio::task::spawn_blocking(move || link(&engine, &linker, &wasm))
+            .await
+            .map_err(|e| wasmtime::format_err!("compilation stopped: {e}"))??;
+        let number = self.latest() + 1;
+        let version = Arc::new(Version { pre, number });
+        let unassigned = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.instantiate_version(&version, unassigned, conn)
+            .await
+            .map_err(|fault| wasmtime::format_err!("{fault}"))?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = version;
+        self.latest.store(number, Ordering::Release);
+        Ok(number)
+    }
+
+    /// A fresh instance of the current version with its own store and limits, for a
+    /// connection from `peer`.
     pub async fn instantiate(&self, peer: SocketAddr, conn: Conn) -> Result<Sandbox, Fault> {
+        let version = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        self.instantiate_version(&version, peer, conn).await
+    }
+
+    async fn instantiate_version(
+        &self,
+        version: &Version,
+        peer: SocketAddr,
+        conn: Conn,
+    ) -> Result<Sandbox, Fault> {
         let stdout = GuestLog::new(peer, Which::Stdout);
         let stderr = GuestLog::new(peer, Which::Stderr);
         let mut wasi = WasiCtxBuilder::new();
@@ -206,27 +267,42 @@ impl Runtime {
         let state = SandboxState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.guest_memory)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limiter::new(self.budget.clone(), self.guest_memory),
             stdout,
             stderr,
             conn,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter_async(|state| &mut state.limits);
         let ticking = clock.clone();
         store.epoch_deadline_callback(move |_| ticking.tick());
         store.set_epoch_deadline(1);
         clock.start();
-        let bindings = clock.bound(self.pre.instantiate_async(&mut store)).await?;
+        let bindings = clock
+            .bound(version.pre.instantiate_async(&mut store))
+            .await?;
+        let state = store.data_mut();
+        // From now on a growth may wait for the budget as long as the call may run.
+        state.limits.patience = self.guest_cpu;
+        let initial_memory = state.limits.held();
         Ok(Sandbox {
             store,
             bindings,
             clock,
+            version: version.number,
+            initial_memory,
         })
     }
+}
+
+/// Compiles `wasm` and links it against WASI and the `connection` interface.
+fn link(
+    engine: &Engine,
+    linker: &Linker<SandboxState>,
+    wasm: &[u8],
+) -> wasmtime::Result<AppPre<SandboxState>> {
+    let component = Component::new(engine, wasm)?;
+    AppPre::new(linker.instantiate_pre(&component)?)
 }
 
 /// One connection's instance. After a [`Fault`] the instance is unusable: drop it.
@@ -234,6 +310,10 @@ pub struct Sandbox {
     store: Store<SandboxState>,
     bindings: App,
     clock: CallClock,
+    /// The [`Version`] it is an instance of.
+    pub version: u64,
+    /// Linear memory it had once instantiated.
+    initial_memory: usize,
 }
 
 /// Calls one export the way every export is called: under the call clock (yielding at each
@@ -281,6 +361,12 @@ impl Sandbox {
 
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.store.data_mut().conn
+    }
+
+    /// Whether its memory grew past twice what it started with: then it holds more of the
+    /// budget than an idle connection needs, and is released at its next idle point.
+    pub fn is_bloated(&self) -> bool {
+        self.store.data().limits.held() > self.initial_memory.saturating_mul(2)
     }
 
     fn start(&mut self) {

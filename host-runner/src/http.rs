@@ -19,8 +19,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::conn::RequestInfo;
-use crate::engine::{Request, Response, Sandbox};
-use crate::server::Server;
+use crate::engine::{Fault, Request, Response, Sandbox};
+use crate::server::{NoSandbox, Server};
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
@@ -137,7 +137,7 @@ impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let sandbox = lock(self.slot).sandbox.take();
         if let Some(mut sandbox) = sandbox {
-            self.server.forget(&mut sandbox);
+            self.server.forget(sandbox.conn());
         }
     }
 }
@@ -200,8 +200,12 @@ async fn respond(
         None => match shared.sandbox(peer).await {
             Ok(sandbox) => sandbox,
             Err(error) => {
-                warn!(%peer, %error, "no instance for a connection");
-                return closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"));
+                warn!(%peer, %error, "no instance for a connection: 503");
+                let reason = match error {
+                    NoSandbox::Fault(Fault::Budget) => "memory budget exhausted\n",
+                    _ => "no capacity\n",
+                };
+                return closing(plain(StatusCode::SERVICE_UNAVAILABLE, reason));
             }
         },
     };
@@ -276,7 +280,7 @@ fn accept(
         response.headers_mut().append(name, value.clone());
     }
     sandbox.conn().request.protocol = protocol;
-    shared.register(sandbox);
+    shared.register(sandbox.conn());
     Ok(response)
 }
 

@@ -1,4 +1,4 @@
-//! Process-wide limits: the file-descriptor limit, the per-address cap, and connections
+//! Process-wide limits: the file-descriptor limit, the default memory budget, the per-address cap, and connections
 //! beyond either (answered 503 without touching the guest).
 
 use std::collections::HashMap;
@@ -15,6 +15,23 @@ use tracing::{info, warn};
 /// Descriptors the runner needs besides one per connection (listener, epoch ticker,
 /// wasmtime's memfds, stdio, preopened directories).
 const SPARE_DESCRIPTORS: u64 = 64;
+
+/// The default `--memory-budget`: half of physical memory, so that guests cannot take the memory the
+/// host's own buffers and the kernel's socket buffers need.
+pub fn default_memory_budget() -> u64 {
+    // SAFETY: sysconf reads system constants and has no preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (u64::try_from(pages), u64::try_from(size)) {
+        (Ok(pages), Ok(size)) if pages > 0 && size > 0 => pages.saturating_mul(size) / 2,
+        // Unknown: 4 GiB, room for 64 instances at the default --guest-memory.
+        _ => 4 << 30,
+    }
+}
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit, and warns when that still cannot hold
 /// `max_connections` sockets.

@@ -6,12 +6,14 @@ mod conn;
 mod connection;
 mod cork;
 mod engine;
+mod guest;
 mod http;
 mod limits;
 mod linger;
 mod logging;
 mod peer;
 mod registry;
+mod reload;
 mod server;
 mod shutdown;
 
@@ -101,6 +103,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let refusals = limits::Refusals::new();
     let shutdown_timeout = settings.shutdown_timeout;
     let shared = Arc::new(Server::new(runtime, settings, shutdown));
+    let reloads = tokio::spawn(reload::run(shared.clone()));
 
     loop {
         tokio::select! {
@@ -148,6 +151,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
         }
     }
     drop(listener);
+    reloads.abort();
     trigger.fire();
     let open = shutdown::drain(&permits, max, shutdown_timeout + Duration::from_millis(500)).await;
     if open > 0 {

@@ -60,10 +60,9 @@ impl Server {
 
     /// Makes the connection a WebSocket for the others: its peer (writable as soon as
     /// its socket is attached), its id and its subscriptions.
-    pub fn register(&self, sandbox: &mut Sandbox) {
+    pub fn register(&self, conn: &mut Conn) {
         let settings = &self.settings;
         let session = Session::server(self.session_config());
-        let conn = sandbox.conn();
         let peer = Arc::new(Peer::new(
             conn.id,
             settings.max_backpressure,
@@ -83,25 +82,28 @@ impl Server {
     }
 
     /// Unregisters a connection that ended, with its subscriptions.
-    pub fn forget(&self, sandbox: &mut Sandbox) {
-        let conn = sandbox.conn();
+    pub fn forget(&self, conn: &mut Conn) {
         conn.flush_delivered();
         if let Some(socket) = &conn.socket {
             self.registry.remove(&socket.peer, &conn.topics);
         }
     }
 
-    /// An instance for the connection from `peer`: a warm one if there is one (and a
-    /// replacement is made in the background), else one made now.
+    /// An instance of the current version for the connection from `peer`: a warm one if
+    /// there is one (and a replacement is made in the background), else one made now.
     pub async fn sandbox(self: &Arc<Self>, peer: SocketAddr) -> Result<Sandbox, NoSandbox> {
         let warm = self
             .warm
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let sandbox = match warm {
+        if warm.is_some() {
+            self.warming.fetch_sub(1, Ordering::Relaxed);
+        }
+        // One made before a reload is dropped.
+        let latest = self.runtime.latest();
+        let sandbox = match warm.filter(|sandbox| sandbox.version == latest) {
             Some(mut sandbox) => {
-                self.warming.fetch_sub(1, Ordering::Relaxed);
                 sandbox.assign(peer);
                 sandbox
             }
@@ -111,9 +113,17 @@ impl Server {
         Ok(sandbox)
     }
 
+    /// A `Conn` that belongs to no connection yet.
+    pub fn new_conn(&self) -> Result<Conn, getrandom::Error> {
+        Ok(Conn::new(
+            Id::random()?,
+            self.registry.clone(),
+            self.app_limits(),
+        ))
+    }
+
     async fn make(&self, peer: SocketAddr) -> Result<Sandbox, NoSandbox> {
-        let id = Id::random().map_err(NoSandbox::Random)?;
-        let conn = Conn::new(id, self.registry.clone(), self.app_limits());
+        let conn = self.new_conn().map_err(NoSandbox::Random)?;
         self.runtime
             .instantiate(peer, conn)
             .await
@@ -150,6 +160,8 @@ impl Server {
             max_topics: settings.max_topics,
             max_topic_len: settings.max_topic_len,
             max_attachment: settings.max_attachment,
+            max_auto_responses: settings.max_auto_responses,
+            max_auto_response_size: settings.max_auto_response_size,
             max_backpressure: settings.max_backpressure,
         }
     }

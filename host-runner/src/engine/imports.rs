@@ -9,10 +9,10 @@ use bytes::Bytes;
 
 use super::SandboxState;
 use super::bindings::wsbox::websocket::connection::{
-    Host, Id, RequestInfo, SendError, TooLarge, TopicError,
+    AutoResponseError, Host, Id, RequestInfo, SendError, TooLarge, TopicError,
 };
 use super::bindings::wsbox::websocket::types::{self, Message};
-use crate::conn::Conn;
+use crate::conn::{AutoResponse, Conn};
 use crate::peer::{Peer, Refused};
 
 impl types::Host for SandboxState {}
@@ -81,6 +81,14 @@ impl Host for SandboxState {
 
     fn max_attachment(&mut self) -> u32 {
         self.conn.limits.max_attachment
+    }
+
+    fn max_auto_responses(&mut self) -> u32 {
+        self.conn.limits.max_auto_responses
+    }
+
+    fn max_auto_response_size(&mut self) -> u32 {
+        self.conn.limits.max_auto_response_size
     }
 
     fn self_id(&mut self) -> Id {
@@ -203,5 +211,40 @@ impl Host for SandboxState {
 
     fn cancel_alarm(&mut self) {
         self.conn.alarm = None;
+    }
+
+    fn set_auto_response(
+        &mut self,
+        request: Message,
+        response: Message,
+    ) -> Result<(), AutoResponseError> {
+        let conn = &mut self.conn;
+        let max = conn.limits.max_auto_response_size as usize;
+        if message_len(&request) > max || message_len(&response) > max {
+            return Err(AutoResponseError::TooLarge);
+        }
+        let auto = AutoResponse::new(&request, &response);
+        match conn.auto_responses.iter().position(|a| a.answers(&request)) {
+            Some(at) => conn.auto_responses[at] = auto,
+            None if conn.auto_responses.len() >= conn.limits.max_auto_responses as usize => {
+                return Err(AutoResponseError::TooMany);
+            }
+            None => conn.auto_responses.push(auto),
+        }
+        Ok(())
+    }
+
+    fn clear_auto_response(&mut self, request: Message) -> bool {
+        let autos = &mut self.conn.auto_responses;
+        let before = autos.len();
+        autos.retain(|a| !a.answers(&request));
+        autos.len() < before
+    }
+}
+
+fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(data) => data.len(),
     }
 }

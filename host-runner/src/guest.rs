@@ -1,0 +1,50 @@
+//! The guest side of one open WebSocket: live (an instance whose store holds the
+//! connection's [`Conn`]) or hibernated (the `Conn` alone, no instance). Hibernating moves
+//! the `Conn` out of the store and drops the instance; waking moves it into a fresh one.
+//! Everything the host does for a connection acts on the `Conn`, so it works the same
+//! either way; only guest calls need an instance.
+
+use crate::conn::Conn;
+use crate::engine::Sandbox;
+
+pub enum Guest {
+    Live(Sandbox),
+    Hibernated(Conn),
+}
+
+impl Guest {
+    pub fn conn(&mut self) -> &mut Conn {
+        match self {
+            Guest::Live(sandbox) => sandbox.conn(),
+            Guest::Hibernated(conn) => conn,
+        }
+    }
+
+    pub fn live(&mut self) -> Option<&mut Sandbox> {
+        match self {
+            Guest::Live(sandbox) => Some(sandbox),
+            Guest::Hibernated(_) => None,
+        }
+    }
+
+    /// Drops the instance, keeping the connection. Its linear memory and fiber stack go
+    /// back to the pool, its share of the memory budget to the others.
+    pub fn hibernate(&mut self) {
+        if let Guest::Live(sandbox) = self {
+            let conn = sandbox.conn();
+            // An empty `Conn` takes its place in the store being dropped.
+            let mut kept = Conn::new(conn.id, conn.registry.clone(), conn.limits);
+            std::mem::swap(conn, &mut kept);
+            *self = Guest::Hibernated(kept);
+        }
+    }
+
+    /// Gives the connection to `sandbox`, a fresh instance (whose own, unused `Conn` is
+    /// dropped).
+    pub fn wake(&mut self, mut sandbox: Sandbox) {
+        if let Guest::Hibernated(conn) = self {
+            std::mem::swap(sandbox.conn(), conn);
+            *self = Guest::Live(sandbox);
+        }
+    }
+}
