@@ -1,6 +1,7 @@
 //! guests/chat in a real browser: headless Chromium opens two pages in one room, each sends
 //! a message through the page's own form, and each must show the other's message and the
-//! member count 2; when one tab closes, the other is told and counts 1. The pages are driven over the DevTools protocol (a WebSocket, spoken
+//! member count 2; when one tab closes, the other is told and counts 1; also with
+//! `--hibernate-after 0`. The pages are driven over the DevTools protocol (a WebSocket, spoken
 //! here with tungstenite). `./test.sh` installs Chromium (`ensure_chromium` in
 //! scripts/setup.sh).
 
@@ -38,7 +39,10 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
-        let profile = std::env::temp_dir().join(format!("wsbox-chat-{}", std::process::id()));
+        // One profile per browser: the tests of this file run at the same time.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = std::env::temp_dir().join(format!("wsbox-chat-{}-{n}", std::process::id()));
         let mut child = Command::new("chromium")
             .args(common::HEADLESS_CHROMIUM)
             .args([
@@ -238,8 +242,21 @@ fn say(browser: &mut Browser, session: &str, text: &str) {
 
 #[test]
 fn two_pages_in_one_room_see_each_other() {
+    two_pages_in_one_room(&[]);
+}
+
+/// The same with the chat's instance dropped after every callback: what it needs (room,
+/// nickname, members) must come from the host, not from its memory.
+#[test]
+fn two_pages_in_one_room_see_each_other_through_hibernation() {
+    two_pages_in_one_room(&["--hibernate-after", "0"]);
+}
+
+fn two_pages_in_one_room(extra: &[&str]) {
     let wasm = chat();
-    let runner = Runner::start(&["--handler", wasm.to_str().expect("utf-8 path")]);
+    let mut args = vec!["--handler", wasm.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    let runner = Runner::start(&args);
     let room = format!("http://{}/chat/lobby", runner.addr);
     let mut browser = Browser::start();
     let ann = browser.open(&format!("{room}?nick=ann"));
