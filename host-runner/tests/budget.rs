@@ -179,3 +179,37 @@ fn a_budget_too_small_for_one_instance_answers_503() {
         "{response}"
     );
 }
+
+#[test]
+fn a_wake_the_budget_cannot_hold_is_told_to_try_again_later() {
+    // The test handler's instance starts with 128 KiB (a 64 KiB stack, .cargo/config.toml,
+    // and its data): this budget holds one instance, not two.
+    let runner = Runner::with_test_handler(&[
+        "--memory-budget",
+        "192KiB",
+        "--hibernate-after",
+        "0",
+        "--handshake-timeout",
+        "1s",
+        "--guest-cpu",
+        "20s",
+    ]);
+    let mut sleeper = runner.connect("/sleep");
+    let mut waker = runner.connect("/none");
+    waker.echo("while nobody else is awake");
+    // The sleeper's call holds the only instance for 3 s; the waker waits 1 s for another.
+    sleeper.send(tungstenite::Message::text("3000"));
+    std::thread::sleep(Duration::from_millis(300));
+    let peer = waker.local_addr();
+    waker.send(tungstenite::Message::text("wake me"));
+    assert_eq!(
+        waker.expect_close(),
+        Some(tungstenite::protocol::frame::coding::CloseCode::Again)
+    );
+    let closed = runner.wait_for_line(peer, "websocket closed");
+    assert!(closed.contains("close_code=\"1013\""), "{closed}");
+    // The sleeper was not disturbed, and once it is asleep again there is room.
+    assert_eq!(sleeper.text(), "3000");
+    let mut next = runner.connect("/none");
+    next.echo("after");
+}
