@@ -27,9 +27,15 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Most connections served at once; more are answered `503 Service Unavailable`.
-    /// Each one holds a guest instance, so this also sizes the instance pool. At most 2^20.
+    /// At most 2^20 (and the open-file limit).
     #[arg(long, value_name = "N", default_value_t = 12_000)]
     pub max_connections: usize,
+
+    /// Most guest instances live at once (the instance pool's size, at most 20000: each
+    /// costs kernel memory mappings). When all are live, idle ones hibernate early; when
+    /// none is idle, a new connection gets 503. Default: --max-connections, at most 10000.
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<usize>,
 
     /// Most connections from one client address (IPv6: one /64) at once; more are
     /// answered 503, so that one client cannot take every place. Default: a quarter of
@@ -165,6 +171,10 @@ pub struct Args {
 /// Linux's default `fs.nr_open`: no process holds more descriptors, so no more sockets. The
 /// instance pool sizes its bookkeeping by this flag: 10^9 slots took 56 GB before a guest ran.
 const MAX_CONNECTIONS: usize = 1 << 20;
+/// The instance pool maps two regions per fiber stack and a few per live memory, and Linux
+/// allows 65,530 mappings per process by default (`vm.max_map_count`).
+const MAX_INSTANCES: usize = 20_000;
+const DEFAULT_MAX_INSTANCES: usize = 10_000;
 /// hyper's smallest read buffer; a smaller head limit cannot be enforced.
 const MIN_REQUEST_HEAD: u64 = 8 * 1024;
 /// The per-address cap when none is given: a quarter of `--max-connections`, but no less
@@ -185,6 +195,7 @@ pub struct Settings {
     pub handler: Option<PathBuf>,
     pub listen: SocketAddr,
     pub max_connections: usize,
+    pub max_instances: usize,
     /// `None`: no per-address cap.
     pub max_connections_per_address: Option<usize>,
     pub max_request_head: usize,
@@ -289,11 +300,19 @@ impl Args {
             ));
         }
         let guest_memory = round_up_to_wasm_page(self.guest_memory);
-        if (self.max_connections as u64).saturating_mul(guest_memory.saturating_add(FIBER_STACK))
+        let max_instances = self
+            .max_instances
+            .unwrap_or(self.max_connections.min(DEFAULT_MAX_INSTANCES));
+        if max_instances == 0 || max_instances > MAX_INSTANCES {
+            return Err(format!(
+                "--max-instances must be between 1 and {MAX_INSTANCES} (got {max_instances})"
+            ));
+        }
+        if (max_instances as u64).saturating_mul(guest_memory.saturating_add(FIBER_STACK))
             > MAX_RESERVATION
         {
             return Err(format!(
-                "--max-connections × (--guest-memory + a 2 MiB fiber stack) exceeds the {} TiB \
+                "--max-instances × (--guest-memory + a 2 MiB fiber stack) exceeds the {} TiB \
                  the instance pool may reserve; lower one of them",
                 MAX_RESERVATION >> 40
             ));
@@ -316,6 +335,7 @@ impl Args {
             handler: self.handler,
             listen: self.listen,
             max_connections: self.max_connections,
+            max_instances,
             max_connections_per_address,
             max_request_head: usize::try_from(self.max_request_head)
                 .map_err(|_| "--max-request-head is too large")?,

@@ -50,8 +50,8 @@ use bindings::{App, AppPre};
 /// shims wit-component adds.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const TABLES_PER_COMPONENT: u32 = 4;
-/// Instances kept beyond `--max-connections`, so that a connection being torn down while
-/// its replacement is accepted never finds the pool empty.
+/// Instances kept beyond `--max-instances`, so that a connection being torn down while its
+/// replacement is accepted never finds the pool empty.
 const POOL_HEADROOM: u32 = 64;
 
 /// How much of a freed instance's linear memory and tables wasmtime resets in place (with
@@ -61,11 +61,11 @@ const POOL_HEADROOM: u32 = 64;
 /// handshakes/s (wsload handshakes, 4 connections). The price is that a freed slot keeps at
 /// most this much resident until it is used again: at most a connection's worth per slot
 /// the pool ever had live at once.
-const KEEP_RESIDENT_MEMORY: usize = 128 * 1024;
-const KEEP_RESIDENT_TABLE: usize = 64 * 1024;
+const KEEP_RESIDENT_MEMORY: usize = 0;
+const KEEP_RESIDENT_TABLE: usize = 0;
 /// How much of a freed fiber stack is zeroed in place and kept; the rest goes back to the
 /// kernel. Without zeroing a stack keeps every page a call ever touched, for good.
-const KEEP_RESIDENT_STACK: usize = 16 * 1024;
+const KEEP_RESIDENT_STACK: usize = 0;
 
 /// What each connection's store holds: WASI (stdio into the log, grants from the flags),
 /// the store's limits, and the connection as its imports see it.
@@ -97,6 +97,8 @@ pub enum Fault {
     /// The instance did not fit in `--memory-budget`: a new one could not be made, or
     /// one could not grow within its patience.
     Budget,
+    /// `--max-instances` are live.
+    Full,
     /// Any other trap (panic, unreachable, …), or the pool ran out of instances.
     Trap(wasmtime::Error),
 }
@@ -107,6 +109,7 @@ impl std::fmt::Display for Fault {
             Fault::Cpu => write!(f, "guest exceeded its CPU time per call"),
             Fault::Memory => write!(f, "guest exceeded its memory limit"),
             Fault::Budget => write!(f, "{OverBudget}"),
+            Fault::Full => write!(f, "--max-instances instances are live"),
             Fault::Trap(error) => write!(f, "guest failed: {error:#}"),
         }
     }
@@ -120,6 +123,11 @@ impl From<wasmtime::Error> for Fault {
             Fault::Memory
         } else if error.downcast_ref::<OverBudget>().is_some() {
             Fault::Budget
+        } else if error
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            Fault::Full
         } else {
             Fault::Trap(error)
         }
@@ -152,7 +160,7 @@ impl Runtime {
     /// streams into the log (see [`stdio`]). Starts the epoch ticker thread that makes
     /// running guests yield and enforces the CPU limit.
     pub fn new(wasm: &[u8], settings: &Settings) -> wasmtime::Result<Arc<Self>> {
-        let instances = u32::try_from(settings.max_connections)
+        let instances = u32::try_from(settings.max_instances)
             .unwrap_or(u32::MAX)
             .saturating_add(POOL_HEADROOM);
         let mut pool = PoolingAllocationConfig::default();

@@ -7,6 +7,8 @@
 use crate::conn::Conn;
 use crate::engine::Sandbox;
 
+// Not boxed: most connections spend most of their life hibernated, in the large variant.
+#[allow(clippy::large_enum_variant)]
 pub enum Guest {
     Live(Sandbox),
     Hibernated(Conn),

@@ -46,6 +46,10 @@ fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How long a new connection waits for idle instances to hibernate when memory or
+/// instances run short, before its 503.
+const NEW_CONNECTION_PATIENCE: Duration = Duration::from_millis(500);
+
 /// How long a response already being written may still take once the HTTP phase's
 /// deadline has passed: a client that reads gets its answer, one that does not is dropped.
 const DEADLINE_GRACE: Duration = Duration::from_secs(1);
@@ -197,7 +201,7 @@ async fn respond(
     let taken = lock(slot).sandbox.take();
     let mut sandbox = match taken {
         Some(sandbox) => sandbox,
-        None => match shared.sandbox(peer).await {
+        None => match shared.sandbox(peer, NEW_CONNECTION_PATIENCE).await {
             Ok(sandbox) => sandbox,
             Err(error) => {
                 warn!(%peer, %error, "no instance for a connection: 503");

@@ -33,8 +33,9 @@ pub fn default_memory_budget() -> u64 {
     }
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit, and warns when that still cannot hold
-/// `max_connections` sockets.
+/// Raises RLIMIT_NOFILE to what `max_connections` sockets need: the soft limit up to the
+/// hard one, and the hard one too where the process may (root, CAP_SYS_RESOURCE). Warns
+/// when the limit still cannot hold them.
 pub fn raise_nofile(max_connections: usize) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -45,24 +46,26 @@ pub fn raise_nofile(max_connections: usize) {
         warn!(error = %std::io::Error::last_os_error(), "cannot read RLIMIT_NOFILE");
         return;
     }
-    if limit.rlim_cur < limit.rlim_max {
+    let needed = max_connections as u64 + SPARE_DESCRIPTORS;
+    let from = limit.rlim_cur;
+    // Past the hard limit first (refused unless privileged, or past fs.nr_open), else up
+    // to it.
+    for target in [needed.max(limit.rlim_max), limit.rlim_max] {
+        if limit.rlim_cur >= target.min(needed) {
+            break;
+        }
         let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
+            rlim_cur: target,
+            rlim_max: target,
         };
         // SAFETY: setrlimit only reads the struct we pass.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            info!(
-                from = limit.rlim_cur,
-                to = raised.rlim_cur,
-                "raised the open-file limit"
-            );
             limit = raised;
-        } else {
-            warn!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_NOFILE");
         }
     }
-    let needed = max_connections as u64 + SPARE_DESCRIPTORS;
+    if limit.rlim_cur > from {
+        info!(from, to = limit.rlim_cur, "raised the open-file limit");
+    }
     if limit.rlim_cur < needed {
         warn!(
             open_file_limit = limit.rlim_cur,

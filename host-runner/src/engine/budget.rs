@@ -3,6 +3,9 @@
 //! back when the store is dropped (the connection hibernated or ended), so the sum of live
 //! guest memory never passes the budget: a new instance that does not fit is refused (503),
 //! a growth that does not fit waits for others to hibernate, up to its patience.
+//!
+//! When memory or instances run short, the budget is *squeezed*: every connection whose
+//! instance is idle hibernates at once, so that live guests only ever wait for busy ones.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +19,8 @@ pub struct Budget {
     used: AtomicUsize,
     /// Woken when memory is given back.
     freed: Notify,
+    /// Woken when memory or instances run short: idle instances hibernate.
+    squeezed: Notify,
 }
 
 impl Budget {
@@ -24,6 +29,7 @@ impl Budget {
             limit,
             used: AtomicUsize::new(0),
             freed: Notify::new(),
+            squeezed: Notify::new(),
         })
     }
 
@@ -53,10 +59,21 @@ impl Budget {
             if self.try_take(bytes) {
                 return true;
             }
+            self.squeeze();
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return false;
             }
         }
+    }
+
+    /// Asks every idle instance to hibernate.
+    pub fn squeeze(&self) {
+        self.squeezed.notify_waiters();
+    }
+
+    /// Resolves at the next [`squeeze`](Self::squeeze) after it was first polled.
+    pub fn squeezed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.squeezed.notified()
     }
 
     fn give_back(&self, bytes: usize) {
