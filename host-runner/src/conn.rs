@@ -119,6 +119,26 @@ impl Conn {
         }
     }
 
+    /// Frees what a connection going idle need not keep: buffer space, and the request's
+    /// strings moved to fresh allocations, next to each other, so that the holes the
+    /// dropped instance leaves can be given back to the kernel.
+    pub fn shrink(&mut self) {
+        if let Some(socket) = &mut self.socket {
+            socket.session.shrink_to_fit();
+        }
+        self.delivered = Vec::new();
+        if self.cork.is_empty() {
+            self.cork = Cork::default();
+        }
+        let request = &self.request;
+        self.request = RequestInfo {
+            path: request.path.clone(),
+            query: request.query.clone(),
+            headers: request.headers.clone(),
+            protocol: request.protocol.clone(),
+        };
+    }
+
     /// Writes what the last callback delivered to other connections.
     pub fn flush_delivered(&mut self) {
         for peer in self.delivered.drain(..) {

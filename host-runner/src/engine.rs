@@ -261,6 +261,8 @@ impl Runtime {
         peer: SocketAddr,
         conn: Conn,
     ) -> Result<Sandbox, Fault> {
+        // Most of the store's host-side state is allocated here; see `crate::alloc`.
+        let _arena = crate::alloc::InstanceArena::enter();
         let stdout = GuestLog::new(peer, Which::Stdout);
         let stderr = GuestLog::new(peer, Which::Stderr);
         let mut wasi = WasiCtxBuilder::new();

@@ -38,6 +38,12 @@ impl Guest {
             let mut kept = Conn::new(conn.id, conn.registry.clone(), conn.limits);
             std::mem::swap(conn, &mut kept);
             *self = Guest::Hibernated(kept);
+            // The instance's blocks go back to their arena, not to the next allocations
+            // of the connections that stay (see `crate::alloc`).
+            crate::alloc::flush_thread_cache();
+            if let Guest::Hibernated(conn) = self {
+                conn.shrink();
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! `wsbox-runner`: serves a WebSocket handler component, one sandboxed instance per
 //! connection. See `--help` and the README's Runner section.
 
+mod alloc;
 mod cli;
 mod conn;
 mod connection;
@@ -28,19 +29,6 @@ use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
 use crate::server::Server;
-
-/// jemalloc, whose background thread gives freed pages back to the kernel a second after
-/// they were freed. Measured with `wsload conns --count 10000` after every connection
-/// hibernated: glibc malloc kept 20 KB per connection of the freed instances' host-side
-/// state (its arenas return only their tops); with `malloc_trim` every few seconds 8 KB; with
-/// this 6.3 KB (4.0 KB with `--hibernate-after 0`, glibc 5.1 KB). mimalloc: 20 KB.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// Read by jemalloc at startup. Dirty pages decay in 1 s (default 10 s) so that the memory
-/// of a burst of hibernations is returned soon after.
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 /// The default handler: `guests/echo`, built for wasm32-wasip2 by build.rs.
 static DEFAULT_HANDLER: &[u8] = include_bytes!(env!("WSBOX_DEFAULT_HANDLER"));

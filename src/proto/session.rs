@@ -477,17 +477,28 @@ impl Session {
     }
 
     /// Moves all bytes waiting to be written into `buf` (appending; no copy when `buf` is
-    /// empty). Returns whether there were any.
+    /// empty and no larger than the session's own buffer). Returns whether there were any.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
         if self.out.is_empty() {
             return false;
         }
-        if buf.is_empty() {
+        // Swapped only when the session is not left holding a larger buffer than it had: an
+        // idle connection would otherwise keep whatever large, empty buffer it was given.
+        if buf.is_empty() && buf.capacity() <= self.out.capacity() {
             std::mem::swap(buf, &mut self.out);
         } else {
             buf.append(&mut self.out);
         }
         true
+    }
+
+    /// Frees the buffer space kept between messages (events, control frames, output). For
+    /// sessions about to sit idle: many idle sessions then hold only their fixed size.
+    pub fn shrink_to_fit(&mut self) {
+        self.events.shrink_to_fit();
+        self.control.shrink_to_fit();
+        self.message.shrink_to_fit();
+        self.out.shrink_to_fit();
     }
 
     /// Whether bytes are waiting for [`Session::poll_transmit`].
