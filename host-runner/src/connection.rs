@@ -18,14 +18,18 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, Instant, sleep_until};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 use wsbox::session::Event;
 
-use crate::engine::{Fault, Message};
+use crate::engine::Message;
+
+mod calls;
+
 use crate::guest::Guest;
 use crate::http;
 use crate::peer::Peer;
 use crate::server::Server;
+use calls::Callback;
 
 /// Socket reads per call: large messages arrive in few reads.
 const READ_BUFFER: usize = 64 * 1024;
@@ -193,14 +197,6 @@ impl WebSocket {
             "websocket closed"
         );
     }
-}
-
-/// A guest callback.
-enum Callback<'a> {
-    Open,
-    Message(&'a Message),
-    Alarm,
-    Close(u16, &'a str, bool),
 }
 
 /// Why the connection ends, for the log.
@@ -475,106 +471,6 @@ impl WebSocket {
         if let Some(socket) = conn.socket.as_mut() {
             socket.session.poll_transmit(conn.cork.bytes());
         }
-    }
-
-    /// Calls the guest. A fault ends the connection: 1011, unless our close frame is out.
-    fn call<'a>(&'a mut self, callback: Callback<'a>) -> Boxed<'a, Result<(), End>> {
-        Box::pin(self.call_now(callback))
-    }
-
-    async fn call_now(&mut self, callback: Callback<'_>) -> Result<(), End> {
-        if self.faulted {
-            return Ok(());
-        }
-        let sandbox = match self.wake().await {
-            Some(sandbox) => sandbox,
-            None => return Err(self.unwakeable().await),
-        };
-        let result = match callback {
-            Callback::Open => Box::pin(sandbox.on_open()).await,
-            Callback::Message(message) => Box::pin(sandbox.on_message(message)).await,
-            Callback::Alarm => Box::pin(sandbox.on_alarm()).await,
-            Callback::Close(code, reason, clean) => {
-                Box::pin(sandbox.on_close(code, reason, clean)).await
-            }
-        };
-        self.idle_since = Instant::now();
-        match result {
-            Ok(()) => {
-                self.note_guest_close();
-                Ok(())
-            }
-            Err(fault) => Err(self.fault(fault).await),
-        }
-    }
-
-    /// The live instance of the current version: the one there is, or a fresh one for a
-    /// hibernated guest (or one whose instance is of a version since replaced). `None` when
-    /// no instance could be had within `--handshake-timeout`.
-    async fn wake(&mut self) -> Option<&mut crate::engine::Sandbox> {
-        let latest = self.server.runtime.latest();
-        if self
-            .guest
-            .live()
-            .is_some_and(|sandbox| sandbox.version != latest)
-        {
-            self.guest.hibernate();
-        }
-        if self.guest.live().is_none() {
-            let started = Instant::now();
-            let patience = self.server.settings.handshake_timeout;
-            let sandbox = match Box::pin(self.server.sandbox(self.address, patience)).await {
-                Ok(sandbox) => sandbox,
-                Err(error) => {
-                    warn!(peer = %self.address, id = %self.guest.conn().id, %error, "cannot wake the guest");
-                    return None;
-                }
-            };
-            self.guest.wake(sandbox);
-            self.wakes += 1;
-            debug!(
-                peer = %self.address,
-                id = %self.guest.conn().id,
-                wake_us = started.elapsed().as_micros() as u64,
-                "woke"
-            );
-        }
-        self.guest.live()
-    }
-
-    /// No instance for a call: the client is told to come back later (1013).
-    async fn unwakeable(&mut self) -> End {
-        self.faulted = true;
-        self.guest.conn().close(TRY_AGAIN_LATER, "try again later");
-        self.flush_cork();
-        self.finish().await;
-        "no instance"
-    }
-
-    async fn fault(&mut self, fault: Fault) -> End {
-        self.faulted = true;
-        let conn = self.guest.conn();
-        if conn.is_closed() {
-            warn!(peer = %self.address, id = %conn.id, %fault, "guest failed after its close frame");
-        } else {
-            warn!(peer = %self.address, id = %conn.id, %fault, "closing the connection with 1011");
-            // What the failed callback sent is dropped with it.
-            conn.cork.clear();
-            conn.close(INTERNAL_ERROR, "handler failed");
-        }
-        self.flush_cork();
-        self.finish().await;
-        "guest fault"
-    }
-
-    /// Calls `on-close` once.
-    async fn notify(&mut self, code: u16, reason: &str, clean: bool) {
-        if self.notified {
-            return;
-        }
-        self.notified = true;
-        // A fault here has nothing left to close.
-        let _ = self.call(Callback::Close(code, reason, clean)).await;
     }
 
     /// The runner closes (idle, shutdown, backpressure, another connection's request).

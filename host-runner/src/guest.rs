@@ -4,8 +4,15 @@
 //! Everything the host does for a connection acts on the `Conn`, so it works the same
 //! either way; only guest calls need an instance.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tracing::debug;
+
 use crate::conn::Conn;
 use crate::engine::Sandbox;
+use crate::server::{NoSandbox, Server};
 
 // Not boxed: most connections spend most of their life hibernated, in the large variant.
 #[allow(clippy::large_enum_variant)]
@@ -47,12 +54,34 @@ impl Guest {
         }
     }
 
-    /// Gives the connection to `sandbox`, a fresh instance (whose own, unused `Conn` is
-    /// dropped).
-    pub fn wake(&mut self, mut sandbox: Sandbox) {
-        if let Guest::Hibernated(conn) = self {
-            std::mem::swap(sandbox.conn(), conn);
-            *self = Guest::Live(sandbox);
+    /// Makes sure the guest has a live instance of the current version: hibernated, it
+    /// gets a fresh one (waiting up to `--handshake-timeout` when memory or instances run
+    /// short); live on a version since replaced, its instance is dropped first. Returns
+    /// whether an instance was made.
+    pub async fn wake(
+        &mut self,
+        server: &Arc<Server>,
+        address: SocketAddr,
+    ) -> Result<bool, NoSandbox> {
+        let latest = server.runtime.latest();
+        if self.live().is_some_and(|sandbox| sandbox.version != latest) {
+            self.hibernate();
         }
+        let Guest::Hibernated(conn) = self else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        let patience = server.settings.handshake_timeout;
+        let mut sandbox = server.sandbox(address, patience).await?;
+        // The fresh instance's own, unused `Conn` is dropped with the old variant.
+        std::mem::swap(sandbox.conn(), conn);
+        debug!(
+            peer = %address,
+            id = %sandbox.conn().id,
+            wake_us = started.elapsed().as_micros() as u64,
+            "woke"
+        );
+        *self = Guest::Live(sandbox);
+        Ok(true)
     }
 }

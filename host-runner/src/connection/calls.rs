@@ -1,0 +1,96 @@
+//! The connection's guest calls: each wakes the guest if it is hibernated, and a fault
+//! or an instance that cannot be had ends the connection.
+
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::{Boxed, End, INTERNAL_ERROR, TRY_AGAIN_LATER, WebSocket};
+use crate::engine::{Fault, Message, Sandbox};
+
+/// A guest callback.
+pub(super) enum Callback<'a> {
+    Open,
+    Message(&'a Message),
+    Alarm,
+    Close(u16, &'a str, bool),
+}
+
+impl WebSocket {
+    /// Calls the guest. A fault ends the connection: 1011, unless our close frame is out.
+    pub(super) fn call<'a>(&'a mut self, callback: Callback<'a>) -> Boxed<'a, Result<(), End>> {
+        Box::pin(self.call_now(callback))
+    }
+
+    async fn call_now(&mut self, callback: Callback<'_>) -> Result<(), End> {
+        if self.faulted {
+            return Ok(());
+        }
+        let sandbox = match self.wake().await {
+            Some(sandbox) => sandbox,
+            None => return Err(self.unwakeable().await),
+        };
+        let result = match callback {
+            Callback::Open => sandbox.on_open().await,
+            Callback::Message(message) => sandbox.on_message(message).await,
+            Callback::Alarm => sandbox.on_alarm().await,
+            Callback::Close(code, reason, clean) => sandbox.on_close(code, reason, clean).await,
+        };
+        self.idle_since = Instant::now();
+        match result {
+            Ok(()) => {
+                self.note_guest_close();
+                Ok(())
+            }
+            Err(fault) => Err(self.fault(fault).await),
+        }
+    }
+
+    /// The live instance of the current version (see [`crate::guest::Guest::wake`]); `None` when no
+    /// instance could be had within `--handshake-timeout`.
+    async fn wake(&mut self) -> Option<&mut Sandbox> {
+        match self.guest.wake(&self.server, self.address).await {
+            Ok(woke) => self.wakes += u32::from(woke),
+            Err(error) => {
+                let id = self.guest.conn().id;
+                warn!(peer = %self.address, %id, %error, "cannot wake the guest");
+                return None;
+            }
+        }
+        self.guest.live()
+    }
+
+    /// No instance for a call: the client is told to come back later (1013).
+    async fn unwakeable(&mut self) -> End {
+        self.faulted = true;
+        self.guest.conn().close(TRY_AGAIN_LATER, "try again later");
+        self.flush_cork();
+        self.finish().await;
+        "no instance"
+    }
+
+    pub(super) async fn fault(&mut self, fault: Fault) -> End {
+        self.faulted = true;
+        let conn = self.guest.conn();
+        if conn.is_closed() {
+            warn!(peer = %self.address, id = %conn.id, %fault, "guest failed after its close frame");
+        } else {
+            warn!(peer = %self.address, id = %conn.id, %fault, "closing the connection with 1011");
+            // What the failed callback sent is dropped with it.
+            conn.cork.clear();
+            conn.close(INTERNAL_ERROR, "handler failed");
+        }
+        self.flush_cork();
+        self.finish().await;
+        "guest fault"
+    }
+
+    /// Calls `on-close` once.
+    pub(super) async fn notify(&mut self, code: u16, reason: &str, clean: bool) {
+        if self.notified {
+            return;
+        }
+        self.notified = true;
+        // A fault here has nothing left to close.
+        let _ = self.call(Callback::Close(code, reason, clean)).await;
+    }
+}
