@@ -24,9 +24,12 @@ use tikv_jemalloc_sys::mallctl;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Read by jemalloc at startup. Dirty pages decay in 1 s (default 10 s) so that the memory
-/// of a burst of hibernations is returned soon after.
+/// of a burst of hibernations is returned soon after. Blocks up to 128 KiB (default 32 KiB)
+/// are cached per thread: 64 KiB messages took 9% more CPU each without (as much as with
+/// glibc malloc, measured against it with `compare.sh`).
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static MALLOC_CONF: &[u8] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,tcache_max:131072\0";
 
 const CREATE: &CStr = c"arenas.create";
 const THREAD_ARENA: &CStr = c"thread.arena";
