@@ -21,8 +21,9 @@ const CONNECTIONS: usize = 12;
 /// `--max-message-size`: the host's read and write buffers per connection stay below it.
 const MAX_MESSAGE: u64 = 64 * 1024;
 /// What a connection costs the runner outside the budget while its call waits for it: the
-/// fiber stack the call runs on (2 MiB, resident as deep as the call went), and what a
-/// freed pool slot keeps resident (128 KiB of memory, 64 KiB of tables, 16 KiB of stack).
+/// fiber stack the call runs on (2 MiB, resident as deep as the call went), and 208 KiB of
+/// slack for its instance's tables and host-side state (a freed pool slot keeps nothing
+/// resident: see `KEEP_RESIDENT_*` in the runner's engine).
 const PER_CALL: u64 = 2 * MIB + 208 * 1024;
 
 /// The runner's resident set, from /proc.
