@@ -163,6 +163,12 @@ pub struct Args {
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     pub envs: Vec<(String, Option<String>)>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (WebSockets live and hibernated,
+    /// messages, bytes, publishes, drops, wakes, guest faults, reloads, guest memory). Port 0
+    /// picks one; the bound address is logged.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
     /// Log filter, e.g. `info`, `debug`, `wsbox_runner=trace` (default: RUST_LOG, else info).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -214,6 +220,7 @@ pub struct Settings {
     pub hibernate_after: Duration,
     pub memory_budget: usize,
     pub watch: bool,
+    pub metrics: Option<SocketAddr>,
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
@@ -356,6 +363,7 @@ impl Args {
             hibernate_after: self.hibernate_after,
             memory_budget: usize::try_from(memory_budget).unwrap_or(usize::MAX),
             watch: self.watch,
+            metrics: self.metrics,
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,

@@ -27,6 +27,7 @@ mod calls;
 
 use crate::guest::Guest;
 use crate::http;
+use crate::metrics::METRICS;
 use crate::peer::Peer;
 use crate::server::Server;
 use calls::Callback;
@@ -153,6 +154,7 @@ impl WebSocket {
         let request = &conn.request;
         let protocol = request.protocol.as_deref().unwrap_or_default();
         info!(peer = %address, id = %conn.id, path = request.path, protocol, "websocket open");
+        METRICS.websockets_open.inc();
         let now = Instant::now();
         Some(Box::new(WebSocket {
             address,
@@ -177,6 +179,10 @@ impl WebSocket {
 
     /// Unregisters the connection and logs its end.
     fn closed(&mut self, end: End) {
+        METRICS.websockets_open.dec();
+        if self.guest.live().is_none() {
+            METRICS.websockets_hibernated.dec();
+        }
         let conn = self.guest.conn();
         self.server.forget(conn);
         let (bytes_out, dropped) = self.peer.totals();
@@ -223,6 +229,7 @@ impl WebSocket {
         }
         if !early.is_empty() {
             self.bytes_in += early.len() as u64;
+            METRICS.bytes_in.add(early.len() as u64);
             if let Err(end) = self.receive(&early).await {
                 return end;
             }
@@ -334,6 +341,8 @@ impl WebSocket {
     fn hibernate(&mut self) {
         if self.guest.live().is_some() {
             self.guest.hibernate();
+            METRICS.hibernations.inc();
+            METRICS.websockets_hibernated.inc();
             debug!(peer = %self.address, id = %self.guest.conn().id, "hibernated");
         }
     }
@@ -403,6 +412,7 @@ impl WebSocket {
             Ok(0) => Err("peer gone"),
             Ok(n) => {
                 self.bytes_in += n as u64;
+                METRICS.bytes_in.add(n as u64);
                 if self.close_deadline.is_none() {
                     self.last_read = Instant::now();
                 }
@@ -434,7 +444,10 @@ impl WebSocket {
                         wsbox::Message::Text(text) => Message::Text(text),
                         wsbox::Message::Binary(data) => Message::Binary(data),
                     };
-                    if !self.guest.conn().auto_respond(&message) {
+                    METRICS.messages_in.inc();
+                    if self.guest.conn().auto_respond(&message) {
+                        METRICS.auto_responses.inc();
+                    } else {
                         self.call(Callback::Message(&message)).await?;
                     }
                 }

@@ -54,19 +54,14 @@ impl Guest {
         }
     }
 
-    /// Makes sure the guest has a live instance of the current version: hibernated, it
-    /// gets a fresh one (waiting up to `--handshake-timeout` when memory or instances run
-    /// short); live on a version since replaced, its instance is dropped first. Returns
-    /// whether an instance was made.
+    /// Makes sure the guest has a live instance: hibernated, it gets a fresh one of the
+    /// current version (waiting up to `--handshake-timeout` when memory or instances run
+    /// short). Returns whether an instance was made.
     pub async fn wake(
         &mut self,
         server: &Arc<Server>,
         address: SocketAddr,
     ) -> Result<bool, NoSandbox> {
-        let latest = server.runtime.latest();
-        if self.live().is_some_and(|sandbox| sandbox.version != latest) {
-            self.hibernate();
-        }
         let Guest::Hibernated(conn) = self else {
             return Ok(false);
         };

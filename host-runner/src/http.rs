@@ -205,6 +205,7 @@ async fn respond(
             Ok(sandbox) => sandbox,
             Err(error) => {
                 warn!(%peer, %error, "no instance for a connection: 503");
+                crate::metrics::METRICS.refused_503.inc();
                 let reason = match error {
                     NoSandbox::Fault(Fault::Budget) => "memory budget exhausted\n",
                     _ => "no capacity\n",

@@ -180,6 +180,7 @@ impl Refusals {
     /// are already being answered, closes it at once. Returns whether it is answered, so the
     /// caller logs each refusal only while their number is bounded.
     pub fn refuse(&self, stream: TcpStream, response: &'static [u8]) -> bool {
+        crate::metrics::METRICS.refused_503.inc();
         match self.0.clone().try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(async move {

@@ -12,6 +12,7 @@ mod http;
 mod limits;
 mod linger;
 mod logging;
+mod metrics;
 mod peer;
 mod registry;
 mod reload;
@@ -103,7 +104,14 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let per_address = limits::PerAddress::new(settings.max_connections_per_address);
     let refusals = limits::Refusals::new();
     let shutdown_timeout = settings.shutdown_timeout;
+    let metrics = match settings.metrics {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     let shared = Arc::new(Server::new(runtime, settings, shutdown));
+    if let Some(listener) = metrics {
+        tokio::spawn(metrics::serve(listener, shared.clone()));
+    }
     let reloads = tokio::spawn(reload::run(shared.clone()));
 
     loop {

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::metrics::METRICS;
 use crate::registry::Id;
 
 /// Why a frame was not queued.
@@ -112,6 +113,7 @@ impl Peer {
         }
         if outbox.queued > self.max_backpressure {
             outbox.dropped += 1;
+            METRICS.dropped.inc();
             if self.close_on_backpressure && !outbox.overflowed {
                 outbox.overflowed = true;
                 outbox.close_request = Some((POLICY_VIOLATION, "backpressure".to_owned()));
@@ -173,6 +175,7 @@ impl Peer {
                 }
             }
             outbox.bytes_out += written as u64;
+            METRICS.bytes_out.add(written as u64);
             if written == total {
                 return;
             }
@@ -211,6 +214,7 @@ impl Peer {
                 Ok(0) => outbox.failed = true,
                 Ok(mut n) => {
                     outbox.bytes_out += n as u64;
+                    METRICS.bytes_out.add(n as u64);
                     outbox.queued -= n;
                     while n > 0 {
                         let Some(front) = outbox.queue.front_mut() else {
@@ -241,6 +245,7 @@ impl Peer {
     /// Counts a message of the connection's own guest dropped for backpressure.
     pub fn count_drop(&self) {
         self.outbox().dropped += 1;
+        METRICS.dropped.inc();
     }
 
     /// Bytes waiting to be written.

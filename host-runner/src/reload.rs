@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
+use crate::metrics::METRICS;
 use crate::server::Server;
 
 /// How often `--watch` looks at the handler file.
@@ -80,6 +81,11 @@ async fn reload(server: &Server, path: &Path) {
             path.display()
         )),
     };
+    let counter = match result {
+        Ok(_) => &METRICS.reloads_ok,
+        Err(_) => &METRICS.reloads_refused,
+    };
+    counter.inc();
     match result {
         Ok(version) => info!(
             version,

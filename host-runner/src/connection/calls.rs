@@ -6,6 +6,7 @@ use tracing::warn;
 
 use super::{Boxed, End, INTERNAL_ERROR, TRY_AGAIN_LATER, WebSocket};
 use crate::engine::{Fault, Message, Sandbox};
+use crate::metrics::{METRICS, count_fault};
 
 /// A guest callback.
 pub(super) enum Callback<'a> {
@@ -45,11 +46,26 @@ impl WebSocket {
         }
     }
 
-    /// The live instance of the current version (see [`crate::guest::Guest::wake`]); `None` when no
-    /// instance could be had within `--handshake-timeout`.
+    /// The live instance of the current version: an instance of a version since replaced
+    /// is dropped first, as in hibernation, and a hibernated guest gets a fresh one (see
+    /// [`crate::guest::Guest::wake`]). `None` when no instance could be had within
+    /// `--handshake-timeout`.
     async fn wake(&mut self) -> Option<&mut Sandbox> {
+        let latest = self.server.runtime.latest();
+        if self
+            .guest
+            .live()
+            .is_some_and(|sandbox| sandbox.version != latest)
+        {
+            self.hibernate();
+        }
         match self.guest.wake(&self.server, self.address).await {
-            Ok(woke) => self.wakes += u32::from(woke),
+            Ok(false) => {}
+            Ok(true) => {
+                self.wakes += 1;
+                METRICS.wakes.inc();
+                METRICS.websockets_hibernated.dec();
+            }
             Err(error) => {
                 let id = self.guest.conn().id;
                 warn!(peer = %self.address, %id, %error, "cannot wake the guest");
@@ -69,6 +85,7 @@ impl WebSocket {
     }
 
     pub(super) async fn fault(&mut self, fault: Fault) -> End {
+        count_fault(&fault);
         self.faulted = true;
         let conn = self.guest.conn();
         if conn.is_closed() {

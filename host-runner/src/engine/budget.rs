@@ -33,8 +33,11 @@ impl Budget {
         })
     }
 
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Bytes held by live instances.
-    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

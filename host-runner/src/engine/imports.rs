@@ -13,6 +13,7 @@ use super::bindings::wsbox::websocket::connection::{
 };
 use super::bindings::wsbox::websocket::types::{self, Message};
 use crate::conn::{AutoResponse, Conn};
+use crate::metrics::METRICS;
 use crate::peer::{Peer, Refused};
 
 impl types::Host for SandboxState {}
@@ -118,6 +119,7 @@ impl Host for SandboxState {
         if peer.deliver(&frame(&msg))? {
             conn.delivered.push(peer);
         }
+        METRICS.deliveries.inc();
         Ok(())
     }
 
@@ -174,6 +176,8 @@ impl Host for SandboxState {
         let mut queued = conn
             .registry
             .publish(&topic, &frame, own.as_ref(), &mut conn.delivered);
+        METRICS.publishes.inc();
+        METRICS.deliveries.add(u64::from(queued));
         // Our own copy goes with our other sends, in order.
         if include_self && conn.is_subscribed(&topic) && !conn.is_closed() {
             conn.cork.bytes().extend_from_slice(&frame);
