@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use wsbox::frame::Data;
 use wsbox::session::Session;
 
 use crate::cork::Cork;
@@ -18,7 +19,7 @@ use crate::registry::{Id, Registry};
 const MAX_ALARM: Duration = Duration::from_secs(365 * 86_400);
 
 /// The upgrade request as the guest's `request` import returns it.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RequestInfo {
     pub path: String,
     pub query: String,
@@ -39,7 +40,7 @@ pub struct AppLimits {
 
 /// A message the host answers by itself (`set-auto-response`).
 pub struct AutoResponse {
-    text: bool,
+    kind: Data,
     request: Box<[u8]>,
     /// The response, as the frame that carries it.
     frame: Box<[u8]>,
@@ -49,24 +50,17 @@ impl AutoResponse {
     pub fn new(request: &Message, response: &Message) -> Self {
         let mut frame = Vec::new();
         crate::cork::encode(&mut frame, response);
-        let (text, request) = kind_and_bytes(request);
+        let (kind, request) = crate::cork::parts(request);
         AutoResponse {
-            text,
+            kind,
             request: request.into(),
             frame: frame.into_boxed_slice(),
         }
     }
 
     pub fn answers(&self, message: &Message) -> bool {
-        let (text, bytes) = kind_and_bytes(message);
-        self.text == text && *self.request == *bytes
-    }
-}
-
-fn kind_and_bytes(message: &Message) -> (bool, &[u8]) {
-    match message {
-        Message::Text(text) => (true, text.as_bytes()),
-        Message::Binary(data) => (false, data),
+        let (kind, bytes) = crate::cork::parts(message);
+        self.kind == kind && *self.request == *bytes
     }
 }
 
@@ -130,13 +124,7 @@ impl Conn {
         if self.cork.is_empty() {
             self.cork = Cork::default();
         }
-        let request = &self.request;
-        self.request = RequestInfo {
-            path: request.path.clone(),
-            query: request.query.clone(),
-            headers: request.headers.clone(),
-            protocol: request.protocol.clone(),
-        };
+        self.request = self.request.clone();
     }
 
     /// Writes what the last callback delivered to other connections.

@@ -23,12 +23,17 @@ thread_local! {
     static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// Appends a message as the one frame that carries it (server frames are unmasked).
-pub fn encode(out: &mut Vec<u8>, message: &Message) {
-    let (opcode, payload) = match message {
+/// A message's kind and bytes.
+pub fn parts(message: &Message) -> (Data, &[u8]) {
+    match message {
         Message::Text(text) => (Data::Text, text.as_bytes()),
         Message::Binary(data) => (Data::Binary, data.as_slice()),
-    };
+    }
+}
+
+/// Appends a message as the one frame that carries it (server frames are unmasked).
+pub fn encode(out: &mut Vec<u8>, message: &Message) {
+    let (opcode, payload) = parts(message);
     encode_frame(out, true, OpCode::Data(opcode), None, payload);
 }
 
@@ -60,7 +65,7 @@ impl Cork {
 
     /// Appends a message as the one frame that carries it (server frames are unmasked).
     pub fn push(&mut self, message: Message) {
-        if message_len(&message) < LARGE || self.large.len() >= MAX_LARGE {
+        if parts(&message).1.len() < LARGE || self.large.len() >= MAX_LARGE {
             encode(self.bytes(), &message);
             return;
         }
@@ -108,13 +113,6 @@ impl Cork {
             bytes.clear();
             SPARE.set(bytes);
         }
-    }
-}
-
-fn message_len(message: &Message) -> usize {
-    match message {
-        Message::Text(text) => text.len(),
-        Message::Binary(data) => data.len(),
     }
 }
 

@@ -47,21 +47,23 @@ pub fn raise_nofile(max_connections: usize) {
         return;
     }
     let needed = max_connections as u64 + SPARE_DESCRIPTORS;
-    let from = limit.rlim_cur;
-    // Past the hard limit first (refused unless privileged, or past fs.nr_open), else up
-    // to it.
-    for target in [needed.max(limit.rlim_max), limit.rlim_max] {
-        if limit.rlim_cur >= target.min(needed) {
-            break;
-        }
+    let (from, hard) = (limit.rlim_cur, limit.rlim_max);
+    let mut raise_to = |to: u64| {
         let raised = libc::rlimit {
-            rlim_cur: target,
-            rlim_max: target,
+            rlim_cur: to,
+            rlim_max: to,
         };
         // SAFETY: setrlimit only reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        let done = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
+        if done {
             limit = raised;
         }
+        done
+    };
+    // Past the hard limit if need be (refused unless privileged, or past fs.nr_open),
+    // else up to it.
+    if from < needed && !raise_to(needed.max(hard)) && from < hard {
+        raise_to(hard);
     }
     if limit.rlim_cur > from {
         info!(from, to = limit.rlim_cur, "raised the open-file limit");

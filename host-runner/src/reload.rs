@@ -81,23 +81,24 @@ async fn reload(server: &Server, path: &Path) {
             path.display()
         )),
     };
-    let counter = match result {
-        Ok(_) => &METRICS.reloads_ok,
-        Err(_) => &METRICS.reloads_refused,
-    };
-    counter.inc();
     match result {
-        Ok(version) => info!(
-            version,
-            path = %path.display(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "handler reloaded"
-        ),
-        Err(error) => warn!(
-            path = %path.display(),
-            version = server.runtime.latest(),
-            error = format!("{error:#}"),
-            "reload refused; the current version keeps serving"
-        ),
+        Ok(version) => {
+            METRICS.reloads_ok.inc();
+            info!(
+                version,
+                path = %path.display(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "handler reloaded"
+            );
+        }
+        Err(error) => {
+            METRICS.reloads_refused.inc();
+            warn!(
+                path = %path.display(),
+                version = server.runtime.latest(),
+                error = format!("{error:#}"),
+                "reload refused; the current version keeps serving"
+            );
+        }
     }
 }

@@ -77,16 +77,12 @@ impl WebSocket {
 
     /// No instance for a call: the client is told to come back later (1013).
     async fn unwakeable(&mut self) -> End {
-        self.faulted = true;
-        self.guest.conn().close(TRY_AGAIN_LATER, "try again later");
-        self.flush_cork();
-        self.finish().await;
+        self.give_up(TRY_AGAIN_LATER, "try again later").await;
         "no instance"
     }
 
     pub(super) async fn fault(&mut self, fault: Fault) -> End {
         count_fault(&fault);
-        self.faulted = true;
         let conn = self.guest.conn();
         if conn.is_closed() {
             warn!(peer = %self.address, id = %conn.id, %fault, "guest failed after its close frame");
@@ -94,11 +90,18 @@ impl WebSocket {
             warn!(peer = %self.address, id = %conn.id, %fault, "closing the connection with 1011");
             // What the failed callback sent is dropped with it.
             conn.cork.clear();
-            conn.close(INTERNAL_ERROR, "handler failed");
         }
+        self.give_up(INTERNAL_ERROR, "handler failed").await;
+        "guest fault"
+    }
+
+    /// The guest gets no more calls: closes with `code` (unless our close frame is out),
+    /// writes what is queued and ends.
+    async fn give_up(&mut self, code: u16, reason: &str) {
+        self.faulted = true;
+        self.guest.conn().close(code, reason);
         self.flush_cork();
         self.finish().await;
-        "guest fault"
     }
 
     /// Calls `on-close` once.

@@ -224,7 +224,8 @@ impl Host for SandboxState {
     ) -> Result<(), AutoResponseError> {
         let conn = &mut self.conn;
         let max = conn.limits.max_auto_response_size as usize;
-        if message_len(&request) > max || message_len(&response) > max {
+        let len = |message: &Message| crate::cork::parts(message).1.len();
+        if len(&request) > max || len(&response) > max {
             return Err(AutoResponseError::TooLarge);
         }
         let auto = AutoResponse::new(&request, &response);
@@ -243,12 +244,5 @@ impl Host for SandboxState {
         let before = autos.len();
         autos.retain(|a| !a.answers(&request));
         autos.len() < before
-    }
-}
-
-fn message_len(message: &Message) -> usize {
-    match message {
-        Message::Text(text) => text.len(),
-        Message::Binary(data) => data.len(),
     }
 }
