@@ -11,7 +11,6 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::Runner;
@@ -23,9 +22,7 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// guests/chat, built for wasm32-wasip2 once per test process.
 fn chat() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| wasm_build::build_component("guest-chat", "guest_chat", &[]))
-        .clone()
+    common::guest("guest-chat")
 }
 
 /// A headless Chromium with a DevTools endpoint on a free loopback port; killed (and its

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{Client, Runner};
@@ -18,9 +17,7 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// guests/echo, built for wasm32-wasip2 once per test process.
 fn echo() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| wasm_build::build_component("guest-echo", "guest_echo", &[]))
-        .clone()
+    common::guest("guest-echo")
 }
 
 /// A directory of its own for one test's handler file; removed on drop.

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -485,11 +485,20 @@ pub fn refused_flags(args: &[&str]) -> String {
     stderr
 }
 
+/// The guest crate `package` (e.g. `guest-echo`), built for wasm32-wasip2 once per test
+/// process.
+pub fn guest(package: &'static str) -> PathBuf {
+    static BUILT: Mutex<Vec<(&str, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, wasm)) = built.iter().find(|(name, _)| *name == package) {
+        return wasm.clone();
+    }
+    let wasm = wasm_build::build_component(package, &package.replace('-', "_"), &[]);
+    built.push((package, wasm.clone()));
+    wasm
+}
+
 /// guests/test-handler, built for wasm32-wasip2 once per test process.
 pub fn test_handler() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        wasm_build::build_component("guest-test-handler", "guest_test_handler", &[])
-    })
-    .clone()
+    guest("guest-test-handler")
 }
