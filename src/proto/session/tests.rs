@@ -467,3 +467,34 @@ fn next_event_reads_one_event_at_a_time() {
         "the reply goes out before the close"
     );
 }
+
+#[test]
+fn a_large_empty_buffer_given_to_poll_transmit_stays_with_the_caller() {
+    let mut server = Session::server(Config::default());
+    server
+        .receive(&masked(true, 0x9, b"are you there"))
+        .expect("a ping");
+    assert!(matches!(events(&mut server)[..], [Event::Ping(_)]));
+    let mut spare = Vec::with_capacity(64 * 1024);
+    assert!(server.poll_transmit(&mut spare));
+    assert_eq!(spare[0], 0x8A, "the pong");
+    assert!(
+        spare.capacity() >= 64 * 1024,
+        "the caller's buffer was kept"
+    );
+    // The session keeps only its own small buffer, and frees it on request.
+    assert!(server.out.capacity() < 1024);
+    server.shrink_to_fit();
+    assert_eq!(server.out.capacity(), 0);
+    assert_eq!(server.events.capacity(), 0);
+}
+
+#[test]
+fn an_unallocated_buffer_takes_the_output_without_a_copy() {
+    let mut server = Session::server(Config::default());
+    server.receive(&masked(true, 0x9, b"ping")).expect("a ping");
+    let before = server.out.as_ptr();
+    let mut out = Vec::new();
+    assert!(server.poll_transmit(&mut out));
+    assert_eq!(out.as_ptr(), before, "swapped, not copied");
+}
