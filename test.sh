@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need first (idempotent):
-# the wasm32-wasip2 target, a Python venv with the pinned peers, Node packages.
+# the wasm32-wasip2 target, a Python venv with the pinned peers, Node packages, Debian's
+# chromium and nats-server.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh
 
 ensure_wasm_target
 ensure_venv
-ensure_chromium   # host-runner/tests/browser.rs
+ensure_chromium     # host-runner/tests/browser.rs
+ensure_nats_server  # host-runner/tests/cluster*.rs
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
