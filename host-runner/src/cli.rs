@@ -169,6 +169,50 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
+    /// Join a cluster of runners through NATS: `nats://HOST:PORT` (several separated by
+    /// commas; `nats://USER:PASSWORD@HOST:PORT` for password auth). Topics and connection
+    /// ids then reach every runner with the same --cluster-name. Without it the runner is
+    /// a single node. The runner refuses to start if it cannot reach NATS.
+    #[arg(long, value_name = "URL", env = "WSBOX_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Token for NATS token auth.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WSBOX_CLUSTER_TOKEN",
+        requires = "cluster"
+    )]
+    pub cluster_token: Option<String>,
+
+    /// NATS credentials file (JWT and NKey seed, as `nsc` writes it).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WSBOX_CLUSTER_CREDS",
+        requires = "cluster"
+    )]
+    pub cluster_creds: Option<PathBuf>,
+
+    /// The cluster's name: the first token of its NATS subjects. Runners with different
+    /// names on one NATS do not see each other.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "wsbox",
+        env = "WSBOX_CLUSTER_NAME"
+    )]
+    pub cluster_name: String,
+
+    /// How long the first connection to NATS may take before the runner gives up.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub cluster_connect_timeout: Duration,
+
+    /// Publishes to other runners that may wait for the NATS connection at once; more are
+    /// dropped (and counted).
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub cluster_queue: usize,
+
     /// Log filter, e.g. `info`, `debug`, `wsbox_runner=trace` (default: RUST_LOG, else info).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -221,6 +265,7 @@ pub struct Settings {
     pub memory_budget: usize,
     pub watch: bool,
     pub metrics: Option<SocketAddr>,
+    pub cluster: Option<crate::cluster::Settings>,
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
@@ -338,6 +383,31 @@ impl Args {
                 return Err(format!("--dir {}: not a directory", host.display()));
             }
         }
+        let cluster = match self.cluster {
+            Some(url) => {
+                if max_topic_len as usize > crate::cluster::wire::MAX_TOPIC {
+                    return Err(format!(
+                        "--max-topic-len cannot exceed {} bytes with --cluster (NATS subjects)",
+                        crate::cluster::wire::MAX_TOPIC
+                    ));
+                }
+                if crate::cluster::wire::Subjects::new(&self.cluster_name).is_none() {
+                    return Err(format!(
+                        "--cluster-name {:?}: use letters, digits, '-' and '_'",
+                        self.cluster_name
+                    ));
+                }
+                Some(crate::cluster::Settings {
+                    url,
+                    token: self.cluster_token,
+                    creds: self.cluster_creds,
+                    name: self.cluster_name,
+                    connect_timeout: self.cluster_connect_timeout,
+                    queue: self.cluster_queue.max(1),
+                })
+            }
+            None => None,
+        };
         Ok(Settings {
             handler: self.handler,
             listen: self.listen,
@@ -364,6 +434,7 @@ impl Args {
             memory_budget: usize::try_from(memory_budget).unwrap_or(usize::MAX),
             watch: self.watch,
             metrics: self.metrics,
+            cluster,
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,

@@ -33,8 +33,13 @@ pub fn parts(message: &Message) -> (Data, &[u8]) {
 
 /// Appends a message as the one frame that carries it (server frames are unmasked).
 pub fn encode(out: &mut Vec<u8>, message: &Message) {
-    let (opcode, payload) = parts(message);
-    encode_frame(out, true, OpCode::Data(opcode), None, payload);
+    let (kind, payload) = parts(message);
+    encode_parts(out, kind, payload);
+}
+
+/// Appends the one frame that carries a message of this kind and these bytes.
+pub fn encode_parts(out: &mut Vec<u8>, kind: Data, payload: &[u8]) {
+    encode_frame(out, true, OpCode::Data(kind), None, payload);
 }
 
 #[derive(Default)]

@@ -39,6 +39,11 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "app",
+        // Routing to another runner waits for its answer; every other import acts at once.
+        imports: {
+            "wsbox:websocket/connection.send-to": async,
+            "wsbox:websocket/connection.close-other": async,
+        },
         exports: { default: async },
     });
 }

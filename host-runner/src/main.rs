@@ -3,6 +3,7 @@
 
 mod alloc;
 mod cli;
+mod cluster;
 mod conn;
 mod connection;
 mod cork;
@@ -83,6 +84,13 @@ fn run(settings: cli::Settings) -> Result<(), String> {
     })
 }
 
+/// This runner's node id: random, so that runners started alike still differ.
+fn node_id() -> Result<u32, String> {
+    let mut bytes = [0; 4];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the node id: {e}"))?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
 async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result<(), String> {
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -90,12 +98,6 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        // Tests and scripts read this line to find the port.
-        let _ = writeln!(stdout, "wsbox-runner listening on http://{local}/");
-        let _ = stdout.flush();
-    }
     let signal = shutdown::signal();
     tokio::pin!(signal);
     let (trigger, shutdown) = shutdown::channel();
@@ -108,7 +110,19 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
-    let shared = Arc::new(Server::new(runtime, settings, shutdown));
+    let node = node_id()?;
+    let cluster = settings.cluster.clone();
+    let shared = Arc::new(Server::new(runtime, settings, shutdown, node));
+    if let Some(cluster) = cluster {
+        let registry = shared.registry.clone();
+        registry.join(cluster::Cluster::start(&cluster, node, registry.clone()).await?);
+    }
+    {
+        let mut stdout = std::io::stdout().lock();
+        // Tests and scripts read this line to find the port.
+        let _ = writeln!(stdout, "wsbox-runner listening on http://{local}/");
+        let _ = stdout.flush();
+    }
     if let Some(listener) = metrics {
         tokio::spawn(metrics::serve(listener, shared.clone()));
     }

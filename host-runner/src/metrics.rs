@@ -33,6 +33,10 @@ impl Value {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -61,6 +65,13 @@ pub struct Metrics {
     pub reloads_ok: Value,
     pub reloads_refused: Value,
     pub refused_503: Value,
+    /// With `--cluster`: 1 while the NATS link is up; -1 (not shown) without a cluster.
+    pub cluster_connected: Value,
+    pub cluster_sent: Value,
+    pub cluster_received: Value,
+    pub cluster_dropped: Value,
+    pub cluster_sends: Value,
+    pub cluster_reconnects: Value,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -82,6 +93,12 @@ pub static METRICS: Metrics = Metrics {
     reloads_ok: Value(AtomicI64::new(0)),
     reloads_refused: Value(AtomicI64::new(0)),
     refused_503: Value(AtomicI64::new(0)),
+    cluster_connected: Value(AtomicI64::new(-1)),
+    cluster_sent: Value(AtomicI64::new(0)),
+    cluster_received: Value(AtomicI64::new(0)),
+    cluster_dropped: Value(AtomicI64::new(0)),
+    cluster_sends: Value(AtomicI64::new(0)),
+    cluster_reconnects: Value(AtomicI64::new(0)),
 };
 
 /// Counts a guest fault by kind.
@@ -141,8 +158,11 @@ fn render(server: &Server) -> String {
     family(
         "publishes_total",
         "counter",
-        "publish calls (scope: local; this runner has no cluster).",
-        &[("{scope=\"local\"}", m.publishes.get())],
+        "publish calls here (local) and publishes received from other nodes (remote).",
+        &[
+            ("{scope=\"local\"}", m.publishes.get()),
+            ("{scope=\"remote\"}", m.cluster_received.get()),
+        ],
     );
     family(
         "deliveries_total",
@@ -194,6 +214,55 @@ fn render(server: &Server) -> String {
             ("{result=\"refused\"}", m.reloads_refused.get()),
         ],
     );
+    if m.cluster_connected.get() >= 0 {
+        family(
+            "cluster_connected",
+            "gauge",
+            "1 while the NATS link of --cluster is up, 0 while it is down.",
+            &[("", m.cluster_connected.get())],
+        );
+        let nodes = server.registry.cluster().map_or(0, |c| c.nodes());
+        family(
+            "cluster_nodes",
+            "gauge",
+            "Other runners of the cluster heard from lately.",
+            &[("", i64::try_from(nodes).unwrap_or(i64::MAX))],
+        );
+        for (name, help, value) in [
+            (
+                "publishes_sent",
+                "Publishes written to NATS for other nodes.",
+                &m.cluster_sent,
+            ),
+            (
+                "publishes_received",
+                "Publishes from other nodes.",
+                &m.cluster_received,
+            ),
+            (
+                "publishes_dropped",
+                "Publishes for other nodes dropped: link down or --cluster-queue full.",
+                &m.cluster_dropped,
+            ),
+            (
+                "sends",
+                "send-to and close-other routed to other nodes.",
+                &m.cluster_sends,
+            ),
+            (
+                "reconnects",
+                "Times the NATS link came back.",
+                &m.cluster_reconnects,
+            ),
+        ] {
+            family(
+                &format!("cluster_{name}_total"),
+                "counter",
+                help,
+                &[("", value.get())],
+            );
+        }
+    }
     let runtime = &server.runtime;
     family(
         "handler_version",

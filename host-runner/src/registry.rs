@@ -3,23 +3,40 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 
-use crate::peer::Peer;
+use crate::cluster::Cluster;
+use crate::cluster::wire::{Request, Status};
+use crate::metrics::METRICS;
+use crate::peer::{Peer, Refused};
 
-/// A connection's id: 128 random bits, shown as 32 lowercase hex digits.
+/// A connection's id, shown as 32 lowercase hex digits: the node that holds it (32 bits,
+/// the first 8 digits), then 96 random bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Id([u8; 16]);
 
 impl Id {
-    /// A fresh id from the OS's random source. Unguessable, so that holding an id is what
-    /// lets a guest address a connection.
-    pub fn random() -> Result<Self, getrandom::Error> {
+    /// A fresh id on `node` from the OS's random source. Unguessable, so that holding an
+    /// id is what lets a guest address a connection.
+    pub fn random(node: u32) -> Result<Self, getrandom::Error> {
         let mut bytes = [0; 16];
-        getrandom::fill(&mut bytes)?;
+        getrandom::fill(&mut bytes[4..])?;
+        bytes[..4].copy_from_slice(&node.to_be_bytes());
         Ok(Id(bytes))
+    }
+
+    pub fn node(&self) -> u32 {
+        u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Id(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
     }
 
     /// Parses the hex form; `None` for anything that is not exactly an id.
@@ -61,10 +78,13 @@ impl fmt::Debug for Id {
 /// only that topic.
 type Subscribers = Arc<Mutex<Vec<Arc<Peer>>>>;
 
-#[derive(Default)]
 pub struct Registry {
+    /// This runner's part of every id it makes: random per process.
+    pub node: u32,
     peers: Mutex<HashMap<Id, Arc<Peer>>>,
     topics: Mutex<HashMap<Box<str>, Subscribers>>,
+    /// With `--cluster`: told of every change of a topic's subscribers.
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,6 +93,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
+    pub fn new(node: u32) -> Self {
+        Registry {
+            node,
+            peers: Mutex::default(),
+            topics: Mutex::default(),
+            cluster: OnceLock::new(),
+        }
+    }
+
+    pub fn join(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
+    fn changed(&self, topic: &str) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.changed(topic);
+        }
+    }
+
     pub fn insert(&self, peer: Arc<Peer>) {
         lock(&self.peers).insert(peer.id, peer);
     }
@@ -85,34 +128,92 @@ impl Registry {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Peer>> {
-        let id = Id::parse(id)?;
+    pub fn get(&self, id: Id) -> Option<Arc<Peer>> {
         lock(&self.peers).get(&id).cloned()
+    }
+
+    /// Does what another node asked for one of this node's connections.
+    pub fn serve(&self, request: Request<'_>) -> Status {
+        let result = match request {
+            Request::Send(id, kind, data) => {
+                let Some(peer) = self.get(id) else {
+                    return Status::Gone;
+                };
+                let mut frame = Vec::with_capacity(data.len() + 10);
+                crate::cork::encode_parts(&mut frame, kind, data);
+                peer.deliver(&Bytes::from(frame)).map(|first| {
+                    METRICS.deliveries.inc();
+                    if first {
+                        peer.flush_delivered();
+                    }
+                })
+            }
+            Request::Close(id, code, reason) => match self.get(id) {
+                Some(peer) => peer.request_close(code, reason.to_owned()),
+                None => return Status::Gone,
+            },
+        };
+        match result {
+            Ok(()) => Status::Ok,
+            Err(Refused::Closed) => Status::Closed,
+            Err(Refused::Backpressure) => Status::Backpressure,
+        }
     }
 
     pub fn subscribe(&self, topic: &str, peer: &Arc<Peer>) {
         let subscribers = lock(&self.topics).entry(topic.into()).or_default().clone();
         lock(&subscribers).push(peer.clone());
+        self.changed(topic);
     }
 
     pub fn unsubscribe(&self, topic: &str, peer: &Arc<Peer>) {
-        let mut topics = lock(&self.topics);
-        let Some(subscribers) = topics.get(topic) else {
-            return;
-        };
-        let mut list = lock(subscribers);
-        if let Some(at) = list.iter().position(|p| Arc::ptr_eq(p, peer)) {
-            list.swap_remove(at);
+        {
+            let mut topics = lock(&self.topics);
+            let Some(subscribers) = topics.get(topic) else {
+                return;
+            };
+            let mut list = lock(subscribers);
+            if let Some(at) = list.iter().position(|p| Arc::ptr_eq(p, peer)) {
+                list.swap_remove(at);
+            }
+            if list.is_empty() {
+                drop(list);
+                topics.remove(topic);
+            }
         }
-        if list.is_empty() {
-            drop(list);
-            topics.remove(topic);
-        }
+        self.changed(topic);
     }
 
-    pub fn subscribers(&self, topic: &str) -> usize {
+    /// Subscribers of `topic` on this node.
+    pub fn local_subscribers(&self, topic: &str) -> u32 {
         let subscribers = lock(&self.topics).get(topic).cloned();
-        subscribers.map_or(0, |s| lock(&s).len())
+        subscribers.map_or(0, |s| u32::try_from(lock(&s).len()).unwrap_or(u32::MAX))
+    }
+
+    /// Every topic with subscribers on this node, and how many.
+    pub fn local_topics(&self) -> Vec<(Box<str>, u32)> {
+        let topics: Vec<(Box<str>, Subscribers)> = lock(&self.topics)
+            .iter()
+            .map(|(topic, list)| (topic.clone(), list.clone()))
+            .collect();
+        topics
+            .into_iter()
+            .map(|(topic, list)| {
+                let count = u32::try_from(lock(&list).len()).unwrap_or(u32::MAX);
+                (topic, count)
+            })
+            .collect()
+    }
+
+    /// Subscribers of `topic` on every node: this node's now, the others' as they last
+    /// announced them.
+    pub fn subscribers(&self, topic: &str) -> u64 {
+        let local = u64::from(self.local_subscribers(topic));
+        local
+            + self
+                .cluster
+                .get()
+                .map_or(0, |c| c.remote_subscribers(topic))
     }
 
     /// Queues `frame` to every subscriber of `topic` but `skip` (the publisher, which
@@ -152,14 +253,16 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_refuse_anything_else() {
-        let id = Id::random().expect("random");
+        let id = Id::random(0xdeadbeef).expect("random");
         let text = id.to_string();
+        assert!(text.starts_with("deadbeef"));
+        assert_eq!(id.node(), 0xdeadbeef);
         assert_eq!(text.len(), 32);
         assert_eq!(Id::parse(&text), Some(id));
         assert_eq!(Id::parse(&text.to_uppercase()), Some(id));
         assert_eq!(Id::parse(&text[..31]), None);
         assert_eq!(Id::parse(&format!("{}g", &text[..31])), None);
         assert_eq!(Id::parse(""), None);
-        assert_ne!(Id::random().expect("random"), id);
+        assert_ne!(Id::random(0xdeadbeef).expect("random"), id);
     }
 }

@@ -52,12 +52,13 @@ impl std::fmt::Display for NoSandbox {
 }
 
 impl Server {
-    pub fn new(runtime: Arc<Runtime>, settings: Settings, shutdown: Shutdown) -> Self {
+    /// `node` is this runner's part of the ids it makes (random per process).
+    pub fn new(runtime: Arc<Runtime>, settings: Settings, shutdown: Shutdown, node: u32) -> Self {
         Server {
             runtime,
             settings,
             shutdown,
-            registry: Arc::new(Registry::default()),
+            registry: Arc::new(Registry::new(node)),
             warm: Mutex::new(Vec::with_capacity(WARM)),
             warming: AtomicUsize::new(0),
         }
@@ -144,7 +145,7 @@ impl Server {
     /// A `Conn` that belongs to no connection yet.
     pub fn new_conn(&self) -> Result<Conn, getrandom::Error> {
         Ok(Conn::new(
-            Id::random()?,
+            Id::random(self.registry.node)?,
             self.registry.clone(),
             self.app_limits(),
         ))

@@ -309,6 +309,7 @@ fn send_result(result: Result<(), host::SendError>) -> Result<(), SendError> {
         host::SendError::Closed => SendError::Closed,
         host::SendError::Gone => SendError::Gone,
         host::SendError::Backpressure => SendError::Backpressure,
+        host::SendError::Unreachable => SendError::Unreachable,
     })
 }
 
@@ -447,6 +448,9 @@ pub enum SendError {
     /// message was dropped (or the host is closing the connection with 1008, if so
     /// configured).
     Backpressure,
+    /// The id belongs to another runner of the cluster that cannot be reached now: the
+    /// message was dropped. (A runner that has stopped gives [`SendError::Gone`].)
+    Unreachable,
 }
 
 impl fmt::Display for SendError {
@@ -455,6 +459,7 @@ impl fmt::Display for SendError {
             SendError::Closed => "the connection is closing",
             SendError::Gone => "no open connection has that id",
             SendError::Backpressure => "the client is not reading fast enough",
+            SendError::Unreachable => "the runner holding that connection cannot be reached",
         })
     }
 }

@@ -3,7 +3,7 @@
 //! spaces, and topic names therefore contain none.
 //!
 //! - `/send-to`: `ID:PAYLOAD` sends the text PAYLOAD to ID with `send-to`; answers `ok`,
-//!   `closed`, `gone` or `backpressure`.
+//!   `closed`, `gone`, `backpressure` or `unreachable`.
 //! - `/close-other`: `ID` (or `ID CODE REASON`) closes ID with `close-other` (4000
 //!   "closed by other" by default); answers as `/send-to`.
 //! - `/topics`: `sub T` (answers `subscribed`, `bad-name` or `too-many`), `subn P N`
@@ -88,6 +88,7 @@ pub(crate) fn send_result(result: Result<(), SendError>) -> String {
         Err(SendError::Closed) => "closed",
         Err(SendError::Gone) => "gone",
         Err(SendError::Backpressure) => "backpressure",
+        Err(SendError::Unreachable) => "unreachable",
     }
     .into()
 }
@@ -191,7 +192,7 @@ fn flood(words: &[&str]) -> Option<String> {
             Ok(()) => 0,
             Err(SendError::Backpressure) => 1,
             Err(SendError::Closed) => 2,
-            Err(SendError::Gone) => 3,
+            Err(SendError::Gone | SendError::Unreachable) => 3,
         };
         counts[slot] += 1;
     }

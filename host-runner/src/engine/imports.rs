@@ -1,6 +1,7 @@
 //! The `connection` interface the runner gives guests: each function acts at once on the
 //! calling connection's [`Conn`] and the [`Registry`](crate::registry::Registry), and never
-//! waits.
+//! waits, except `send-to` and `close-other` to another runner's connection: they wait for
+//! its answer through the cluster.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +13,32 @@ use super::bindings::wsbox::websocket::connection::{
     AutoResponseError, Host, Id, RequestInfo, SendError, TooLarge, TopicError,
 };
 use super::bindings::wsbox::websocket::types::{self, Message};
+use crate::cluster::wire::{Request, Status};
+use crate::cluster::{Cluster, Unreachable};
 use crate::conn::{AutoResponse, Conn};
 use crate::metrics::METRICS;
 use crate::peer::{Peer, Refused};
+use crate::registry;
 
 impl types::Host for SandboxState {}
+
+/// Has the node that holds `id` do `request`, through the cluster; an id of another node
+/// without a cluster is no open connection's. (Takes the cluster, not the [`Conn`], which
+/// may not be shared across the wait.)
+async fn route(
+    cluster: Option<Arc<Cluster>>,
+    id: registry::Id,
+    request: Request<'_>,
+) -> Result<(), SendError> {
+    let cluster = cluster.ok_or(SendError::Gone)?;
+    match cluster.route(id, request).await {
+        Ok(Status::Ok) => Ok(()),
+        Ok(Status::Closed) => Err(SendError::Closed),
+        Ok(Status::Gone) => Err(SendError::Gone),
+        Ok(Status::Backpressure) => Err(SendError::Backpressure),
+        Err(Unreachable) => Err(SendError::Unreachable),
+    }
+}
 
 fn frame(message: &Message) -> Bytes {
     let mut out = Vec::new();
@@ -63,7 +85,7 @@ impl Conn {
 
     /// Whether `id` (as a guest wrote it) is this connection's, registered yet or not.
     fn is_named(&self, id: &str) -> bool {
-        crate::registry::Id::parse(id) == Some(self.id)
+        registry::Id::parse(id) == Some(self.id)
     }
 
     fn is_subscribed(&self, topic: &str) -> bool {
@@ -110,12 +132,18 @@ impl Host for SandboxState {
         self.conn.send_self(msg)
     }
 
-    fn send_to(&mut self, to: Id, msg: Message) -> Result<(), SendError> {
+    async fn send_to(&mut self, to: Id, msg: Message) -> Result<(), SendError> {
         let conn = &mut self.conn;
         if conn.is_named(&to) {
             return conn.send_self(msg);
         }
-        let peer = conn.registry.get(&to).ok_or(SendError::Gone)?;
+        let id = registry::Id::parse(&to).ok_or(SendError::Gone)?;
+        if id.node() != conn.registry.node {
+            let (kind, data) = crate::cork::parts(&msg);
+            let cluster = conn.registry.cluster().cloned();
+            return route(cluster, id, Request::Send(id, kind, data)).await;
+        }
+        let peer = conn.registry.get(id).ok_or(SendError::Gone)?;
         if peer.deliver(&frame(&msg))? {
             conn.delivered.push(peer);
         }
@@ -127,13 +155,18 @@ impl Host for SandboxState {
         self.conn.close(code, &reason);
     }
 
-    fn close_other(&mut self, to: Id, code: u16, reason: String) -> Result<(), SendError> {
+    async fn close_other(&mut self, to: Id, code: u16, reason: String) -> Result<(), SendError> {
         let conn = &mut self.conn;
         if conn.is_named(&to) {
             conn.close(code, &reason);
             return Ok(());
         }
-        let peer = conn.registry.get(&to).ok_or(SendError::Gone)?;
+        let id = registry::Id::parse(&to).ok_or(SendError::Gone)?;
+        if id.node() != conn.registry.node {
+            let cluster = conn.registry.cluster().cloned();
+            return route(cluster, id, Request::Close(id, code, &reason)).await;
+        }
+        let peer = conn.registry.get(id).ok_or(SendError::Gone)?;
         Ok(peer.request_close(code, reason)?)
     }
 
@@ -171,6 +204,10 @@ impl Host for SandboxState {
 
     fn publish(&mut self, topic: String, msg: Message, include_self: bool) -> u32 {
         let conn = &mut self.conn;
+        if let Some(cluster) = conn.registry.cluster() {
+            let (kind, data) = crate::cork::parts(&msg);
+            cluster.publish(&topic, kind, data);
+        }
         let frame = frame(&msg);
         let own = conn.peer().cloned();
         let mut queued = conn

@@ -1,0 +1,404 @@
+//! `--cluster nats://…`: runners that share topics and connection ids through NATS.
+//!
+//! A publish reaches this node's subscribers directly (the [`Registry`]) and every other
+//! node through the topic's subject, to which a node subscribes only while it has
+//! subscribers of its own; the connection has `no_echo` set, so a node never hears its own
+//! publish back. A send or close to another node's connection is a request to that node's
+//! subject, answered with the result. Each node announces its subscriber counts as they
+//! change and beats once a second; `subscribers` adds the counts of the nodes heard lately.
+//!
+//! Delivery across nodes is at most once: while the link is down, publishes to other nodes
+//! are dropped and counted, not queued. Order holds per publisher and topic: one node's
+//! publishes share one NATS connection, and each topic is read by one task.
+
+mod counts;
+pub mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, ConnectOptions, Event, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use wsbox::frame::Data;
+
+use crate::metrics::METRICS;
+use crate::registry::{Id, Registry};
+use counts::Remote;
+use wire::{Request, Status, Subjects};
+
+/// How often a node says it is alive; [`counts::EXPIRY`] is three of these.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Changes of subscriber counts within this window go out in one announcement.
+const COALESCE: Duration = Duration::from_millis(20);
+/// An announcement is cut into messages of about this size.
+const ANNOUNCEMENT: usize = 16 * 1024;
+/// How long a routed send waits for the other node's answer.
+const ROUTE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The `--cluster*` flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub url: String,
+    pub token: Option<String>,
+    pub creds: Option<PathBuf>,
+    pub name: String,
+    pub connect_timeout: Duration,
+    /// Publishes to other nodes that may wait for the link at once; more are dropped.
+    pub queue: usize,
+}
+
+/// Why a routed send or close got no answer.
+pub struct Unreachable;
+
+pub struct Cluster {
+    node: u32,
+    client: Client,
+    subjects: Subjects,
+    remote: Remote,
+    link: Arc<Link>,
+    outbox: mpsc::Sender<(String, Bytes)>,
+    /// Topics whose local count changed since the last announcement.
+    dirty: Mutex<HashSet<Box<str>>>,
+    changed: Notify,
+}
+
+/// The state of the NATS connection, as its events tell it. Up from the start: the first
+/// connection is made before the runner serves, and its event is not a transition.
+struct Link {
+    up: AtomicBool,
+    /// The link came back: the others have forgotten this node, tell them again.
+    restored: Notify,
+}
+
+impl Cluster {
+    /// Connects to NATS (failing after `connect_timeout` if it cannot) and starts the tasks
+    /// that serve this node's part of the cluster.
+    pub async fn start(
+        settings: &Settings,
+        node: u32,
+        registry: Arc<Registry>,
+    ) -> Result<Arc<Cluster>, String> {
+        let subjects = Subjects::new(&settings.name).ok_or_else(|| {
+            format!(
+                "--cluster-name {:?} must be letters, digits, '-' and '_'",
+                settings.name
+            )
+        })?;
+        let link = Arc::new(Link {
+            up: AtomicBool::new(true),
+            restored: Notify::new(),
+        });
+        let options = options(settings, node, link.clone()).await?;
+        let client = options
+            .connect(settings.url.as_str())
+            .await
+            .map_err(|e| format!("cannot reach the cluster at {}: {e}", settings.url))?;
+        METRICS.cluster_connected.set(1);
+        let unreach = |e| format!("cannot subscribe at the cluster at {}: {e}", settings.url);
+        let requests = client
+            .subscribe(subjects.node(node))
+            .await
+            .map_err(unreach)?;
+        let heartbeats = client
+            .subscribe(subjects.heartbeat())
+            .await
+            .map_err(unreach)?;
+        let counts = client.subscribe(subjects.counts()).await.map_err(unreach)?;
+        let (outbox, outgoing) = mpsc::channel(settings.queue.max(1));
+        let cluster = Arc::new(Cluster {
+            node,
+            client,
+            subjects,
+            remote: Remote::default(),
+            link,
+            outbox,
+            dirty: Mutex::new(HashSet::new()),
+            changed: Notify::new(),
+        });
+        info!(url = %settings.url, node = %format_args!("{node:08x}"), "cluster connected");
+        tokio::spawn(cluster.clone().forward(outgoing));
+        tokio::spawn(cluster.clone().serve_requests(requests, registry.clone()));
+        tokio::spawn(cluster.clone().keep_counts(heartbeats, counts, registry));
+        Ok(cluster)
+    }
+
+    fn is_up(&self) -> bool {
+        self.link.up.load(Ordering::Relaxed)
+    }
+
+    /// Sends a publish to the other nodes; never waits. Dropped (and counted) while the
+    /// link is down or its queue is full.
+    pub fn publish(&self, topic: &str, kind: Data, data: &[u8]) {
+        if topic.len() > wire::MAX_TOPIC || !self.is_up() {
+            METRICS.cluster_dropped.inc();
+            return;
+        }
+        let message = (self.subjects.topic(topic), wire::message(kind, data));
+        if self.outbox.try_send(message).is_err() {
+            METRICS.cluster_dropped.inc();
+        }
+    }
+
+    /// Asks the node that holds `to` to send to it or close it, and waits for its answer.
+    /// A node that is not running answers [`Status::Gone`] (NATS says nobody listens).
+    pub async fn route(&self, to: Id, request: Request<'_>) -> Result<Status, Unreachable> {
+        if !self.is_up() {
+            return Err(Unreachable);
+        }
+        METRICS.cluster_sends.inc();
+        let subject = self.subjects.node(to.node());
+        let asked = self.client.request(subject, request.encode());
+        match tokio::time::timeout(ROUTE_TIMEOUT, asked).await {
+            Ok(Ok(reply)) => Status::parse(&reply.payload).ok_or(Unreachable),
+            Ok(Err(error))
+                if error.kind() == async_nats::client::RequestErrorKind::NoResponders =>
+            {
+                Ok(Status::Gone)
+            }
+            _ => Err(Unreachable),
+        }
+    }
+
+    /// The subscribers of `topic` on the other nodes, as they last announced them.
+    pub fn remote_subscribers(&self, topic: &str) -> u64 {
+        self.remote.total(topic, Instant::now())
+    }
+
+    /// The other nodes heard within the last [`counts::EXPIRY`] (or not yet expired).
+    pub fn nodes(&self) -> usize {
+        self.remote.nodes()
+    }
+
+    /// Called by the registry when a topic's local subscribers changed.
+    pub fn changed(&self, topic: &str) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        if dirty.is_empty() {
+            self.changed.notify_one();
+        }
+        if !dirty.contains(topic) {
+            dirty.insert(topic.into());
+        }
+    }
+
+    /// Writes queued publishes to NATS in order.
+    async fn forward(self: Arc<Self>, mut outgoing: mpsc::Receiver<(String, Bytes)>) {
+        while let Some((subject, payload)) = outgoing.recv().await {
+            if !self.is_up() {
+                METRICS.cluster_dropped.inc();
+                continue;
+            }
+            match self.client.publish(subject, payload).await {
+                Ok(()) => METRICS.cluster_sent.inc(),
+                Err(_) => METRICS.cluster_dropped.inc(),
+            }
+        }
+    }
+
+    /// Answers the other nodes' sends and closes to this node's connections.
+    async fn serve_requests(self: Arc<Self>, mut requests: Subscriber, registry: Arc<Registry>) {
+        while let Some(message) = requests.next().await {
+            let Some(reply) = message.reply else { continue };
+            let status = match Request::parse(&message.payload) {
+                Some(request) => registry.serve(request),
+                None => {
+                    warn!(subject = %message.subject, "malformed cluster request ignored");
+                    continue;
+                }
+            };
+            let _ = self.client.publish(reply, status.encode()).await;
+        }
+    }
+
+    /// Subscribes to topics as local subscribers come and go, announces the counts, beats,
+    /// and keeps the other nodes' counts.
+    async fn keep_counts(
+        self: Arc<Self>,
+        mut heartbeats: Subscriber,
+        mut counts: Subscriber,
+        registry: Arc<Registry>,
+    ) {
+        let mut readers: HashMap<Box<str>, JoinHandle<()>> = HashMap::new();
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                () = self.changed.notified() => {
+                    tokio::time::sleep(COALESCE).await;
+                    let topics = std::mem::take(
+                        &mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    let mut announce = Vec::with_capacity(topics.len());
+                    for topic in topics {
+                        let local = registry.local_subscribers(&topic);
+                        self.follow(&topic, local > 0, &mut readers, &registry).await;
+                        announce.push((topic, local));
+                    }
+                    self.announce(&announce).await;
+                }
+                _ = beat.tick() => {
+                    self.beat().await;
+                    for node in self.remote.expire(Instant::now()) {
+                        info!(node = %format_args!("{node:08x}"), "cluster node gone");
+                    }
+                }
+                () = self.link.restored.notified() => {
+                    self.beat().await;
+                    self.announce(&registry.local_topics()).await;
+                }
+                Some(message) = heartbeats.next() => {
+                    let Some(node) = wire::parse_heartbeat(&message.payload) else { continue };
+                    if node != self.node && self.remote.heard(node, Instant::now()) {
+                        info!(node = %format_args!("{node:08x}"), "cluster node joined");
+                        self.announce(&registry.local_topics()).await;
+                    }
+                }
+                Some(message) = counts.next() => {
+                    let Some((node, entries)) = wire::parse_counts(&message.payload) else {
+                        continue;
+                    };
+                    let now = Instant::now();
+                    for (topic, count) in entries {
+                        self.remote.set(node, topic, count, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps this node subscribed to `topic`'s subject exactly while `wanted`.
+    async fn follow(
+        &self,
+        topic: &str,
+        wanted: bool,
+        readers: &mut HashMap<Box<str>, JoinHandle<()>>,
+        registry: &Arc<Registry>,
+    ) {
+        if wanted == readers.contains_key(topic) || topic.len() > wire::MAX_TOPIC {
+            return;
+        }
+        if !wanted {
+            // Dropping the subscriber with its task unsubscribes.
+            if let Some(reader) = readers.remove(topic) {
+                reader.abort();
+            }
+            return;
+        }
+        match self.client.subscribe(self.subjects.topic(topic)).await {
+            Ok(subscriber) => {
+                let reader = tokio::spawn(deliver(subscriber, topic.into(), registry.clone()));
+                readers.insert(topic.into(), reader);
+            }
+            Err(error) => warn!(%error, topic, "cannot subscribe at the cluster"),
+        }
+    }
+
+    async fn beat(&self) {
+        if self.is_up() {
+            let _ = self
+                .client
+                .publish(self.subjects.heartbeat(), wire::heartbeat(self.node))
+                .await;
+        }
+    }
+
+    async fn announce(&self, entries: &[(Box<str>, u32)]) {
+        if !self.is_up() || entries.is_empty() {
+            return;
+        }
+        let entries = entries.iter().map(|(topic, count)| (&**topic, *count));
+        for batch in wire::counts(self.node, entries, ANNOUNCEMENT) {
+            let _ = self.client.publish(self.subjects.counts(), batch).await;
+        }
+    }
+}
+
+/// Delivers a topic's publishes from other nodes to this node's subscribers, host-side (a
+/// hibernated subscriber is not woken).
+async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Registry>) {
+    let mut delivered = Vec::new();
+    let mut frame = Vec::new();
+    while let Some(message) = subscriber.next().await {
+        let Some((kind, data)) = wire::parse_message(&message.payload) else {
+            warn!(topic = &*topic, "malformed cluster publish ignored");
+            continue;
+        };
+        METRICS.cluster_received.inc();
+        frame.clear();
+        crate::cork::encode_parts(&mut frame, kind, data);
+        let frame = Bytes::copy_from_slice(&frame);
+        let queued = registry.publish(&topic, &frame, None, &mut delivered);
+        METRICS.deliveries.add(u64::from(queued));
+        for peer in delivered.drain(..) {
+            peer.flush_delivered();
+        }
+    }
+}
+
+async fn options(
+    settings: &Settings,
+    node: u32,
+    link: Arc<Link>,
+) -> Result<ConnectOptions, String> {
+    let mut options = ConnectOptions::new();
+    if let Some(path) = &settings.creds {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| format!("cannot read --cluster-creds {}: {e}", path.display()))?;
+    }
+    if let Some(token) = &settings.token {
+        options = options.token(token.clone());
+    }
+    Ok(options
+        .name(format!("wsbox-runner {node:08x}"))
+        .no_echo()
+        .connection_timeout(settings.connect_timeout)
+        .request_timeout(Some(ROUTE_TIMEOUT))
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            let exponent = u32::try_from(attempts.min(6)).unwrap_or(6);
+            (Duration::from_millis(50) * 2u32.pow(exponent)).min(MAX_BACKOFF)
+        })
+        .event_callback(move |event| {
+            let link = link.clone();
+            async move { link.on(event) }
+        }))
+}
+
+impl Link {
+    /// Logs each transition once, and counts it.
+    fn on(&self, event: Event) {
+        match event {
+            Event::Connected => {
+                if !self.up.swap(true, Ordering::Relaxed) {
+                    METRICS.cluster_connected.set(1);
+                    METRICS.cluster_reconnects.inc();
+                    info!("cluster link restored");
+                    self.restored.notify_one();
+                }
+            }
+            Event::Disconnected | Event::Closed => {
+                if self.up.swap(false, Ordering::Relaxed) {
+                    METRICS.cluster_connected.set(0);
+                    warn!(
+                        "cluster link lost: publishes to other nodes are dropped until it returns"
+                    );
+                }
+            }
+            Event::SlowConsumer(_) => {
+                warn!("the cluster link is behind: NATS dropped messages to this node")
+            }
+            Event::ServerError(error) => warn!(%error, "cluster server error"),
+            Event::ClientError(error) => warn!(%error, "cluster client error"),
+            Event::LameDuckMode | Event::Draining => {}
+        }
+    }
+}
