@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use wsbox::frame::Data;
 
 use crate::metrics::METRICS;
@@ -393,11 +393,11 @@ impl Link {
                     );
                 }
             }
-            Event::SlowConsumer(_) => {
-                warn!("the cluster link is behind: NATS dropped messages to this node")
-            }
+            // Once per message lost: counted, not logged.
+            Event::SlowConsumer(_) => METRICS.cluster_lost.inc(),
             Event::ServerError(error) => warn!(%error, "cluster server error"),
-            Event::ClientError(error) => warn!(%error, "cluster client error"),
+            // Every failed reconnection attempt is one: the transition was logged.
+            Event::ClientError(error) => debug!(%error, "cluster client error"),
             Event::LameDuckMode | Event::Draining => {}
         }
     }

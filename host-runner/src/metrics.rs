@@ -72,6 +72,7 @@ pub struct Metrics {
     pub cluster_dropped: Value,
     pub cluster_sends: Value,
     pub cluster_reconnects: Value,
+    pub cluster_lost: Value,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -99,6 +100,7 @@ pub static METRICS: Metrics = Metrics {
     cluster_dropped: Value(AtomicI64::new(0)),
     cluster_sends: Value(AtomicI64::new(0)),
     cluster_reconnects: Value(AtomicI64::new(0)),
+    cluster_lost: Value(AtomicI64::new(0)),
 };
 
 /// Counts a guest fault by kind.

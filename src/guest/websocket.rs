@@ -124,12 +124,13 @@ impl Websocket {
         send_result(host::send(param(message)))
     }
 
-    /// Queues a message to the connection `to` (this one included).
+    /// Queues a message to the connection `to` (this one included). In a cluster of
+    /// runners, `to` may live on another runner; the call then waits for its answer.
     ///
     /// # Errors
     ///
-    /// [`SendError::Gone`] if no open connection has that id, otherwise as
-    /// [`send_text`](Websocket::send_text).
+    /// [`SendError::Gone`] if no open connection has that id, [`SendError::Unreachable`]
+    /// if its runner cannot be reached now, otherwise as [`send_text`](Websocket::send_text).
     pub fn send_to(&self, to: &Id, message: &Message) -> Result<(), SendError> {
         send_result(host::send_to(&to.0, param(message)))
     }
@@ -183,12 +184,16 @@ impl Websocket {
 
     /// Sends `message` to every connection subscribed to `topic` — this one too only if
     /// `include_self` and it is subscribed — and returns how many it was queued to. The host encodes it once;
-    /// subscribers over their backpressure bound are skipped.
+    /// subscribers over their backpressure bound are skipped. In a cluster of runners it also
+    /// reaches the other runners' subscribers, at most once and in order per publisher and
+    /// topic; the count is of this runner's.
     pub fn publish(&self, topic: &str, message: &Message, include_self: bool) -> u32 {
         host::publish(topic, param(message), include_self)
     }
 
-    /// How many connections are subscribed to `topic` now.
+    /// How many connections are subscribed to `topic` now; in a cluster of runners, on every
+    /// runner, the others' counts lagging a change by milliseconds (see the WIT's
+    /// `subscribers`).
     pub fn subscribers(&self, topic: &str) -> u32 {
         host::subscribers(topic)
     }
