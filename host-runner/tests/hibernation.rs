@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, Runner, log_field};
+use common::{Runner, close_and_count_wakes};
 use tungstenite::Message;
 
 /// The runner serving the test handler, dropping instances after every callback.
@@ -17,22 +16,6 @@ fn hibernating(extra: &[&str]) -> Runner {
     let mut args = vec!["--hibernate-after", "0"];
     args.extend_from_slice(extra);
     Runner::with_test_handler(&args)
-}
-
-/// Closes `client` (1000 "bye"), waits for the runner's close line and returns its `wakes`.
-fn close_and_count_wakes(runner: &Runner, mut client: Client) -> u64 {
-    let peer = client.local_addr();
-    client.close(1000, "bye");
-    let _ = client.expect_close();
-    wakes_of(runner, peer)
-}
-
-/// The `wakes=N` of the "websocket closed" line of `peer`'s connection.
-fn wakes_of(runner: &Runner, peer: SocketAddr) -> u64 {
-    let line = runner.wait_for_line(peer, "websocket closed");
-    log_field(&line, "wakes")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no wakes=N in {line:?}"))
 }
 
 #[test]

@@ -13,7 +13,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
+pub mod browser;
+pub mod nats;
 mod raw;
+pub mod scrape;
 #[allow(unused_imports)] // as above: not every test file speaks raw frames
 pub use raw::*;
 
@@ -443,6 +446,18 @@ pub fn log_field(line: &str, name: &str) -> Option<String> {
     let start = line.find(&field)? + field.len();
     let value = line[start..].split(' ').next()?;
     Some(value.trim_matches('"').to_owned())
+}
+
+/// Closes `client` (1000 "bye"), waits for the runner's close line and returns its `wakes`:
+/// how often the guest was woken from hibernation for that connection.
+pub fn close_and_count_wakes(runner: &Runner, mut client: Client) -> u64 {
+    let peer = client.local_addr();
+    client.close(1000, "bye");
+    let _ = client.expect_close();
+    let line = runner.wait_for_line(peer, "websocket closed");
+    log_field(&line, "wakes")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wakes=N in {line:?}"))
 }
 
 /// Whether a log line carries the field `peer=PEER` for exactly this address.

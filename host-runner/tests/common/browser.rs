@@ -1,0 +1,227 @@
+//! A headless Chromium driven over the DevTools protocol (a WebSocket, spoken here with
+//! tungstenite), and what the chat tests read from and type into guests/chat's page.
+//! `./test.sh` installs Chromium (`ensure_chromium` in scripts/setup.sh).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// How long a page may take to show what the test waits for, on a loaded machine.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A headless Chromium with a DevTools endpoint on a free loopback port; killed (and its
+/// profile removed) on drop.
+pub struct Browser {
+    child: Child,
+    profile: PathBuf,
+    devtools: WebSocket<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        // One profile per browser: the tests of a file run at the same time.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = std::env::temp_dir().join(format!("wsbox-chat-{}-{n}", std::process::id()));
+        let mut child = Command::new("chromium")
+            .args(super::HEADLESS_CHROMIUM)
+            .args([
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromium is installed (./test.sh runs ensure_chromium from scripts/setup.sh)");
+        // Chromium announces its endpoint on stderr; the rest of stderr is drained, unread.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (found, announced) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("DevTools listening on ")
+                    && let Some(found) = found.take()
+                {
+                    let _ = found.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = announced
+            .recv_timeout(PAGE_TIMEOUT)
+            .expect("chromium announces its DevTools endpoint");
+        let (devtools, _) = tungstenite::connect(&url).expect("connect to DevTools");
+        if let MaybeTlsStream::Plain(stream) = devtools.get_ref() {
+            stream
+                .set_read_timeout(Some(PAGE_TIMEOUT))
+                .expect("timeout");
+        }
+        Browser {
+            child,
+            profile,
+            devtools,
+            next_id: 0,
+        }
+    }
+
+    /// Sends a DevTools command (to the page `session`, if given) and returns its
+    /// response, skipping events.
+    fn call(&mut self, session: Option<&str>, method: &str, params: &str) -> String {
+        self.next_id += 1;
+        let id = self.next_id;
+        let session = session
+            .map(|s| format!(r#","sessionId":"{s}""#))
+            .unwrap_or_default();
+        let command = format!(r#"{{"id":{id},"method":"{method}","params":{params}{session}}}"#);
+        self.devtools
+            .send(Message::text(command))
+            .expect("send to DevTools");
+        let tag = format!(r#""id":{id},"#);
+        loop {
+            match self.devtools.read().expect("read from DevTools") {
+                Message::Text(text) if text.contains(&tag) => {
+                    assert!(!text.contains(r#""error":"#), "{method}: {text}");
+                    return text.as_str().to_owned();
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Opens `url` in a new page and returns the DevTools session attached to it.
+    pub fn open(&mut self, url: &str) -> String {
+        self.open_target(url).1
+    }
+
+    /// Opens `url` in a new page and returns its target id and the session attached to it.
+    pub fn open_target(&mut self, url: &str) -> (String, String) {
+        let created = self.call(
+            None,
+            "Target.createTarget",
+            &format!(r#"{{"url":"{url}"}}"#),
+        );
+        let target = json_string(&created, "targetId").expect("a target id");
+        let attached = self.call(
+            None,
+            "Target.attachToTarget",
+            &format!(r#"{{"targetId":"{target}","flatten":true}}"#),
+        );
+        let session = json_string(&attached, "sessionId").expect("a session id");
+        (target, session)
+    }
+
+    /// Closes the page `target`, as a user closing its tab.
+    pub fn close(&mut self, target: &str) {
+        self.call(
+            None,
+            "Target.closeTarget",
+            &format!(r#"{{"targetId":"{target}"}}"#),
+        );
+    }
+
+    /// Evaluates `expression` (which must return a string) in the page of `session`.
+    pub fn eval(&mut self, session: &str, expression: &str) -> String {
+        let params = format!(
+            r#"{{"expression":{},"returnByValue":true}}"#,
+            json_quote(expression)
+        );
+        let response = self.call(Some(session), "Runtime.evaluate", &params);
+        json_string(&response, "value").unwrap_or_default()
+    }
+
+    /// Evaluates `expression` until `done` accepts its value; panics after PAGE_TIMEOUT.
+    pub fn wait_for(&mut self, session: &str, expression: &str, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + PAGE_TIMEOUT;
+        loop {
+            let value = self.eval(session, expression);
+            if done(&value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{expression} is still {value:?}; page: {}",
+                self.eval(session, "document.body ? document.body.innerText : ''")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_quote(s: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => quoted.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The first string value of `"key"` in a JSON text, unescaped. (DevTools responses are
+/// small and their keys unambiguous here; a JSON parser would be a dependency for four
+/// look-ups.)
+fn json_string(json: &str, key: &str) -> Option<String> {
+    let start = json.find(&format!(r#""{key}":""#))? + key.len() + 4;
+    let mut value = String::new();
+    let mut chars = json[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(value),
+            '\\' => match chars.next()? {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'r' => value.push('\r'),
+                'b' => value.push('\u{8}'),
+                'f' => value.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let unit = u32::from_str_radix(&hex, 16).ok()?;
+                    // Surrogate pairs are not needed by this test's texts.
+                    value.push(char::from_u32(unit).unwrap_or('\u{fffd}'));
+                }
+                other => value.push(other),
+            },
+            c => value.push(c),
+        }
+    }
+}
+
+/// The texts of the page's `#log li` items, one per line.
+pub const LOG: &str =
+    "Array.from(document.querySelectorAll('#log li')).map(li => li.textContent).join('\\n')";
+pub const COUNT: &str = "(document.querySelector('#count') || {}).textContent || ''";
+
+/// Whether the `#count` text says `n` (the only number in it).
+pub fn count_is(text: &str, n: u32) -> bool {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits == n.to_string()
+}
+
+pub fn say(browser: &mut Browser, session: &str, text: &str) {
+    let script = format!(
+        "document.querySelector('#input').value = {}; \
+         document.querySelector('#send').click(); 'sent'",
+        json_quote(text)
+    );
+    assert_eq!(browser.eval(session, &script), "sent");
+}
