@@ -1,6 +1,7 @@
-//! Connections by id: every WebSocket has an unguessable id, the same in `handle` and
-//! after; a guest can send to another connection or close it by id, and learns when that
-//! id is gone or closing. The guest may send first (`on-open`, and in `handle`).
+//! Connections by id: every WebSocket has an unguessable id (its runner's node id, then 96
+//! random bits), the same in `handle` and after; a guest can send to another connection or
+//! close it by id, and learns when that id is gone or closing. The guest may send first
+//! (`on-open`, and in `handle`).
 
 mod common;
 
@@ -15,11 +16,12 @@ fn is_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// An id the runner never issued (the runner issues 128 random bits; zero is as good as any).
+/// An id the runner never issued (the runner issues 96 random bits after its node id; zero
+/// is as good as any).
 const NEVER_ISSUED: &str = "00000000000000000000000000000000";
 
 #[test]
-fn ids_are_128_random_bits_and_the_same_in_handle() {
+fn ids_are_the_node_and_96_random_bits_and_the_same_in_handle() {
     let runner = Runner::with_test_handler(&[]);
     let mut seen = HashSet::new();
     for _ in 0..20 {
@@ -28,11 +30,17 @@ fn ids_are_128_random_bits_and_the_same_in_handle() {
         assert!(is_id(&id), "{id:?}");
         assert!(seen.insert(id), "an id was issued twice");
     }
-    // The bits vary everywhere, not only in a counter's low digits.
-    for position in 0..32 {
+    // The first 8 digits name the runner (for routing in a cluster); the bits after them
+    // vary everywhere, not only in a counter's low digits.
+    let nodes: HashSet<&str> = seen.iter().map(|id| &id[..8]).collect();
+    assert_eq!(nodes.len(), 1, "{seen:?}");
+    for position in 8..32 {
         let digits: HashSet<u8> = seen.iter().map(|id| id.as_bytes()[position]).collect();
         assert!(digits.len() > 1, "digit {position} never changes: {seen:?}");
     }
+    let other = Runner::with_test_handler(&[]);
+    let id = other.connect("/id").text();
+    assert!(!nodes.contains(&id[..8]), "two runners share a node id: {id}");
 
     let mut client = runner.connect("/request");
     assert_eq!(client.text(), "from handle");
