@@ -40,7 +40,10 @@ fn ids_are_the_node_and_96_random_bits_and_the_same_in_handle() {
     }
     let other = Runner::with_test_handler(&[]);
     let id = other.connect("/id").text();
-    assert!(!nodes.contains(&id[..8]), "two runners share a node id: {id}");
+    assert!(
+        !nodes.contains(&id[..8]),
+        "two runners share a node id: {id}"
+    );
 
     let mut client = runner.connect("/request");
     assert_eq!(client.text(), "from handle");
