@@ -6,6 +6,8 @@
 //! publish back. A send or close to another node's connection is a request to that node's
 //! subject, answered with the result. Each node announces its subscriber counts as they
 //! change and beats once a second; `subscribers` adds the counts of the nodes heard lately.
+//! A node that starts, gets its link back or hears a node new to it says hello: every node
+//! answers with all its counts, so that no announcement lost in an outage is missed for long.
 //!
 //! Delivery across nodes is at most once: while the link is down, publishes to other nodes
 //! are dropped and counted, not queued. Order holds per publisher and topic: one node's
@@ -227,7 +229,9 @@ impl Cluster {
         registry: Arc<Registry>,
     ) {
         let mut readers: HashMap<Box<str>, JoinHandle<()>> = HashMap::new();
-        let mut beat = tokio::time::interval(HEARTBEAT);
+        // Hello: the nodes already there answer with their counts.
+        self.beat(true).await;
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
             tokio::select! {
                 () = self.changed.notified() => {
@@ -244,19 +248,29 @@ impl Cluster {
                     self.announce(&announce).await;
                 }
                 _ = beat.tick() => {
-                    self.beat().await;
+                    self.beat(false).await;
                     for node in self.remote.expire(Instant::now()) {
                         info!(node = %format_args!("{node:08x}"), "cluster node gone");
                     }
                 }
                 () = self.link.restored.notified() => {
-                    self.beat().await;
+                    // The others forgot this node while the link was down, and it them.
+                    self.beat(true).await;
                     self.announce(&registry.local_topics()).await;
                 }
                 Some(message) = heartbeats.next() => {
-                    let Some(node) = wire::parse_heartbeat(&message.payload) else { continue };
-                    if node != self.node && self.remote.heard(node, Instant::now()) {
-                        info!(node = %format_args!("{node:08x}"), "cluster node joined");
+                    let Some((node, hello)) = wire::parse_heartbeat(&message.payload) else {
+                        continue;
+                    };
+                    let joined = self.heard(node).await;
+                    if hello && !joined {
+                        self.announce(&registry.local_topics()).await;
+                    }
+                    if joined {
+                        // A node that says hello tells its counts too; any other is asked.
+                        if !hello {
+                            self.beat(true).await;
+                        }
                         self.announce(&registry.local_topics()).await;
                     }
                 }
@@ -264,13 +278,25 @@ impl Cluster {
                     let Some((node, entries)) = wire::parse_counts(&message.payload) else {
                         continue;
                     };
-                    let now = Instant::now();
+                    if self.heard(node).await {
+                        self.beat(true).await;
+                        self.announce(&registry.local_topics()).await;
+                    }
                     for (topic, count) in entries {
-                        self.remote.set(node, topic, count, now);
+                        self.remote.set(node, topic, count);
                     }
                 }
             }
         }
+    }
+
+    /// Notes that `node` spoke; true (and logged) if it is new to this node.
+    async fn heard(&self, node: u32) -> bool {
+        if node == self.node || !self.remote.heard(node, Instant::now()) {
+            return false;
+        }
+        info!(node = %format_args!("{node:08x}"), "cluster node joined");
+        true
     }
 
     /// Keeps this node subscribed to `topic`'s subject exactly while `wanted`.
@@ -300,11 +326,12 @@ impl Cluster {
         }
     }
 
-    async fn beat(&self) {
+    /// Says this node is alive; with `hello`, also asks every other node for its counts.
+    async fn beat(&self, hello: bool) {
         if self.is_up() {
             let _ = self
                 .client
-                .publish(self.subjects.heartbeat(), wire::heartbeat(self.node))
+                .publish(self.subjects.heartbeat(), wire::heartbeat(self.node, hello))
                 .await;
         }
     }

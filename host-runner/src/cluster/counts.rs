@@ -32,10 +32,11 @@ impl Remote {
         self.lock().nodes.insert(node, now).is_none()
     }
 
-    /// `node` has `count` subscribers of `topic` now.
-    pub fn set(&self, node: u32, topic: &str, count: u32, now: Instant) {
+    /// `node` has `count` subscribers of `topic` now. (Callers note it [`heard`] first.)
+    ///
+    /// [`heard`]: Remote::heard
+    pub fn set(&self, node: u32, topic: &str, count: u32) {
         let mut table = self.lock();
-        table.nodes.insert(node, now);
         match table.topics.entry(topic.into()) {
             Entry::Occupied(mut entry) => {
                 let counts = entry.get_mut();
@@ -112,11 +113,12 @@ mod tests {
         let t0 = Instant::now();
         assert!(remote.heard(1, t0));
         assert!(!remote.heard(1, t0));
-        remote.set(1, "room", 3, t0);
-        remote.set(2, "room", 4, t0);
-        remote.set(2, "other", 1, t0);
+        remote.set(1, "room", 3);
+        remote.heard(2, t0);
+        remote.set(2, "room", 4);
+        remote.set(2, "other", 1);
         assert_eq!(remote.total("room", t0), 7);
-        remote.set(1, "room", 0, t0);
+        remote.set(1, "room", 0);
         assert_eq!(remote.total("room", t0), 4);
         // Node 2 stops; node 1 goes on beating.
         let later = t0 + EXPIRY;

@@ -6,7 +6,8 @@
 //!   a wildcard); payload: the kind, then the message.
 //! - `NS.n.NODE`: requests to the node NODE (8 hex digits): a send or a close for one of
 //!   its connections, answered with one [`Status`] byte.
-//! - `NS.hb`: each node's heartbeat, once a second: its node id.
+//! - `NS.hb`: each node's heartbeat, once a second: its node id, and a hello flag (asking
+//!   every node for its counts).
 //! - `NS.counts`: a node's subscriber counts for the topics that changed: its node id, then
 //!   (count, name length, name) for each.
 
@@ -162,12 +163,17 @@ impl Status {
     }
 }
 
-pub fn heartbeat(node: u32) -> Bytes {
-    Bytes::copy_from_slice(&node.to_be_bytes())
+/// A heartbeat: the node, and whether it asks the others for their counts (hello).
+pub fn heartbeat(node: u32, hello: bool) -> Bytes {
+    let mut out = BytesMut::with_capacity(5);
+    out.put_u32(node);
+    out.put_u8(u8::from(hello));
+    out.freeze()
 }
 
-pub fn parse_heartbeat(payload: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(*payload.first_chunk::<4>()?))
+pub fn parse_heartbeat(payload: &[u8]) -> Option<(u32, bool)> {
+    let (node, rest) = payload.split_first_chunk::<4>()?;
+    Some((u32::from_be_bytes(*node), rest.first() == Some(&1)))
 }
 
 /// Counts announcements of at most about `max` bytes each.
@@ -279,6 +285,9 @@ mod tests {
         assert_eq!(seen.len(), 100);
         assert_eq!(seen[42], ("topic-42".to_owned(), 3));
         assert_eq!(parse_counts(&batches[0][..7]), None);
+        assert_eq!(parse_heartbeat(&heartbeat(5, true)), Some((5, true)));
+        assert_eq!(parse_heartbeat(&heartbeat(5, false)), Some((5, false)));
+        assert_eq!(parse_heartbeat(&[1, 2]), None);
         assert_eq!(
             parse_message(&message(Data::Text, b"hi")),
             Some((Data::Text, &b"hi"[..]))
