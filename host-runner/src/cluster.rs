@@ -89,12 +89,8 @@ impl Cluster {
         node: u32,
         registry: Arc<Registry>,
     ) -> Result<Arc<Cluster>, String> {
-        let subjects = Subjects::new(&settings.name).ok_or_else(|| {
-            format!(
-                "--cluster-name {:?} must be letters, digits, '-' and '_'",
-                settings.name
-            )
-        })?;
+        let subjects = Subjects::new(&settings.name)
+            .ok_or_else(|| format!("--cluster-name {:?} is not a subject token", settings.name))?;
         let link = Arc::new(Link {
             up: AtomicBool::new(true),
             restored: Notify::new(),
@@ -105,16 +101,16 @@ impl Cluster {
             .await
             .map_err(|e| format!("cannot reach the cluster at {}: {e}", settings.url))?;
         METRICS.cluster_connected.set(1);
-        let unreach = |e| format!("cannot subscribe at the cluster at {}: {e}", settings.url);
+        let cannot = |e| format!("cannot subscribe at the cluster at {}: {e}", settings.url);
         let requests = client
             .subscribe(subjects.node(node))
             .await
-            .map_err(unreach)?;
+            .map_err(cannot)?;
         let heartbeats = client
             .subscribe(subjects.heartbeat())
             .await
-            .map_err(unreach)?;
-        let counts = client.subscribe(subjects.counts()).await.map_err(unreach)?;
+            .map_err(cannot)?;
+        let counts = client.subscribe(subjects.counts()).await.map_err(cannot)?;
         let (outbox, outgoing) = mpsc::channel(settings.queue.max(1));
         let cluster = Arc::new(Cluster {
             node,
@@ -140,7 +136,7 @@ impl Cluster {
     /// Sends a publish to the other nodes; never waits. Dropped (and counted) while the
     /// link is down or its queue is full.
     pub fn publish(&self, topic: &str, kind: Data, data: &[u8]) {
-        if topic.len() > wire::MAX_TOPIC || !self.is_up() {
+        if !self.is_up() {
             METRICS.cluster_dropped.inc();
             return;
         }
@@ -307,7 +303,7 @@ impl Cluster {
         readers: &mut HashMap<Box<str>, JoinHandle<()>>,
         registry: &Arc<Registry>,
     ) {
-        if wanted == readers.contains_key(topic) || topic.len() > wire::MAX_TOPIC {
+        if wanted == readers.contains_key(topic) {
             return;
         }
         if !wanted {

@@ -102,3 +102,15 @@ fn topic_limits_below_one_are_refused() {
         assert!(stderr.contains("at least 1"), "{flag}: {stderr}");
     }
 }
+
+#[test]
+fn cluster_flags_that_cannot_work_are_refused_before_connecting() {
+    // No NATS listens on port 1: a refusal must come from the flags, not the connection.
+    let url = "nats://127.0.0.1:1";
+    let stderr = refused_flags(&["--cluster", url, "--cluster-name", "a.b"]);
+    assert!(stderr.contains("--cluster-name"), "{stderr}");
+    let stderr = refused_flags(&["--cluster", url, "--max-topic-len", "4KiB"]);
+    assert!(stderr.contains("--max-topic-len"), "{stderr}");
+    let stderr = refused_flags(&["--cluster-token", "secret"]);
+    assert!(stderr.contains("--cluster"), "{stderr}");
+}

@@ -18,8 +18,8 @@ use wsbox::frame::Data;
 
 use crate::registry::Id;
 
-/// The longest topic name sent in full; longer names (possible only with a raised
-/// `--max-topic-len`) would make subjects past NATS's 4 KiB control line.
+/// The longest topic name a cluster takes (`--max-topic-len` is held to it): a longer one
+/// would make a subject past NATS's 4 KiB control line.
 pub const MAX_TOPIC: usize = 2048;
 
 pub struct Subjects {
