@@ -58,10 +58,12 @@ for s in held:
 print("\n".join(str(s.getsockname()[1]) for s in held))')
 
 STARTED=()
+# Runners before nats-server (started first), so that none logs a lost cluster link.
 stop_all() {
-    local pid
-    for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${STARTED[@]}"; do
+    local pid i
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        pid=${STARTED[$i]}
+        kill "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
@@ -108,6 +110,8 @@ declare -A URLS=([a]=$(url "${PORTS[1]}") [b]=$(url "${PORTS[2]}")
     [c]="$(url "${PORTS[3]}"),$(url "${PORTS[4]}")")
 declare -A PIDS=([a]=$a_pid [b]=$b_pid,$nats_pid [c]=$c1_pid,$c2_pid,$nats_pid)
 
+echo "runner: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host-runner wit || echo ' + uncommitted changes')," \
+    "built $(date -ur "$RUNNER" +%FT%TZ)" >&2
 echo "load before: $(uptime)" | tee "$WORK/uptime" >&2
 for n in $SUBS; do for size in $SIZES; do for window in $WINDOWS; do
     for config in a b c; do
