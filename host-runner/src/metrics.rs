@@ -243,7 +243,7 @@ fn render(server: &Server) -> String {
             ),
             (
                 "publishes_dropped",
-                "Publishes for other nodes dropped: link down or --cluster-queue full.",
+                "Publishes not offered to other nodes: made while the link was down, or --cluster-queue full.",
                 &m.cluster_dropped,
             ),
             (
