@@ -144,7 +144,7 @@ impl Cluster {
             return;
         }
         // Most topics of a large deployment live on one node: their publishes stay off NATS.
-        if self.remote.total(topic, Instant::now()) == 0 {
+        if self.remote_subscribers(topic) == 0 {
             return;
         }
         let message = (self.subjects.topic(topic), wire::message(kind, data));
