@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use wsbox::frame::Data;
 
 use crate::metrics::METRICS;
+use crate::peer::Refused;
 use crate::registry::{Id, Registry};
 use counts::Remote;
 use wire::{Request, Status, Subjects};
@@ -214,7 +215,7 @@ impl Cluster {
         while let Some(message) = requests.next().await {
             let Some(reply) = message.reply else { continue };
             let status = match Request::parse(&message.payload) {
-                Some(request) => registry.serve(request),
+                Some(request) => serve(&registry, request),
                 None => {
                     warn!(subject = %message.subject, "malformed cluster request ignored");
                     continue;
@@ -245,7 +246,7 @@ impl Cluster {
                     );
                     let mut announce = Vec::with_capacity(topics.len());
                     for topic in topics {
-                        let local = registry.local_subscribers(&topic);
+                        let local = registry.subscribers(&topic);
                         self.follow(&topic, local > 0, &mut readers, &registry).await;
                         announce.push((topic, local));
                     }
@@ -260,7 +261,7 @@ impl Cluster {
                 () = self.link.restored.notified() => {
                     // The others forgot this node while the link was down, and it them.
                     self.beat(true).await;
-                    self.announce(&registry.local_topics()).await;
+                    self.announce(&registry.topics()).await;
                 }
                 Some(message) = heartbeats.next() => {
                     let Some((node, hello)) = wire::parse_heartbeat(&message.payload) else {
@@ -268,14 +269,14 @@ impl Cluster {
                     };
                     let joined = self.heard(node).await;
                     if hello && !joined {
-                        self.announce(&registry.local_topics()).await;
+                        self.announce(&registry.topics()).await;
                     }
                     if joined {
                         // A node that says hello tells its counts too; any other is asked.
                         if !hello {
                             self.beat(true).await;
                         }
-                        self.announce(&registry.local_topics()).await;
+                        self.announce(&registry.topics()).await;
                     }
                 }
                 Some(message) = counts.next() => {
@@ -284,7 +285,7 @@ impl Cluster {
                     };
                     if self.heard(node).await {
                         self.beat(true).await;
-                        self.announce(&registry.local_topics()).await;
+                        self.announce(&registry.topics()).await;
                     }
                     for (topic, count) in entries {
                         self.remote.set(node, topic, count);
@@ -384,6 +385,34 @@ async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Regi
         for peer in delivered.drain(..) {
             peer.flush_delivered();
         }
+    }
+}
+
+/// Does what another node asked for one of this node's connections.
+fn serve(registry: &Registry, request: Request<'_>) -> Status {
+    let result = match request {
+        Request::Send(id, kind, data) => {
+            let Some(peer) = registry.get(id) else {
+                return Status::Gone;
+            };
+            let mut frame = Vec::with_capacity(data.len() + 10);
+            crate::cork::encode_parts(&mut frame, kind, data);
+            peer.deliver(&Bytes::from(frame)).map(|first| {
+                METRICS.deliveries.inc();
+                if first {
+                    peer.flush_delivered();
+                }
+            })
+        }
+        Request::Close(id, code, reason) => match registry.get(id) {
+            Some(peer) => peer.request_close(code, reason.to_owned()),
+            None => return Status::Gone,
+        },
+    };
+    match result {
+        Ok(()) => Status::Ok,
+        Err(Refused::Closed) => Status::Closed,
+        Err(Refused::Backpressure) => Status::Backpressure,
     }
 }
 

@@ -9,10 +9,11 @@ use tokio::time::Instant;
 use wsbox::frame::Data;
 use wsbox::session::Session;
 
+use crate::bus::Bus;
 use crate::cork::Cork;
 use crate::engine::Message;
 use crate::peer::Peer;
-use crate::registry::{Id, Registry};
+use crate::registry::Id;
 
 /// Alarms further away are set this far: a year, far beyond any connection's life and
 /// safe from `Instant` overflow.
@@ -66,7 +67,7 @@ impl AutoResponse {
 
 pub struct Conn {
     pub id: Id,
-    pub registry: Arc<Registry>,
+    pub bus: Arc<Bus>,
     pub limits: AppLimits,
     pub request: RequestInfo,
     /// The WebSocket once upgraded: the framing state and the shared write side.
@@ -77,7 +78,7 @@ pub struct Conn {
     /// Other connections this callback queued frames to (`send-to`, `publish`), written
     /// when it returns: see [`Peer::deliver`].
     pub delivered: Vec<Arc<Peer>>,
-    /// Topics, in the order subscribed; applied to the registry once upgraded.
+    /// Topics, in the order subscribed; applied to the bus once upgraded.
     pub topics: Vec<Box<str>>,
     pub attachment: Vec<u8>,
     pub auto_responses: Vec<AutoResponse>,
@@ -95,10 +96,10 @@ pub struct Socket {
 }
 
 impl Conn {
-    pub fn new(id: Id, registry: Arc<Registry>, limits: AppLimits) -> Self {
+    pub fn new(id: Id, bus: Arc<Bus>, limits: AppLimits) -> Self {
         Conn {
             id,
-            registry,
+            bus,
             limits,
             request: RequestInfo::default(),
             socket: None,

@@ -42,7 +42,7 @@ impl Guest {
         if let Guest::Live(sandbox) = self {
             let conn = sandbox.conn();
             // An empty `Conn` takes its place in the store being dropped.
-            let mut kept = Conn::new(conn.id, conn.registry.clone(), conn.limits);
+            let mut kept = Conn::new(conn.id, conn.bus.clone(), conn.limits);
             std::mem::swap(conn, &mut kept);
             *self = Guest::Hibernated(kept);
             // The instance's blocks go back to their arena, not to the next allocations

@@ -2,6 +2,7 @@
 //! connection. See `--help` and the README's Runner section.
 
 mod alloc;
+mod bus;
 mod cli;
 mod cluster;
 mod conn;
@@ -114,8 +115,8 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let cluster = settings.cluster.clone();
     let shared = Arc::new(Server::new(runtime, settings, shutdown, node));
     if let Some(cluster) = cluster {
-        let registry = shared.registry.clone();
-        registry.join(cluster::Cluster::start(&cluster, node, registry.clone()).await?);
+        let bus = &shared.bus;
+        bus.join(cluster::Cluster::start(&cluster, node, bus.registry.clone()).await?);
     }
     {
         let mut stdout = std::io::stdout().lock();

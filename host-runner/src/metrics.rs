@@ -223,7 +223,7 @@ fn render(server: &Server) -> String {
             "1 while the NATS link of --cluster is up, 0 while it is down.",
             &[("", m.cluster_connected.get())],
         );
-        let nodes = server.registry.cluster().map_or(0, |c| c.nodes());
+        let nodes = server.bus.cluster().map_or(0, |c| c.nodes());
         family(
             "cluster_nodes",
             "gauge",

@@ -1,16 +1,14 @@
-//! Every open WebSocket by id, and every topic's subscribers: what `send-to`,
-//! `close-other`, `publish` and `subscribers` look up.
+//! Every open WebSocket of this runner by id, and every topic's subscribers here: what
+//! `send-to`, `close-other`, `publish` and `subscribers` look up (through the
+//! [`Bus`](crate::bus::Bus), which adds the other runners of a cluster).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
-use crate::cluster::Cluster;
-use crate::cluster::wire::{Request, Status};
-use crate::metrics::METRICS;
-use crate::peer::{Peer, Refused};
+use crate::peer::Peer;
 
 /// A connection's id, shown as 32 lowercase hex digits: the node that holds it (32 bits,
 /// the first 8 digits), then 96 random bits.
@@ -83,8 +81,6 @@ pub struct Registry {
     pub node: u32,
     peers: Mutex<HashMap<Id, Arc<Peer>>>,
     topics: Mutex<HashMap<Box<str>, Subscribers>>,
-    /// With `--cluster`: told of every change of a topic's subscribers.
-    cluster: OnceLock<Arc<Cluster>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,21 +94,6 @@ impl Registry {
             node,
             peers: Mutex::default(),
             topics: Mutex::default(),
-            cluster: OnceLock::new(),
-        }
-    }
-
-    pub fn join(&self, cluster: Arc<Cluster>) {
-        let _ = self.cluster.set(cluster);
-    }
-
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.get()
-    }
-
-    fn changed(&self, topic: &str) {
-        if let Some(cluster) = self.cluster.get() {
-            cluster.changed(topic);
         }
     }
 
@@ -132,66 +113,34 @@ impl Registry {
         lock(&self.peers).get(&id).cloned()
     }
 
-    /// Does what another node asked for one of this node's connections.
-    pub fn serve(&self, request: Request<'_>) -> Status {
-        let result = match request {
-            Request::Send(id, kind, data) => {
-                let Some(peer) = self.get(id) else {
-                    return Status::Gone;
-                };
-                let mut frame = Vec::with_capacity(data.len() + 10);
-                crate::cork::encode_parts(&mut frame, kind, data);
-                peer.deliver(&Bytes::from(frame)).map(|first| {
-                    METRICS.deliveries.inc();
-                    if first {
-                        peer.flush_delivered();
-                    }
-                })
-            }
-            Request::Close(id, code, reason) => match self.get(id) {
-                Some(peer) => peer.request_close(code, reason.to_owned()),
-                None => return Status::Gone,
-            },
-        };
-        match result {
-            Ok(()) => Status::Ok,
-            Err(Refused::Closed) => Status::Closed,
-            Err(Refused::Backpressure) => Status::Backpressure,
-        }
-    }
-
     pub fn subscribe(&self, topic: &str, peer: &Arc<Peer>) {
         let subscribers = lock(&self.topics).entry(topic.into()).or_default().clone();
         lock(&subscribers).push(peer.clone());
-        self.changed(topic);
     }
 
     pub fn unsubscribe(&self, topic: &str, peer: &Arc<Peer>) {
-        {
-            let mut topics = lock(&self.topics);
-            let Some(subscribers) = topics.get(topic) else {
-                return;
-            };
-            let mut list = lock(subscribers);
-            if let Some(at) = list.iter().position(|p| Arc::ptr_eq(p, peer)) {
-                list.swap_remove(at);
-            }
-            if list.is_empty() {
-                drop(list);
-                topics.remove(topic);
-            }
+        let mut topics = lock(&self.topics);
+        let Some(subscribers) = topics.get(topic) else {
+            return;
+        };
+        let mut list = lock(subscribers);
+        if let Some(at) = list.iter().position(|p| Arc::ptr_eq(p, peer)) {
+            list.swap_remove(at);
         }
-        self.changed(topic);
+        if list.is_empty() {
+            drop(list);
+            topics.remove(topic);
+        }
     }
 
-    /// Subscribers of `topic` on this node.
-    pub fn local_subscribers(&self, topic: &str) -> u32 {
+    /// Subscribers of `topic` (on this node).
+    pub fn subscribers(&self, topic: &str) -> u32 {
         let subscribers = lock(&self.topics).get(topic).cloned();
         subscribers.map_or(0, |s| u32::try_from(lock(&s).len()).unwrap_or(u32::MAX))
     }
 
     /// Every topic with subscribers on this node, and how many.
-    pub fn local_topics(&self) -> Vec<(Box<str>, u32)> {
+    pub fn topics(&self) -> Vec<(Box<str>, u32)> {
         let topics: Vec<(Box<str>, Subscribers)> = lock(&self.topics)
             .iter()
             .map(|(topic, list)| (topic.clone(), list.clone()))
@@ -203,17 +152,6 @@ impl Registry {
                 (topic, count)
             })
             .collect()
-    }
-
-    /// Subscribers of `topic` on every node: this node's now, the others' as they last
-    /// announced them.
-    pub fn subscribers(&self, topic: &str) -> u64 {
-        let local = u64::from(self.local_subscribers(topic));
-        local
-            + self
-                .cluster
-                .get()
-                .map_or(0, |c| c.remote_subscribers(topic))
     }
 
     /// Queues `frame` to every subscriber of `topic` but `skip` (the publisher, which

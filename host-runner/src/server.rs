@@ -13,10 +13,11 @@ use tracing::debug;
 use crate::cli::Settings;
 use wsbox::session::Session;
 
+use crate::bus::Bus;
 use crate::conn::{AppLimits, Conn, Socket};
 use crate::engine::{Fault, Runtime, Sandbox};
 use crate::peer::Peer;
-use crate::registry::{Id, Registry};
+use crate::registry::Id;
 use crate::shutdown::Shutdown;
 
 /// Instances made ahead of the connections that will use them, so that a new connection
@@ -29,7 +30,7 @@ pub struct Server {
     pub runtime: Arc<Runtime>,
     pub settings: Settings,
     pub shutdown: Shutdown,
-    pub registry: Arc<Registry>,
+    pub bus: Arc<Bus>,
     /// Instances ready for the next connections.
     warm: Mutex<Vec<Sandbox>>,
     /// Instances ready or being made, at most [`WARM`].
@@ -58,7 +59,7 @@ impl Server {
             runtime,
             settings,
             shutdown,
-            registry: Arc::new(Registry::new(node)),
+            bus: Arc::new(Bus::new(node)),
             warm: Mutex::new(Vec::with_capacity(WARM)),
             warming: AtomicUsize::new(0),
         }
@@ -81,9 +82,9 @@ impl Server {
         if let Some((code, reason)) = conn.early_close.take() {
             conn.close(code, &reason);
         }
-        self.registry.insert(peer.clone());
+        self.bus.registry.insert(peer.clone());
         for topic in &conn.topics {
-            self.registry.subscribe(topic, &peer);
+            self.bus.subscribe(topic, &peer);
         }
     }
 
@@ -91,7 +92,7 @@ impl Server {
     pub fn forget(&self, conn: &mut Conn) {
         conn.flush_delivered();
         if let Some(socket) = &conn.socket {
-            self.registry.remove(&socket.peer, &conn.topics);
+            self.bus.remove(&socket.peer, &conn.topics);
         }
     }
 
@@ -145,8 +146,8 @@ impl Server {
     /// A `Conn` that belongs to no connection yet.
     pub fn new_conn(&self) -> Result<Conn, getrandom::Error> {
         Ok(Conn::new(
-            Id::random(self.registry.node)?,
-            self.registry.clone(),
+            Id::random(self.bus.node())?,
+            self.bus.clone(),
             self.app_limits(),
         ))
     }

@@ -1,5 +1,5 @@
 //! The `connection` interface the runner gives guests: each function acts at once on the
-//! calling connection's [`Conn`] and the [`Registry`](crate::registry::Registry), and never
+//! calling connection's [`Conn`] and the [`Bus`](crate::bus::Bus), and never
 //! waits, except `send-to` and `close-other` to another runner's connection: they wait for
 //! its answer through the cluster.
 
@@ -138,12 +138,12 @@ impl Host for SandboxState {
             return conn.send_self(msg);
         }
         let id = registry::Id::parse(&to).ok_or(SendError::Gone)?;
-        if id.node() != conn.registry.node {
+        if id.node() != conn.bus.node() {
             let (kind, data) = crate::cork::parts(&msg);
-            let cluster = conn.registry.cluster().cloned();
+            let cluster = conn.bus.cluster().cloned();
             return route(cluster, id, Request::Send(id, kind, data)).await;
         }
-        let peer = conn.registry.get(id).ok_or(SendError::Gone)?;
+        let peer = conn.bus.registry.get(id).ok_or(SendError::Gone)?;
         if peer.deliver(&frame(&msg))? {
             conn.delivered.push(peer);
         }
@@ -162,11 +162,11 @@ impl Host for SandboxState {
             return Ok(());
         }
         let id = registry::Id::parse(&to).ok_or(SendError::Gone)?;
-        if id.node() != conn.registry.node {
-            let cluster = conn.registry.cluster().cloned();
+        if id.node() != conn.bus.node() {
+            let cluster = conn.bus.cluster().cloned();
             return route(cluster, id, Request::Close(id, code, &reason)).await;
         }
-        let peer = conn.registry.get(id).ok_or(SendError::Gone)?;
+        let peer = conn.bus.registry.get(id).ok_or(SendError::Gone)?;
         Ok(peer.request_close(code, reason)?)
     }
 
@@ -180,7 +180,7 @@ impl Host for SandboxState {
             return Err(TopicError::TooMany);
         }
         if let Some(peer) = conn.peer() {
-            conn.registry.subscribe(&topic, peer);
+            conn.bus.subscribe(&topic, peer);
         }
         conn.topics.push(topic.into_boxed_str());
         Ok(())
@@ -193,7 +193,7 @@ impl Host for SandboxState {
         };
         conn.topics.swap_remove(at);
         if let Some(peer) = conn.peer() {
-            conn.registry.unsubscribe(&topic, peer);
+            conn.bus.unsubscribe(&topic, peer);
         }
         true
     }
@@ -204,15 +204,12 @@ impl Host for SandboxState {
 
     fn publish(&mut self, topic: String, msg: Message, include_self: bool) -> u32 {
         let conn = &mut self.conn;
-        if let Some(cluster) = conn.registry.cluster() {
-            let (kind, data) = crate::cork::parts(&msg);
-            cluster.publish(&topic, kind, data);
-        }
         let frame = frame(&msg);
         let own = conn.peer().cloned();
+        let parts = crate::cork::parts(&msg);
         let mut queued = conn
-            .registry
-            .publish(&topic, &frame, own.as_ref(), &mut conn.delivered);
+            .bus
+            .publish(&topic, parts, &frame, own.as_ref(), &mut conn.delivered);
         METRICS.publishes.inc();
         METRICS.deliveries.add(u64::from(queued));
         // Our own copy goes with our other sends, in order.
@@ -225,7 +222,7 @@ impl Host for SandboxState {
 
     fn subscribers(&mut self, topic: String) -> u32 {
         let conn = &self.conn;
-        let mut count = conn.registry.subscribers(&topic);
+        let mut count = conn.bus.subscribers(&topic);
         // Before the upgrade our own subscriptions are not in the registry yet.
         if conn.socket.is_none() && conn.is_subscribed(&topic) {
             count += 1;
