@@ -141,7 +141,8 @@ fn a_killed_runner_drops_out_of_the_counts_and_its_ids_are_gone() {
     drop(b);
     let took = wait_for_subscribers(&mut publisher, "t", 1);
     eprintln!("the killed runner's subscribers left the count after {took:?}");
-    assert!(took < Duration::from_secs(6), "{took:?} (bound: 3 s)");
+    // Expiry is 3 s after the last heartbeat, with room for a loaded CI machine.
+    assert!(took < Duration::from_secs(8), "{took:?} (bound: 3 s)");
 
     publish(&mut publisher, "pub t still served");
     assert_eq!(on_a.text(), "still served");
