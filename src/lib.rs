@@ -78,7 +78,7 @@ pub use proto::error::{
 pub use proto::frame::CloseCode;
 pub use proto::handshake::RequestedProtocolsIter;
 pub use proto::session::{CloseFrame, Message};
-pub use proto::{frame, handshake, session};
+pub use proto::{deflate, frame, handshake, session};
 pub use websocket::{SendError, Websocket};
 
 #[cfg(feature = "guest")]

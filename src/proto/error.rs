@@ -247,6 +247,31 @@ impl From<RequestError> for WebsocketError {
     }
 }
 
+/// A server's `Sec-WebSocket-Extensions` answer that the client must refuse by failing the
+/// connection (RFC 6455 §4.1, RFC 7692 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtensionError {
+    /// The answer names an extension that was not offered, or several.
+    UnsupportedExtension,
+    /// A permessage-deflate parameter is unknown, repeated, malformed, or not what the
+    /// offer allowed.
+    InvalidParameter,
+}
+
+impl fmt::Display for ExtensionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExtensionError::UnsupportedExtension => "the server accepted an extension not offered",
+            ExtensionError::InvalidParameter => {
+                "the server answered permessage-deflate with parameters the offer does not allow"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ExtensionError {}
+
 /// Sending after our close frame was queued (by [`close`](super::session::Session::close),
 /// as the answer to the peer's close, or for a violation): a session sends nothing more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
