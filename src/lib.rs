@@ -73,7 +73,8 @@ pub use client::ClientError;
 pub use os_masks::OsMasks;
 pub use proto::config::Config;
 pub use proto::error::{
-    CapacityError, CapacityKind, ClosedError, Error, ProtocolError, RequestError, WebsocketError,
+    CapacityError, CapacityKind, ClosedError, Error, ExtensionError, ProtocolError, RequestError,
+    WebsocketError,
 };
 pub use proto::frame::CloseCode;
 pub use proto::handshake::RequestedProtocolsIter;

@@ -5,7 +5,7 @@
 //! zlib's allocations go through the Rust global allocator (natively by the `zalloc` set
 //! here, zlib-rs by its `rust-allocator` feature), so they are counted where Rust memory is.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 
 #[cfg(target_family = "wasm")]
 use libz_rs_sys as z;
@@ -246,8 +246,8 @@ unsafe impl Send for Inflater {}
 /// `zfree` needs to rebuild the layout.
 #[cfg(not(target_family = "wasm"))]
 mod rust_alloc {
-    use super::c_void;
     use std::alloc::{Layout, alloc, dealloc};
+    use std::ffi::c_void;
 
     // Room for the size, keeping the block aligned as malloc would.
     const HEADER: usize = 16;
