@@ -5,6 +5,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::tls::{Certs, TlsStream};
@@ -113,8 +115,8 @@ fn pipelined_messages_come_back_in_order() {
     }
 }
 
-/// Frames the guest sent in `handle` (queued before the socket is attached, then sealed)
-/// and in `on-open`, then the answers to messages.
+/// Frames the guest sent in `handle` and in `on-open` (written once the socket is
+/// attached) arrive first, in order.
 #[test]
 fn frames_sent_before_the_upgrade_completes_arrive_first() {
     let certs = Certs::new("early");
@@ -149,6 +151,39 @@ fn publishes_reach_every_tls_subscriber_in_order() {
             assert_eq!(text(subscriber), format!("item {i}"), "subscriber {n}");
         }
     }
+}
+
+/// Subscribers that subscribe in `handle` while a publisher keeps publishing: what is
+/// delivered between the 101 and the socket's attachment waits in plaintext and is sealed
+/// at attachment, so every subscriber reads whole, ordered messages from its first on.
+#[test]
+fn publishes_during_the_upgrade_are_sealed_at_attachment() {
+    let certs = Certs::new("attach");
+    let runner = start(&certs, true, &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let mut socket = certs.wss(runner.addr, "/topics");
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let answer = ask(&mut socket, &format!("pub news {i}"));
+                assert!(answer.starts_with("published"), "{answer}");
+                i += 1;
+            }
+            i
+        })
+    };
+    for _ in 0..60 {
+        let mut subscriber = certs.wss(runner.addr, "/topics?sub=news");
+        let first: u64 = text(&mut subscriber).parse().expect("a number");
+        for expected in first + 1..first + 5 {
+            assert_eq!(text(&mut subscriber), expected.to_string());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let published = publisher.join().expect("publisher");
+    assert!(published > 60, "only {published} publishes");
 }
 
 /// Sends `request` over TLS and reads the whole response (the runner closes after it).
