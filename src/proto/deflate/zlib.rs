@@ -1,15 +1,16 @@
 //! Raw DEFLATE (RFC 1951) streams through zlib's C API: the one place that calls it, and the
 //! only `unsafe` of the codec. C zlib natively, for its `memLevel`; zlib-rs, which has the
-//! same API, in components.
+//! same API, in components (and natively with `RUSTFLAGS="--cfg wsbox_zlib_rs"`, to test
+//! that backend where tests run).
 //!
 //! zlib's allocations go through the Rust global allocator (natively by the `zalloc` set
 //! here, zlib-rs by its `rust-allocator` feature), so they are counted where Rust memory is.
 
 use std::ffi::c_int;
 
-#[cfg(target_family = "wasm")]
+#[cfg(any(target_family = "wasm", wsbox_zlib_rs))]
 use libz_rs_sys as z;
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(any(target_family = "wasm", wsbox_zlib_rs)))]
 use libz_sys as z;
 
 /// A raw DEFLATE compressor: no zlib header or checksum (negative `windowBits`).
@@ -40,9 +41,9 @@ pub(super) enum Inflated {
 const CHUNK: usize = 16 << 10;
 
 fn blank_stream() -> Box<z::z_stream> {
-    #[cfg(target_family = "wasm")]
+    #[cfg(any(target_family = "wasm", wsbox_zlib_rs))]
     return Box::default();
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(not(any(target_family = "wasm", wsbox_zlib_rs)))]
     Box::new(z::z_stream {
         next_in: std::ptr::null_mut(),
         avail_in: 0,
@@ -244,7 +245,7 @@ unsafe impl Send for Inflater {}
 
 /// zlib's allocator, on the Rust global allocator: each block starts with its size, which
 /// `zfree` needs to rebuild the layout.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(any(target_family = "wasm", wsbox_zlib_rs)))]
 mod rust_alloc {
     use std::alloc::{Layout, alloc, dealloc};
     use std::ffi::c_void;
