@@ -559,7 +559,7 @@ impl Session {
         if self.close_sent {
             return Err(ClosedError);
         }
-        if opcode.is_control() || self.deflate.is_none() {
+        if opcode.is_control() || !self.deflate.as_ref().is_some_and(Codec::compresses) {
             self.queue_frame(opcode, payload);
         } else {
             self.queue_compressed(opcode, payload);

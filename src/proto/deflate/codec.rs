@@ -75,6 +75,8 @@ pub(crate) struct Codec {
     level: u8,
     mem_level: u8,
     send_window: u8,
+    // Agreed to a window zlib cannot keep to (8 bits): messages go out uncompressed.
+    send_plain: bool,
     send_takeover: bool,
     receive_window: u8,
     receive_takeover: bool,
@@ -93,12 +95,19 @@ impl Codec {
             mem_level: ours.mem_level,
             // A smaller window than agreed is always allowed; zlib has none below 9.
             send_window: send_window.min(ours.max_window_bits).max(MIN_WINDOW_BITS),
+            send_plain: send_window < MIN_WINDOW_BITS,
             send_takeover: send_takeover && !ours.no_context_takeover,
             receive_window: receive_window.max(MIN_WINDOW_BITS),
             receive_takeover,
             deflater: None,
             inflater: None,
         }
+    }
+
+    /// Whether messages are sent compressed: always, unless the peer capped our window
+    /// below what zlib can do (an uncompressed message is always allowed, RFC 7692 §6).
+    pub(crate) fn compresses(&self) -> bool {
+        !self.send_plain
     }
 
     /// Appends `payload`, compressed, to `out`.

@@ -237,9 +237,9 @@ pub fn check_response(
     let offered_max = (max < MAX_WINDOW_BITS).then_some(max);
     let client_max_window_bits = match answer.client_max_window_bits {
         None => None,
-        // The response must give a value, and one zlib can honour.
+        // The response must give a value. (An 8-bit window, which zlib cannot keep to, is
+        // accepted: the client then sends its messages uncompressed.)
         Some(None) => return Err(ExtensionError::InvalidParameter),
-        Some(Some(bits)) if bits < MIN_WINDOW_BITS => return Err(ExtensionError::InvalidParameter),
         Some(Some(bits)) if offered_max.is_some_and(|max| bits > max) => {
             return Err(ExtensionError::InvalidParameter);
         }

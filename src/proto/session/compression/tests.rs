@@ -291,3 +291,29 @@ fn the_handshake_agrees_and_the_sessions_follow() {
     let response = crate::proto::handshake::accept(&request, None, Config::default()).unwrap();
     assert!(!response.headers().contains_key("sec-websocket-extensions"));
 }
+
+#[test]
+fn a_client_capped_below_9_bits_sends_uncompressed() {
+    let params = Params {
+        client_max_window_bits: Some(8),
+        ..Params::default()
+    };
+    let (mut client, mut server) = pair(params, Config::default());
+    let text = "capped ".repeat(100);
+    client.send_text(&text).unwrap();
+    let wire = output(&mut client);
+    // FIN and text, RSV1 clear: the whole text is there, masked.
+    assert_eq!(wire[0], 0x81);
+    assert_eq!(wire.len(), 2 + 2 + 4 + text.len());
+    server.receive(&wire).unwrap();
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text(text.clone()))]
+    );
+    // The other way is still compressed.
+    server.send_text(&text).unwrap();
+    let wire = output(&mut server);
+    assert_eq!(wire[0], 0xC1);
+    client.receive(&wire).unwrap();
+    assert_eq!(events(&mut client), [Event::Message(Message::Text(text))]);
+}
