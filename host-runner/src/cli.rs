@@ -259,7 +259,7 @@ pub struct Settings {
     /// `None`: no per-address cap.
     pub max_connections_per_address: Option<usize>,
     /// `Some`: connections speak TLS (`--tls-cert`, `--tls-key`).
-    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    pub tls: Option<crate::tls::Tls>,
     pub max_request_head: usize,
     pub max_request_body: usize,
     pub handshake_timeout: Duration,

@@ -91,7 +91,7 @@ async fn upgrade(
     server: &Arc<Server>,
 ) -> Option<(Transport, Bytes, crate::engine::Sandbox)> {
     let limit = server.settings.handshake_timeout;
-    let Some(config) = server.settings.tls.clone() else {
+    let Some(config) = server.settings.tls.as_ref().map(|tls| tls.config.clone()) else {
         let upgraded = http::serve(stream, address, server, limit).await?;
         let transport = Transport::Plain(upgraded.stream);
         return Some((transport, upgraded.early, upgraded.sandbox));

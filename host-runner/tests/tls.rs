@@ -214,6 +214,44 @@ fn serves_the_demo_page_over_https() {
     );
 }
 
+/// SIGHUP reads the certificate files again: new handshakes get the new certificate, an
+/// open connection goes on, and files that do not load leave the current one serving.
+#[test]
+fn sighup_reloads_the_certificate() {
+    let first = Certs::new("reload-first");
+    let second = Certs::new("reload-second");
+    let runner = start(&first, false, &[]);
+    let mut open = first.wss(runner.addr, "/");
+    let sighup = || {
+        let pid = i32::try_from(runner.pid()).expect("pid");
+        // SAFETY: kill(2) with a valid signal number has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    };
+
+    std::fs::write(&first.cert, &second.cert_pem).expect("renew cert.pem");
+    std::fs::write(&first.key, &second.key_pem).expect("renew key.pem");
+    sighup();
+    let log = runner.wait_for_log("certificate reloaded");
+    assert!(log.contains("certificate reloaded"), "{log}");
+    let mut renewed = second.wss(runner.addr, "/");
+    renewed.send(Message::text("renewed")).expect("send");
+    assert_eq!(text(&mut renewed), "renewed");
+    assert!(
+        first.try_connect(runner.addr).is_err(),
+        "the old certificate is still served"
+    );
+    open.send(Message::text("still open")).expect("send");
+    assert_eq!(text(&mut open), "still open");
+
+    std::fs::write(&first.key, "not a key\n").expect("break key.pem");
+    sighup();
+    let log = runner.wait_for_log("certificate reload refused");
+    assert!(log.contains("certificate reload refused"), "{log}");
+    let mut after = second.wss(runner.addr, "/");
+    after.send(Message::text("kept")).expect("send");
+    assert_eq!(text(&mut after), "kept");
+}
+
 /// A client that offers only HTTP/2 by ALPN is refused in the handshake: the runner speaks
 /// HTTP/1.1 only.
 #[test]

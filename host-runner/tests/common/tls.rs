@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
+use tokio_rustls::rustls::client::Resumption;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use tungstenite::WebSocket;
@@ -22,6 +23,9 @@ pub struct Certs {
     pub client: Arc<ClientConfig>,
     /// The leaf's public key (SubjectPublicKeyInfo, DER), for browsers' pinning flags.
     pub spki: Vec<u8>,
+    /// What `cert` and `key` hold, to put in another runner's files.
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl Certs {
@@ -44,8 +48,10 @@ impl Certs {
         std::fs::create_dir_all(&dir).expect("certificate directory");
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
-        std::fs::write(&cert, leaf.pem()).expect("write cert.pem");
-        std::fs::write(&key, leaf_key.serialize_pem()).expect("write key.pem");
+        let cert_pem = leaf.pem();
+        let key_pem = leaf_key.serialize_pem();
+        std::fs::write(&cert, &cert_pem).expect("write cert.pem");
+        std::fs::write(&key, &key_pem).expect("write key.pem");
 
         let mut roots = RootCertStore::empty();
         roots
@@ -58,12 +64,16 @@ impl Certs {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
         client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every handshake shows the server's certificate: a resumed one would not.
+        client.resumption = Resumption::disabled();
         Certs {
             dir,
             cert,
             key,
             client: Arc::new(client),
             spki: leaf_key.subject_public_key_info(),
+            cert_pem,
+            key_pem,
         }
     }
 
@@ -79,23 +89,22 @@ impl Certs {
 
     /// A TLS connection to `addr` for `localhost`, handshake done.
     pub fn connect(&self, addr: SocketAddr) -> TlsStream {
-        self.connect_with(addr, self.client.clone())
+        self.try_connect(addr).expect("TLS handshake")
     }
 
-    pub fn connect_with(&self, addr: SocketAddr, config: Arc<ClientConfig>) -> TlsStream {
-        let tcp = TcpStream::connect(addr).expect("connect");
-        tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        tcp.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    /// The TLS handshake's result: `Err` when the server's certificate is refused.
+    pub fn try_connect(&self, addr: SocketAddr) -> std::io::Result<TlsStream> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+        tcp.set_write_timeout(Some(IO_TIMEOUT))?;
         let name = ServerName::try_from("localhost").expect("server name");
-        let connection = ClientConnection::new(config, name).expect("client connection");
+        let connection =
+            ClientConnection::new(self.client.clone(), name).expect("client connection");
         let mut stream = StreamOwned::new(connection, tcp);
         while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .expect("TLS handshake");
+            stream.conn.complete_io(&mut stream.sock)?;
         }
-        stream
+        Ok(stream)
     }
 
     /// A WebSocket over TLS (`wss://localhost:PORT{path}`).
