@@ -167,12 +167,21 @@ pub fn negotiate(headers: &HeaderMap, ours: &Deflate) -> Option<Params> {
 /// The client's side: the `Sec-WebSocket-Extensions` value offering permessage-deflate
 /// as `ours` allows. Check the server's answer with [`check_response`].
 ///
+/// With context takeover allowed, a second offer follows that includes
+/// `client_no_context_takeover`: a server that accepts only clients without takeover (one
+/// that reads the parameter as "the client accepts being asked", as the Autobahn suite does)
+/// picks it instead of declining compression.
+///
 /// # Examples
 ///
 /// ```
 /// use wsbox::deflate::{Deflate, offer};
 ///
-/// assert_eq!(offer(&Deflate::default()), "permessage-deflate; client_max_window_bits");
+/// assert_eq!(
+///     offer(&Deflate::default()),
+///     "permessage-deflate; client_max_window_bits, \
+///      permessage-deflate; client_no_context_takeover; client_max_window_bits",
+/// );
 /// assert_eq!(
 ///     offer(&Deflate::default().max_window_bits(10).no_context_takeover(true)),
 ///     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
@@ -180,19 +189,17 @@ pub fn negotiate(headers: &HeaderMap, ours: &Deflate) -> Option<Params> {
 /// );
 /// ```
 pub fn offer(ours: &Deflate) -> String {
-    let mut offer = String::from(NAME);
-    if ours.no_context_takeover {
-        offer.push_str("; server_no_context_takeover; client_no_context_takeover");
-    }
     let max = ours.max_window_bits;
-    if max < MAX_WINDOW_BITS {
-        offer.push_str(&format!(
-            "; server_max_window_bits={max}; client_max_window_bits={max}"
-        ));
+    let windows = if max < MAX_WINDOW_BITS {
+        format!("; server_max_window_bits={max}; client_max_window_bits={max}")
     } else {
-        offer.push_str("; client_max_window_bits");
+        "; client_max_window_bits".to_owned()
+    };
+    if ours.no_context_takeover {
+        format!("{NAME}; server_no_context_takeover; client_no_context_takeover{windows}")
+    } else {
+        format!("{NAME}{windows}, {NAME}; client_no_context_takeover{windows}")
     }
-    offer
 }
 
 /// The client's side: what the server's response `headers` agreed to, given that the client
