@@ -1,4 +1,4 @@
-//! Drives `wsbox::client` through the Autobahn TestSuite's fuzzingserver protocol (as served
+//! Drives `wsbox::client`, offering permessage-deflate, through the Autobahn TestSuite's fuzzingserver protocol (as served
 //! by `kosoku -m fuzzingserver` or Autobahn's `wstest -m fuzzingserver`): it asks for the
 //! number of cases, runs each one by echoing every message until the server closes, then
 //! asks the server to write its reports.
@@ -97,13 +97,14 @@ fn case_count(server: &str) -> Result<u32, String> {
 }
 
 fn open(url: &str) -> Result<Websocket<TcpStream>, String> {
-    let mut websocket = wsbox::client::connect(url).map_err(|e| format!("{url}: {e}"))?;
-    let stream = websocket.get_mut();
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-        .map_err(|e| format!("{url}: {e}"))?;
-    Ok(websocket)
+    let session = wsbox::Config::default().deflate(Some(wsbox::deflate::Deflate::default()));
+    let config = wsbox::client::ClientConfig::default()
+        .read_timeout(Some(IO_TIMEOUT))
+        .write_timeout(Some(IO_TIMEOUT))
+        .session(session);
+    wsbox::client::connect_with_config(url, &[], &config)
+        .map(|(websocket, _)| websocket)
+        .map_err(|e| format!("{url}: {e}"))
 }
 
 /// Echoes every message until the connection ends. Most cases end in a protocol violation

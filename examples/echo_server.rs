@@ -1,4 +1,5 @@
 //! Echoes text and binary messages on any path; answers other requests with a short note.
+//! Accepts permessage-deflate (RFC 7692) when the client offers it.
 //!
 //! ```sh
 //! cargo run --release --example echo_server -- --listen 127.0.0.1:9001
@@ -25,7 +26,11 @@ fn main() {
         }
         // Accept whichever subprotocol the client prefers, as an echo server may.
         let protocol = wsbox::requested_protocols(request).next();
-        match wsbox::start(request, protocol) {
+        // Level 1: an echo server sends back what it got; the Autobahn suite's 128 MiB
+        // compression cases take half the CPU of zlib's default level 6.
+        let deflate = wsbox::deflate::Deflate::default().level(1);
+        let config = wsbox::Config::default().deflate(Some(deflate));
+        match wsbox::start_with_config(request, protocol, config) {
             Ok((response, websocket)) => {
                 let spawned = thread::Builder::new().spawn(move || {
                     if let Ok(websocket) = websocket.recv() {

@@ -12,6 +12,8 @@ use http::{Response, StatusCode, Uri};
 // Its home until the component needed it too; kept here for existing users.
 pub use crate::os_masks::OsMasks;
 use crate::proto::config::Config;
+use crate::proto::deflate;
+use crate::proto::error::ExtensionError;
 use crate::proto::handshake::{accept_key, has_token};
 use crate::proto::session::{MaskSource, Session};
 use crate::websocket::Websocket;
@@ -259,6 +261,10 @@ fn handshake_until<S: Read + Write>(
             protocols.join(", ")
         ));
     }
+    if let Some(ours) = config.get_deflate() {
+        let offer = deflate::offer(ours);
+        request.push_str(&format!("Sec-WebSocket-Extensions: {offer}\r\n"));
+    }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
     stream.flush()?;
@@ -285,6 +291,20 @@ fn handshake_until<S: Read + Write>(
     };
     check_response(&response, &key, protocols)?;
     let session = Session::client(config, masks);
+    let session = match config.get_deflate() {
+        Some(ours) => match deflate::check_response(response.headers(), ours)? {
+            Some(params) => session.with_deflate(params),
+            None => session,
+        },
+        // RFC 6455 §4.1: an extension we did not offer fails the connection.
+        None if response
+            .headers()
+            .contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS) =>
+        {
+            return Err(ExtensionError::UnsupportedExtension.into());
+        }
+        None => session,
+    };
     Ok((
         Websocket::from_session(stream, session, &buf[head_len..]),
         response,
@@ -373,6 +393,9 @@ pub enum ClientError {
     InvalidAccept,
     /// The server chose a subprotocol we did not offer.
     UnexpectedSubprotocol(String),
+    /// The server's `Sec-WebSocket-Extensions` names an extension we did not offer, or
+    /// permessage-deflate parameters the offer does not allow.
+    Extension(ExtensionError),
 }
 
 impl fmt::Display for ClientError {
@@ -398,6 +421,7 @@ impl fmt::Display for ClientError {
             ClientError::UnexpectedSubprotocol(p) => {
                 write!(f, "server chose subprotocol {p:?}, which was not offered")
             }
+            ClientError::Extension(e) => write!(f, "{e}"),
         }
     }
 }
@@ -406,8 +430,15 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ClientError::Io(e) => Some(e),
+            ClientError::Extension(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<ExtensionError> for ClientError {
+    fn from(e: ExtensionError) -> Self {
+        ClientError::Extension(e)
     }
 }
 

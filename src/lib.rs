@@ -73,12 +73,13 @@ pub use client::ClientError;
 pub use os_masks::OsMasks;
 pub use proto::config::Config;
 pub use proto::error::{
-    CapacityError, CapacityKind, ClosedError, Error, ProtocolError, RequestError, WebsocketError,
+    CapacityError, CapacityKind, ClosedError, Error, ExtensionError, ProtocolError, RequestError,
+    WebsocketError,
 };
 pub use proto::frame::CloseCode;
 pub use proto::handshake::RequestedProtocolsIter;
 pub use proto::session::{CloseFrame, Message};
-pub use proto::{frame, handshake, session};
+pub use proto::{deflate, frame, handshake, session};
 pub use websocket::{SendError, Websocket};
 
 #[cfg(feature = "guest")]

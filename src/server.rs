@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, Response, StatusCode, Version, header};
 
 use crate::proto::handshake::Accepted;
-use crate::proto::session::Session;
 use crate::websocket::Websocket;
 
 mod config;
@@ -51,7 +50,7 @@ impl PendingUpgrade {
         already_read: &[u8],
         slot: Option<Slot>,
     ) -> bool {
-        let session = Session::server(accepted.config());
+        let session = accepted.session();
         let mut websocket = Websocket::from_session(stream, session, already_read);
         if let Some(slot) = slot {
             // The connection's place under `max_connections` lasts as long as the socket.

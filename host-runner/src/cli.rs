@@ -169,6 +169,16 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
+    /// Serve `https` and `wss` (TLS 1.2 and 1.3, ALPN `http/1.1`) with this certificate
+    /// chain: a PEM file, the server's certificate first, then its intermediates.
+    /// Requires --tls-key. Without them the runner serves `http` and `ws`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert: a PEM file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Join a cluster of runners through NATS: `nats://HOST:PORT` (several separated by
     /// commas; `nats://USER:PASSWORD@HOST:PORT` for password auth). Topics and connection
     /// ids then reach every runner with the same --cluster-name. Without it the runner is
@@ -248,6 +258,8 @@ pub struct Settings {
     pub max_instances: usize,
     /// `None`: no per-address cap.
     pub max_connections_per_address: Option<usize>,
+    /// `Some`: connections speak TLS (`--tls-cert`, `--tls-key`).
+    pub tls: Option<crate::tls::Tls>,
     pub max_request_head: usize,
     pub max_request_body: usize,
     pub handshake_timeout: Duration,
@@ -408,6 +420,10 @@ impl Args {
             }
             None => None,
         };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
+            _ => None,
+        };
         Ok(Settings {
             handler: self.handler,
             listen: self.listen,
@@ -435,6 +451,7 @@ impl Args {
             watch: self.watch,
             metrics: self.metrics,
             cluster,
+            tls,
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, Instant, sleep_until};
@@ -30,6 +29,7 @@ use crate::http;
 use crate::metrics::METRICS;
 use crate::peer::Peer;
 use crate::server::Server;
+use crate::transport::Transport;
 use calls::Callback;
 
 /// Socket reads per call: large messages arrive in few reads.
@@ -72,37 +72,36 @@ pub async fn serve(
     // a connection holds only what the phase it is in needs: one future holding them all
     // inline was 8 KiB per connection, most of a hibernated one's cost (measured: 9.4 KB
     // per hibernated connection inline, 5.1 KB with the phases boxed, 4.0 KB like this).
-    let Some(upgraded) = Box::pin(http::serve(stream, address, &server)).await else {
-        return;
-    };
-    let Some(mut websocket) = WebSocket::open(upgraded.stream, upgraded.sandbox, address, server)
+    let Some((transport, early, sandbox)) = Box::pin(upgrade(stream, address, &server)).await
     else {
         return;
     };
-    let end = Box::pin(websocket.run(upgraded.early)).await;
+    let Some(mut websocket) = WebSocket::open(transport, sandbox, address, server) else {
+        return;
+    };
+    let end = Box::pin(websocket.run(early)).await;
     websocket.closed(end);
 }
 
-/// Reads into `buffer`'s spare capacity. A read that does not fill it emptied the socket's
-/// receive queue, so the socket's readiness is cleared as if the read had returned
-/// `WouldBlock` (what tokio's `poll_read` does; `try_read` does not): the next wait goes to
-/// epoll instead of costing a `recv` that fails, one syscall per message saved.
-fn read_draining(stream: &TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
-    let room = buffer.capacity() - buffer.len();
-    let mut read = None;
-    let result = stream.try_io(Interest::READABLE, || {
-        let n = stream.try_read_buf(buffer)?;
-        read = Some(n);
-        if n > 0 && n < room {
-            Err(ErrorKind::WouldBlock.into())
-        } else {
-            Ok(n)
-        }
-    });
-    match read {
-        Some(n) => Ok(n),
-        None => result,
-    }
+/// The HTTP phase, over TLS with `--tls-cert`: the upgraded connection's transport, the
+/// bytes that followed the upgrade request, and the guest's instance.
+async fn upgrade(
+    stream: TcpStream,
+    address: SocketAddr,
+    server: &Arc<Server>,
+) -> Option<(Transport, Bytes, crate::engine::Sandbox)> {
+    let limit = server.settings.handshake_timeout;
+    let Some(config) = server.settings.tls.as_ref().map(|tls| tls.config.clone()) else {
+        let upgraded = http::serve(stream, address, server, limit).await?;
+        let transport = Transport::Plain(upgraded.stream);
+        return Some((transport, upgraded.early, upgraded.sandbox));
+    };
+    let started = Instant::now();
+    let stream = crate::tls::accept(stream, config, address, limit).await?;
+    let limit = limit.saturating_sub(started.elapsed());
+    let upgraded = http::serve(stream, address, server, limit).await?;
+    let (transport, early) = Transport::tls(upgraded.stream, upgraded.early);
+    Some((transport, early, upgraded.sandbox))
 }
 
 /// An open WebSocket and its guest.
@@ -141,7 +140,7 @@ struct WebSocket {
 impl WebSocket {
     /// The WebSocket of an accepted upgrade, its socket attached to its peer.
     fn open(
-        stream: TcpStream,
+        transport: Transport,
         sandbox: crate::engine::Sandbox,
         address: SocketAddr,
         server: Arc<Server>,
@@ -150,7 +149,7 @@ impl WebSocket {
         let conn = guest.conn();
         let peer = conn.socket.as_ref()?.peer.clone();
         // A failed write marks the peer failed; the loop ends the connection then.
-        let _ = peer.attach(stream);
+        let _ = peer.attach(transport);
         let request = &conn.request;
         let protocol = request.protocol.as_deref().unwrap_or_default();
         info!(peer = %address, id = %conn.id, path = request.path, protocol, "websocket open");
@@ -406,9 +405,12 @@ impl WebSocket {
     async fn read(&mut self) -> Result<(), End> {
         let mut buffer = SPARE_READ.take();
         buffer.clear();
-        buffer.reserve(READ_BUFFER);
-        let room = buffer.capacity() - buffer.len();
-        let result = match read_draining(self.peer.stream(), &mut buffer) {
+        let transport = self.peer.transport();
+        let read = transport.read(&mut buffer, READ_BUFFER);
+        if transport.wants_write() {
+            self.peer.write_transport();
+        }
+        let result = match read {
             Ok(0) => Err("peer gone"),
             Ok(n) => {
                 self.bytes_in += n as u64;
@@ -416,10 +418,15 @@ impl WebSocket {
                 if self.close_deadline.is_none() {
                     self.last_read = Instant::now();
                 }
-                self.full_reads = if n == room { self.full_reads + 1 } else { 0 };
+                self.full_reads = if n >= READ_BUFFER {
+                    self.full_reads + 1
+                } else {
+                    0
+                };
                 self.receive(&buffer).await
             }
             Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(()),
+            Err(error) if error.kind() == ErrorKind::InvalidData => Err("tls error"),
             Err(_) => Err("peer gone"),
         };
         SPARE_READ.set(buffer);
@@ -548,6 +555,7 @@ impl WebSocket {
             .close_deadline
             .unwrap_or_else(|| Instant::now() + self.server.settings.handshake_timeout);
         let peer = self.peer.clone();
+        peer.seal_close();
         let drained = tokio::time::timeout_at(deadline, async {
             while peer.queued() > 0 {
                 if peer.stream().writable().await.is_err() || peer.flush().is_err() {

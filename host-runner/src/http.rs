@@ -15,7 +15,7 @@ use hyper::header::{
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
 use crate::conn::RequestInfo;
@@ -25,8 +25,9 @@ use crate::server::{NoSandbox, Server};
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
 /// A connection whose guest accepted a WebSocket upgrade.
-pub struct Upgraded {
-    pub stream: TcpStream,
+pub struct Upgraded<S> {
+    /// The TCP stream, or the TLS stream over it.
+    pub stream: S,
     /// Bytes the client sent after its request head, already read by hyper.
     pub early: Bytes,
     pub sandbox: Sandbox,
@@ -59,7 +60,17 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 /// timer covers only request heads, so a stalled body or a client that never reads the
 /// responses would otherwise hold the connection, and its guest, forever. At the deadline
 /// no further request is read, and a response in flight gets [`DEADLINE_GRACE`] to finish.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) -> Option<Upgraded> {
+///
+/// `limit` is what is left of `--handshake-timeout` (a TLS handshake took the rest).
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: &Arc<Server>,
+    limit: Duration,
+) -> Option<Upgraded<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let slot = Arc::new(Mutex::new(Slot::default()));
     let _cleanup = Cleanup {
         slot: &slot,
@@ -77,14 +88,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) ->
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.settings.handshake_timeout)
+        .header_read_timeout(limit)
         .max_buf_size(shared.settings.max_request_head);
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
     let mut shutdown = shared.shutdown.clone();
-    let limit = shared.settings.handshake_timeout;
     let result = tokio::select! {
         result = connection.as_mut() => result,
         () = tokio::time::sleep(limit) => {
@@ -118,8 +128,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Server>) ->
         }
     };
     // hyper hands back the io it was given; anything else would be a hyper bug.
-    let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
-        warn!(%peer, "upgraded connection is not the accepted TCP stream");
+    let Ok(parts) = upgraded.downcast::<TokioIo<S>>() else {
+        warn!(%peer, "upgraded connection is not the accepted stream");
         return None;
     };
     Some(Upgraded {

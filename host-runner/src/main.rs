@@ -20,6 +20,8 @@ mod registry;
 mod reload;
 mod server;
 mod shutdown;
+mod tls;
+mod transport;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -121,7 +123,12 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     {
         let mut stdout = std::io::stdout().lock();
         // Tests and scripts read this line to find the port.
-        let _ = writeln!(stdout, "wsbox-runner listening on http://{local}/");
+        let scheme = if shared.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let _ = writeln!(stdout, "wsbox-runner listening on {scheme}://{local}/");
         let _ = stdout.flush();
     }
     if let Some(listener) = metrics {

@@ -8,7 +8,12 @@
 //! the owner task to flush when the socket is writable. Writes happen under the outbox
 //! lock, so frames from different writers interleave only at frame boundaries, and
 //! nothing follows the close frame.
+//!
+//! Over TLS the outbox holds ciphertext: a frame is sealed when it is queued or written
+//! (under the lock, so that records go out in the order they were sealed), a publish once
+//! per subscriber. Frames queued before the socket is attached are sealed when it is.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -19,6 +24,13 @@ use tokio::sync::Notify;
 
 use crate::metrics::METRICS;
 use crate::registry::Id;
+use crate::transport::Transport;
+
+thread_local! {
+    /// Sealed frames on their way to a TLS socket: per worker thread, since what the socket
+    /// does not take is copied into the queue.
+    static SPARE_SEALED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +51,7 @@ pub struct Peer {
     /// and the end of the HTTP phase) frames only queue: the connection is registered and
     /// subscribed as soon as its upgrade is accepted, so that nothing published after the
     /// client saw the 101 misses it.
-    stream: OnceLock<TcpStream>,
+    transport: OnceLock<Transport>,
     outbox: Mutex<Outbox>,
     /// Wakes the owner task: frames were queued, a close was requested, a write failed.
     wake: Notify,
@@ -66,6 +78,9 @@ struct Outbox {
     bytes_out: u64,
 }
 
+/// A larger sealing buffer (left by a large message) is freed rather than kept per thread.
+const MAX_SPARE_SEALED: usize = 256 * 1024;
+
 /// At most this many queued frames go to the kernel in one `writev`.
 const MAX_SLICES: usize = 64;
 
@@ -73,7 +88,7 @@ impl Peer {
     pub fn new(id: Id, max_backpressure: usize, close_on_backpressure: bool) -> Self {
         Peer {
             id,
-            stream: OnceLock::new(),
+            transport: OnceLock::new(),
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
             max_backpressure,
@@ -81,18 +96,37 @@ impl Peer {
         }
     }
 
-    /// Gives the peer its socket and writes what was queued before.
-    pub fn attach(&self, stream: TcpStream) -> std::io::Result<()> {
-        // Only the connection's own task attaches, once.
-        let _ = self.stream.set(stream);
+    /// Gives the peer its socket and writes what was queued before (sealed first, for TLS).
+    pub fn attach(&self, transport: Transport) -> std::io::Result<()> {
+        {
+            let mut outbox = self.outbox();
+            // Only the connection's own task attaches, once.
+            let transport = self.transport.get_or_init(|| transport);
+            if matches!(transport, Transport::Tls(..)) {
+                let plain: Vec<_> = outbox.queue.iter().map(|b| IoSlice::new(b)).collect();
+                let mut sealed = Vec::new();
+                transport.seal(&plain, &mut sealed);
+                drop(plain);
+                outbox.queue.clear();
+                outbox.queued = sealed.len();
+                if !sealed.is_empty() {
+                    outbox.queue.push_back(Bytes::from(sealed));
+                }
+            }
+        }
         self.flush()
     }
 
-    /// The socket, once attached. Only the connection's task calls this, after attaching.
-    pub fn stream(&self) -> &TcpStream {
-        self.stream
+    /// The transport, once attached. Only the connection's task calls this, after attaching.
+    pub fn transport(&self) -> &Transport {
+        self.transport
             .get()
             .expect("the connection task attaches the socket before using it")
+    }
+
+    /// The socket, once attached (see [`Self::transport`]).
+    pub fn stream(&self) -> &TcpStream {
+        self.transport().socket()
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
@@ -122,8 +156,15 @@ impl Peer {
             return Err(Refused::Backpressure);
         }
         let first = outbox.queue.is_empty();
+        let mut sealed = Vec::new();
+        let frame = match self.transport.get() {
+            Some(transport) if transport.seal(&[IoSlice::new(frame)], &mut sealed) => {
+                Bytes::from(sealed)
+            }
+            _ => frame.clone(),
+        };
         outbox.queued += frame.len();
-        outbox.queue.push_back(frame.clone());
+        outbox.queue.push_back(frame);
         Ok(first)
     }
 
@@ -144,22 +185,54 @@ impl Peer {
             return;
         }
         let total: usize = parts.iter().map(|part| part.len()).sum();
-        if total > 0 {
+        if total > 0 || self.transport.get().is_some_and(Transport::wants_write) {
             self.write_or_queue(&mut outbox, parts, total);
         }
         outbox.closed |= close;
     }
 
+    /// Writes what TLS sends by itself after reading (an alert, a key update's answer).
+    pub fn write_transport(&self) {
+        self.write_own(&[], false);
+    }
+
+    /// Queues TLS's `close_notify` behind everything else, the close frame included.
+    pub fn seal_close(&self) {
+        let Some(transport @ Transport::Tls(..)) = self.transport.get() else {
+            return;
+        };
+        let mut outbox = self.outbox();
+        let mut sealed = Vec::new();
+        transport.seal_close(&mut sealed);
+        let total = sealed.len();
+        self.write_wire(&mut outbox, &[IoSlice::new(&sealed)], total);
+    }
+
+    /// [`Self::write_wire`], sealed first over TLS.
+    fn write_or_queue(&self, outbox: &mut Outbox, parts: &[IoSlice<'_>], total: usize) {
+        let Some(transport @ Transport::Tls(..)) = self.transport.get() else {
+            return self.write_wire(outbox, parts, total);
+        };
+        let mut sealed = SPARE_SEALED.take();
+        sealed.clear();
+        transport.seal(parts, &mut sealed);
+        let total = sealed.len();
+        self.write_wire(outbox, &[IoSlice::new(&sealed)], total);
+        if sealed.capacity() <= MAX_SPARE_SEALED {
+            SPARE_SEALED.set(sealed);
+        }
+    }
+
     /// Writes `parts` now if nothing is queued ahead of them; queues what the socket did
     /// not take (one copy) and wakes the owner to flush it. Behind a queue they wait their
     /// turn: whoever made the queue non-empty flushes it.
-    fn write_or_queue(&self, outbox: &mut Outbox, parts: &[IoSlice<'_>], total: usize) {
-        if outbox.failed {
+    fn write_wire(&self, outbox: &mut Outbox, parts: &[IoSlice<'_>], total: usize) {
+        if outbox.failed || total == 0 {
             return;
         }
         let mut written = 0;
         if outbox.queue.is_empty()
-            && let Some(stream) = self.stream.get()
+            && let Some(stream) = self.transport.get().map(Transport::socket)
         {
             let result = match parts {
                 [one] => stream.try_write(one),
@@ -197,7 +270,7 @@ impl Peer {
 
     /// Writes queued frames until the socket would block. `Err` when the peer is gone.
     pub fn flush(&self) -> std::io::Result<()> {
-        let Some(stream) = self.stream.get() else {
+        let Some(stream) = self.transport.get().map(Transport::socket) else {
             return Ok(());
         };
         let mut outbox = self.outbox();

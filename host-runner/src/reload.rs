@@ -2,7 +2,8 @@
 //! changes, the file is compiled, linked and instantiated once; if all that works it becomes
 //! the current version ([`Runtime::reload`](crate::engine::Runtime::reload)), else it is
 //! refused and the old version keeps serving. No connection is touched here: each one moves
-//! to the new version at its next guest call.
+//! to the new version at its next guest call. SIGHUP also reads `--tls-cert`/`--tls-key`
+//! again ([`Certificate::reload`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::metrics::METRICS;
 use crate::server::Server;
+use crate::tls::Certificate;
 
 /// How often `--watch` looks at the handler file.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -45,13 +47,19 @@ pub async fn run(server: Arc<Server>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = hangup.recv() => match &path {
-                Some(path) => {
-                    loaded = stamp(path);
-                    reload(&server, path).await;
+            _ = hangup.recv() => {
+                if let Some(tls) = &server.settings.tls {
+                    reload_certificate(&tls.certificate);
                 }
-                None => warn!("SIGHUP ignored: the embedded handler is served, there is no --handler file to reload"),
-            },
+                match &path {
+                    Some(path) => {
+                        loaded = stamp(path);
+                        reload(&server, path).await;
+                    }
+                    None if server.settings.tls.is_some() => {}
+                    None => warn!("SIGHUP ignored: the embedded handler is served, there is no --handler file to reload"),
+                }
+            }
             _ = ticks.tick(), if watch => {
                 let Some(path) = &path else { continue };
                 let now = stamp(path);
@@ -66,6 +74,15 @@ pub async fn run(server: Arc<Server>) {
                 }
             }
         }
+    }
+}
+
+/// A renewed certificate: new handshakes use it, open connections keep theirs.
+fn reload_certificate(certificate: &Certificate) {
+    let (cert, key) = certificate.files();
+    match certificate.reload() {
+        Ok(()) => info!(cert = %cert.display(), key = %key.display(), "certificate reloaded"),
+        Err(error) => warn!(%error, "certificate reload refused; the current one keeps serving"),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Limits and options of a WebSocket session.
 
+use super::deflate::Deflate;
+
 /// Limits and options for a [`Session`](crate::session::Session) or
 /// [`Websocket`](crate::Websocket).
 ///
@@ -20,6 +22,7 @@ pub struct Config {
     max_frame_size: usize,
     max_message_size: usize,
     accept_unmasked_frames: bool,
+    deflate: Option<Deflate>,
 }
 
 impl Default for Config {
@@ -28,6 +31,7 @@ impl Default for Config {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
             accept_unmasked_frames: false,
+            deflate: None,
         }
     }
 }
@@ -65,6 +69,18 @@ impl Config {
         self
     }
 
+    /// Offer (client) or accept (server) permessage-deflate (RFC 7692) with these options;
+    /// default `None`, no compression.
+    ///
+    /// Compressed messages are inflated within [`Config::max_message_size`]: a small frame
+    /// that would inflate past it closes the connection with 1009 once the limit is reached,
+    /// not after. See [`Deflate`] for what a connection costs in memory.
+    #[must_use]
+    pub fn deflate(mut self, deflate: Option<Deflate>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
     /// See [`Config::max_frame_size`].
     pub fn get_max_frame_size(&self) -> usize {
         self.max_frame_size
@@ -78,5 +94,10 @@ impl Config {
     /// See [`Config::accept_unmasked_frames`].
     pub fn get_accept_unmasked_frames(&self) -> bool {
         self.accept_unmasked_frames
+    }
+
+    /// See [`Config::deflate`].
+    pub fn get_deflate(&self) -> Option<&Deflate> {
+        self.deflate.as_ref()
     }
 }

@@ -36,13 +36,23 @@ pub enum ProtocolError {
     InvalidClosePayload,
     /// A close frame carried a code that may not be sent on the wire (§7.4).
     InvalidCloseCode(u16),
+    /// RSV1 (compressed) was set on a control frame (RFC 7692 §6.1).
+    CompressedControlFrame,
+    /// RSV1 (compressed) was set on a continuation frame: only a message's first frame
+    /// carries it (RFC 7692 §6.1).
+    CompressedContinuation,
+    /// A compressed message is not valid DEFLATE data (RFC 7692 §7.2.2).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
-    /// The close code to send for this violation: 1007 for bad UTF-8, 1002 otherwise.
+    /// The close code to send for this violation: 1007 for bad UTF-8 or DEFLATE data, 1002
+    /// otherwise.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -73,6 +83,11 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             ProtocolError::InvalidClosePayload => f.write_str("close frame with a 1-byte payload"),
             ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
+            ProtocolError::CompressedControlFrame => f.write_str("control frame has RSV1 set"),
+            ProtocolError::CompressedContinuation => f.write_str("continuation frame has RSV1 set"),
+            ProtocolError::InvalidCompressedData => {
+                f.write_str("compressed message is not valid DEFLATE data")
+            }
         }
     }
 }
@@ -246,6 +261,31 @@ impl From<RequestError> for WebsocketError {
         WebsocketError::InvalidWebsocketRequest(e)
     }
 }
+
+/// A server's `Sec-WebSocket-Extensions` answer that the client must refuse by failing the
+/// connection (RFC 6455 §4.1, RFC 7692 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtensionError {
+    /// The answer names an extension that was not offered, or several.
+    UnsupportedExtension,
+    /// A permessage-deflate parameter is unknown, repeated, malformed, or not what the
+    /// offer allowed.
+    InvalidParameter,
+}
+
+impl fmt::Display for ExtensionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExtensionError::UnsupportedExtension => "the server accepted an extension not offered",
+            ExtensionError::InvalidParameter => {
+                "the server answered permessage-deflate with parameters the offer does not allow"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ExtensionError {}
 
 /// Sending after our close frame was queued (by [`close`](super::session::Session::close),
 /// as the answer to the peer's close, or for a violation): a session sends nothing more.

@@ -79,6 +79,10 @@ impl From<OpCode> for u8 {
     }
 }
 
+/// The RSV1 bit of [`FrameHeader::rsv`]: set on the first frame of a compressed message
+/// when permessage-deflate is agreed (RFC 7692 §6).
+pub const RSV1: u8 = 0b100;
+
 /// The longest possible header: 2 bytes, 8 of extended length, 4 of mask key.
 pub const MAX_HEADER_LEN: usize = 14;
 
@@ -114,6 +118,16 @@ impl FrameHeader {
     /// assert_eq!(FrameHeader::parse(&[0x81]), Ok(None));
     /// ```
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+        Self::parse_with(buf, 0)
+    }
+
+    /// [`FrameHeader::parse`], allowing the reserved bits in `allowed_rsv` (those an agreed
+    /// extension gives a meaning, e.g. [`RSV1`]); whether they fit the opcode is for the
+    /// extension to check.
+    pub fn parse_with(
+        buf: &[u8],
+        allowed_rsv: u8,
+    ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
         };
@@ -122,7 +136,7 @@ impl FrameHeader {
         let opcode = OpCode::from(b0);
         let masked = b1 & 0x80 != 0;
         let len7 = b1 & 0x7F;
-        if rsv != 0 {
+        if rsv & !allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBitsSet);
         }
         match opcode {
@@ -248,9 +262,22 @@ pub fn encode_frame(
     mask: Option<[u8; 4]>,
     payload: &[u8],
 ) {
+    encode_frame_with(out, fin, 0, opcode, mask, payload);
+}
+
+/// [`encode_frame`] with the reserved bits `rsv` set (e.g. [`RSV1`] for a compressed
+/// message).
+pub fn encode_frame_with(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) {
     let header = FrameHeader {
         fin,
-        rsv: 0,
+        rsv,
         opcode,
         mask,
         payload_len: payload.len() as u64,

@@ -12,7 +12,9 @@ use http::{Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
 
 use super::config::Config;
+use super::deflate::{self, Params};
 use super::error::{RequestError, WebsocketError};
+use super::session::Session;
 
 /// The GUID that RFC 6455 §1.3 appends to the client's key.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -146,6 +148,7 @@ pub(crate) fn requested_protocols<B>(request: &Request<B>) -> RequestedProtocols
 pub struct Accepted {
     config: Config,
     protocol: Option<String>,
+    deflate: Option<Params>,
 }
 
 impl Accepted {
@@ -158,11 +161,26 @@ impl Accepted {
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
     }
+
+    /// The permessage-deflate parameters the 101 response agreed to, if any.
+    pub fn deflate(&self) -> Option<Params> {
+        self.deflate
+    }
+
+    /// The server session this handshake settled: its limits, and compression if agreed.
+    pub fn session(&self) -> Session {
+        let session = Session::server(self.config);
+        match self.deflate {
+            Some(params) => session.with_deflate(params),
+            None => session,
+        }
+    }
 }
 
 /// Validates `request` and builds the 101 response, announcing `subprotocol` (which the
-/// client must have offered) if given. The response carries an [`Accepted`] with `config`
-/// in its extensions. [`start`](crate::start) is this plus the blocking server's hand-over;
+/// client must have offered) if given, and permessage-deflate if `config` allows it and the
+/// client offered parameters it can accept ([`deflate::negotiate`]). The response carries an
+/// [`Accepted`] with `config` in its extensions. [`start`](crate::start) is this plus the blocking server's hand-over;
 /// a guest component or a custom server calls it directly.
 ///
 /// # Errors
@@ -200,9 +218,17 @@ pub fn accept<B>(
             HeaderValue::from_str(protocol).map_err(|_| WebsocketError::WrongSubprotocol)?;
         response = response.header(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
+    let deflate = config
+        .get_deflate()
+        .and_then(|ours| deflate::negotiate(request.headers(), ours));
+    if let Some(params) = deflate {
+        // Only tokens and digits: always a valid header value.
+        response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, params.to_header());
+    }
     let accepted = Accepted {
         config,
         protocol: subprotocol.map(str::to_owned),
+        deflate,
     };
     response
         .extension(accepted)

@@ -9,6 +9,7 @@
 
 mod close_code;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

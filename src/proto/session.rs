@@ -34,9 +34,12 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use super::config::Config;
+use super::deflate::{Codec, Engines};
 use super::error::{CapacityError, CapacityKind, ClosedError, Error, ProtocolError};
 use super::frame::{self, CloseCode, Control, Data, FrameHeader, MAX_HEADER_LEN, OpCode};
 use super::utf8;
+
+mod compression;
 
 /// A complete WebSocket message (as in `rouille::websocket`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +155,8 @@ pub struct Session {
     frame: Option<InFrame>,
     message: Vec<u8>,
     message_kind: Option<MessageKind>,
+    // The message being received is compressed: `message` holds it as it came.
+    message_compressed: bool,
     utf8_valid_up_to: usize,
     control: Vec<u8>,
     events: VecDeque<Event>,
@@ -161,6 +166,9 @@ pub struct Session {
     error: Option<Error>,
     // Send side.
     out: Vec<u8>,
+    // permessage-deflate, when agreed; the engines used where it keeps no context.
+    deflate: Option<Codec>,
+    engines: Engines,
 }
 
 impl fmt::Debug for Session {
@@ -196,6 +204,7 @@ impl Session {
             frame: None,
             message: Vec::new(),
             message_kind: None,
+            message_compressed: false,
             utf8_valid_up_to: 0,
             control: Vec::new(),
             events: VecDeque::new(),
@@ -203,6 +212,8 @@ impl Session {
             close_received: None,
             error: None,
             out: Vec::new(),
+            deflate: None,
+            engines: Engines::default(),
         }
     }
 
@@ -296,7 +307,7 @@ impl Session {
     fn receive_header(&mut self, data: &[u8]) -> Result<usize, Error> {
         if self.header_len == 0 {
             // Fast path: the whole header is in `data`, nothing to copy.
-            if let Some((header, len)) = FrameHeader::parse(data)? {
+            if let Some((header, len)) = FrameHeader::parse_with(data, self.allowed_rsv())? {
                 self.begin_frame(header)?;
                 return Ok(len);
             }
@@ -305,7 +316,7 @@ impl Session {
         let take = (MAX_HEADER_LEN - had).min(data.len());
         self.header[had..had + take].copy_from_slice(&data[..take]);
         self.header_len += take;
-        match FrameHeader::parse(&self.header[..self.header_len])? {
+        match FrameHeader::parse_with(&self.header[..self.header_len], self.allowed_rsv())? {
             Some((header, len)) => {
                 self.header_len = 0;
                 self.begin_frame(header)?;
@@ -332,6 +343,7 @@ impl Session {
             }
             .into());
         }
+        self.check_rsv1(&header)?;
         match header.opcode {
             OpCode::Data(data) => {
                 match (data, self.message_kind) {
@@ -391,7 +403,10 @@ impl Session {
         if let Some(mask) = frame.mask {
             frame::apply_mask(&mut target[start..], mask, frame.offset);
         }
-        if !frame.opcode.is_control() && self.message_kind == Some(MessageKind::Text) {
+        if !frame.opcode.is_control()
+            && self.message_kind == Some(MessageKind::Text)
+            && !self.message_compressed
+        {
             // Fail fast: bad UTF-8 closes the connection before the message is complete.
             self.utf8_valid_up_to += utf8::validate_prefix(&self.message[self.utf8_valid_up_to..])?;
         }
@@ -444,6 +459,9 @@ impl Session {
     }
 
     fn end_message(&mut self) -> Result<(), Error> {
+        if self.message_compressed {
+            self.inflate_message()?;
+        }
         let bytes = std::mem::take(&mut self.message);
         let valid = std::mem::take(&mut self.utf8_valid_up_to);
         let message = match self.message_kind.take() {
@@ -499,6 +517,8 @@ impl Session {
         self.control.shrink_to_fit();
         self.message.shrink_to_fit();
         self.out.shrink_to_fit();
+        // Engines of its own (no one lent it theirs) are rebuilt when next needed.
+        self.engines = Engines::default();
     }
 
     /// Whether bytes are waiting for [`Session::poll_transmit`].
@@ -539,7 +559,11 @@ impl Session {
         if self.close_sent {
             return Err(ClosedError);
         }
-        self.queue_frame(opcode, payload);
+        if opcode.is_control() || !self.deflate.as_ref().is_some_and(Codec::compresses) {
+            self.queue_frame(opcode, payload);
+        } else {
+            self.queue_compressed(opcode, payload);
+        }
         Ok(())
     }
 

@@ -8,7 +8,8 @@
 use wsbox::Message;
 use wsbox::guest::{Handler, Websocket};
 
-/// Connects back to the server it came from, sends one message and shows the echo in
+/// Connects back to the server it came from (`wss` when served over `https`: a page may
+/// not open `ws` from there), sends one message and shows the echo in
 /// `#echo` (the browser test reads it there).
 const PAGE: &str = r#"<!doctype html>
 <html lang="en">
@@ -19,7 +20,8 @@ const PAGE: &str = r#"<!doctype html>
 <p>Echo: <code id="echo"></code></p>
 <script>
 const sent = "hello from " + navigator.userAgent.split(" ")[0];
-const socket = new WebSocket("ws://" + location.host + "/");
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const socket = new WebSocket(scheme + location.host + "/");
 socket.onopen = () => {
   document.getElementById("sent").textContent = sent;
   socket.send(sent);

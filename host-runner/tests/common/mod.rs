@@ -17,6 +17,7 @@ pub mod browser;
 pub mod nats;
 mod raw;
 pub mod scrape;
+pub mod tls;
 #[allow(unused_imports)] // as above: not every test file speaks raw frames
 pub use raw::*;
 
@@ -68,6 +69,10 @@ impl Runner {
         let addr = line
             .trim()
             .strip_prefix("wsbox-runner listening on http://")
+            .or_else(|| {
+                line.trim()
+                    .strip_prefix("wsbox-runner listening on https://")
+            })
             .and_then(|rest| rest.strip_suffix('/'))
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()

@@ -1,0 +1,177 @@
+//! Compressing and decompressing whole messages as agreed (RFC 7692 §7.2).
+
+use super::zlib::{CorruptData, Deflater, Inflated, Inflater};
+use super::{Deflate, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
+
+/// The empty stored block a sync flush ends with: stripped from each compressed message,
+/// put back before inflating it (§7.2.1, §7.2.2).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
+/// Compressors and a decompressor lent to connections without context takeover, message by
+/// message. Keep one per thread and pass it to every session on that thread: such
+/// connections then hold no deflate memory between messages.
+///
+/// # Examples
+///
+/// ```
+/// let engines = wsbox::deflate::Engines::default();
+/// assert_eq!(engines.len(), 0); // Built on first use.
+/// ```
+#[derive(Default)]
+pub struct Engines {
+    // Keyed by (level, window bits, mem level): in practice one or two entries.
+    deflaters: Vec<((u8, u8, u8), Deflater)>,
+    inflater: Option<Inflater>,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines").field("len", &self.len()).finish()
+    }
+}
+
+impl Engines {
+    /// How many engines have been built.
+    pub fn len(&self) -> usize {
+        self.deflaters.len() + usize::from(self.inflater.is_some())
+    }
+
+    /// Whether none has been built yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn deflater(&mut self, key: (u8, u8, u8)) -> &mut Deflater {
+        let index = match self.deflaters.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                self.deflaters
+                    .push((key, Deflater::new(key.0, key.1, key.2)));
+                self.deflaters.len() - 1
+            }
+        };
+        &mut self.deflaters[index].1
+    }
+
+    fn inflater(&mut self) -> &mut Inflater {
+        // The widest window decodes whatever window the peer used.
+        self.inflater
+            .get_or_insert_with(|| Inflater::new(MAX_WINDOW_BITS))
+    }
+}
+
+/// Why a compressed message could not be inflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InflateError {
+    /// It inflates to more than the limit; no more than the limit was produced.
+    TooBig,
+    /// It is not valid DEFLATE data.
+    Corrupt,
+}
+
+/// One connection's compression: what was agreed, and the engines kept between messages
+/// where context takeover was agreed (built on first use).
+pub(crate) struct Codec {
+    level: u8,
+    mem_level: u8,
+    send_window: u8,
+    // Agreed to a window zlib cannot keep to (8 bits): messages go out uncompressed.
+    send_plain: bool,
+    send_takeover: bool,
+    receive_window: u8,
+    receive_takeover: bool,
+    deflater: Option<Deflater>,
+    inflater: Option<Inflater>,
+}
+
+impl Codec {
+    /// The codec of the server (`server == true`) or client end of a connection that agreed
+    /// on `params`, compressing as `ours` allows.
+    pub(crate) fn new(params: &Params, ours: &Deflate, server: bool) -> Self {
+        let (send_window, send_takeover) = params.direction(server);
+        let (receive_window, receive_takeover) = params.direction(!server);
+        Codec {
+            level: ours.level,
+            mem_level: ours.mem_level,
+            // A smaller window than agreed is always allowed; zlib has none below 9.
+            send_window: send_window.min(ours.max_window_bits).max(MIN_WINDOW_BITS),
+            send_plain: send_window < MIN_WINDOW_BITS,
+            send_takeover: send_takeover && !ours.no_context_takeover,
+            receive_window: receive_window.max(MIN_WINDOW_BITS),
+            receive_takeover,
+            deflater: None,
+            inflater: None,
+        }
+    }
+
+    /// Whether messages are sent compressed: always, unless the peer capped our window
+    /// below what zlib can do (an uncompressed message is always allowed, RFC 7692 §6).
+    pub(crate) fn compresses(&self) -> bool {
+        !self.send_plain
+    }
+
+    /// Appends `payload`, compressed, to `out`.
+    pub(crate) fn deflate(&mut self, engines: &mut Engines, payload: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        let key = (self.level, self.send_window, self.mem_level);
+        if self.send_takeover {
+            self.deflater
+                .get_or_insert_with(|| Deflater::new(key.0, key.1, key.2))
+                .compress(payload, out);
+        } else {
+            let deflater = engines.deflater(key);
+            deflater.compress(payload, out);
+            deflater.reset();
+        }
+        if out[start..].ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if out.len() == start {
+            // zlib writes nothing for an empty message right after a flush; the peer needs
+            // a block to put the tail after: an empty stored block's header (§7.2.3.6).
+            out.push(0x00);
+        }
+    }
+
+    /// Appends the inflated `compressed` message to `out`, which never grows past `limit`.
+    pub(crate) fn inflate(
+        &mut self,
+        engines: &mut Engines,
+        compressed: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
+        let window = self.receive_window;
+        let inflater = if self.receive_takeover {
+            self.inflater.get_or_insert_with(|| Inflater::new(window))
+        } else {
+            engines.inflater()
+        };
+        let result = inflate_all(inflater, compressed, out, limit);
+        // A shared engine is clean for the next connection; an own one that failed is
+        // never used again.
+        if !self.receive_takeover || result.is_err() {
+            inflater.reset();
+        }
+        result
+    }
+}
+
+fn inflate_all(
+    inflater: &mut Inflater,
+    compressed: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), InflateError> {
+    for part in [compressed, &TAIL] {
+        match inflater.inflate(part, out, limit) {
+            Ok(Inflated::Done) => {}
+            Ok(Inflated::LimitReached) => return Err(InflateError::TooBig),
+            Err(CorruptData) => return Err(InflateError::Corrupt),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

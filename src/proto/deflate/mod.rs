@@ -1,0 +1,177 @@
+//! permessage-deflate (RFC 7692): the options a [`Config`](crate::Config) switches it on
+//! with, the parameters a handshake agrees on, and the codec that applies them.
+//!
+//! Negotiation ([`negotiate`], [`offer`], [`check_response`]) is pure functions over
+//! header values. The codec keeps no compression state of its own unless context takeover
+//! was agreed: a session without takeover borrows the caller's [`Engines`] for each
+//! message, so an idle connection holds no deflate memory at all.
+
+mod codec;
+mod negotiate;
+mod zlib;
+
+pub use codec::Engines;
+pub(crate) use codec::{Codec, InflateError};
+pub use negotiate::{ExtensionError, check_response, negotiate, offer};
+
+/// The smallest LZ77 window zlib honours; it silently widens 8 to 9, so a peer that asks for
+/// 8 cannot be given it and its offer is declined.
+pub const MIN_WINDOW_BITS: u8 = 9;
+/// The largest LZ77 window, and the RFC's default when a window is not negotiated.
+pub const MAX_WINDOW_BITS: u8 = 15;
+
+/// How this endpoint is willing to compress, set with
+/// [`Config::deflate`](crate::Config::deflate).
+///
+/// # Examples
+///
+/// ```
+/// use wsbox::deflate::Deflate;
+///
+/// // Small per-connection state when context takeover is agreed.
+/// let deflate = Deflate::default().max_window_bits(11).mem_level(4);
+/// let config = wsbox::Config::default().deflate(Some(deflate));
+/// assert_eq!(config.get_deflate().unwrap().get_max_window_bits(), 11);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deflate {
+    level: u8,
+    mem_level: u8,
+    max_window_bits: u8,
+    no_context_takeover: bool,
+}
+
+impl Default for Deflate {
+    fn default() -> Self {
+        Deflate {
+            level: 6,
+            mem_level: 8,
+            max_window_bits: MAX_WINDOW_BITS,
+            no_context_takeover: false,
+        }
+    }
+}
+
+impl Deflate {
+    /// zlib's compression level, 0 (store) to 9 (smallest); default 6. Clamped to 0–9.
+    #[must_use]
+    pub fn level(mut self, level: u8) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// zlib's `memLevel`, 1–9; default 8. The compressor's hash table and output buffer
+    /// cost `2^(mem_level + 9)` bytes together, per connection when context takeover is
+    /// agreed. Clamped to 1–9.
+    #[must_use]
+    pub fn mem_level(mut self, mem_level: u8) -> Self {
+        self.mem_level = mem_level.clamp(1, 9);
+        self
+    }
+
+    /// The largest LZ77 window, as a power of two, 9–15; default 15. Our compressor uses no
+    /// larger one, and a peer that lets us cap its window is asked for no larger one; a peer
+    /// that does not (it offers no `client_max_window_bits` / the server answers none) and
+    /// would need a larger window is asked for no context takeover instead, so a connection
+    /// with takeover never keeps more than windows of this size. A window costs
+    /// `2^(bits + 2)` bytes to compress and `2^bits` to decompress. Clamped to 9–15.
+    #[must_use]
+    pub fn max_window_bits(mut self, bits: u8) -> Self {
+        self.max_window_bits = bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+        self
+    }
+
+    /// Ask for no context takeover in both directions; default `false`. Each message is
+    /// then compressed on its own, worse for many small similar messages, but a connection
+    /// keeps no compression state between messages (the [`Engines`] are shared).
+    #[must_use]
+    pub fn no_context_takeover(mut self, no_context_takeover: bool) -> Self {
+        self.no_context_takeover = no_context_takeover;
+        self
+    }
+
+    /// See [`Deflate::level`].
+    pub fn get_level(&self) -> u8 {
+        self.level
+    }
+
+    /// See [`Deflate::mem_level`].
+    pub fn get_mem_level(&self) -> u8 {
+        self.mem_level
+    }
+
+    /// See [`Deflate::max_window_bits`].
+    pub fn get_max_window_bits(&self) -> u8 {
+        self.max_window_bits
+    }
+
+    /// See [`Deflate::no_context_takeover`].
+    pub fn get_no_context_takeover(&self) -> bool {
+        self.no_context_takeover
+    }
+}
+
+/// The parameters of permessage-deflate agreed in a handshake (RFC 7692 §7.1), as the
+/// server's response states them. A window given as `None` was not negotiated: 15 bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Params {
+    /// The server resets its compressor after every message.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compressor after every message.
+    pub client_no_context_takeover: bool,
+    /// The largest window the server compresses with.
+    pub server_max_window_bits: Option<u8>,
+    /// The largest window the client compresses with.
+    pub client_max_window_bits: Option<u8>,
+}
+
+impl Params {
+    /// The `Sec-WebSocket-Extensions` value of a response that accepts these parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let params = wsbox::deflate::Params {
+    ///     client_no_context_takeover: true,
+    ///     client_max_window_bits: Some(10),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(
+    ///     params.to_header(),
+    ///     "permessage-deflate; client_no_context_takeover; client_max_window_bits=10",
+    /// );
+    /// ```
+    pub fn to_header(&self) -> String {
+        let mut header = String::from(negotiate::NAME);
+        if self.server_no_context_takeover {
+            header.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            header.push_str("; client_no_context_takeover");
+        }
+        if let Some(bits) = self.server_max_window_bits {
+            header.push_str(&format!("; server_max_window_bits={bits}"));
+        }
+        if let Some(bits) = self.client_max_window_bits {
+            header.push_str(&format!("; client_max_window_bits={bits}"));
+        }
+        header
+    }
+
+    /// `(window bits, context takeover)` of the compressor of the endpoint that is the
+    /// server (`server == true`) or the client.
+    pub(crate) fn direction(&self, server: bool) -> (u8, bool) {
+        if server {
+            (
+                self.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+                !self.server_no_context_takeover,
+            )
+        } else {
+            (
+                self.client_max_window_bits.unwrap_or(MAX_WINDOW_BITS),
+                !self.client_no_context_takeover,
+            )
+        }
+    }
+}
