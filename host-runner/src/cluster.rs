@@ -367,9 +367,7 @@ async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Regi
             match wire::parse_message(&message.payload) {
                 Some((kind, data)) => {
                     METRICS.cluster_received.inc();
-                    let mut frame = Vec::with_capacity(data.len() + 10);
-                    crate::cork::encode_parts(&mut frame, kind, data);
-                    let frame = Bytes::from(frame);
+                    let frame = crate::cork::frame(kind, data);
                     let queued = registry.publish(&topic, &frame, None, &mut delivered);
                     METRICS.deliveries.add(u64::from(queued));
                 }
@@ -395,9 +393,7 @@ fn serve(registry: &Registry, request: Request<'_>) -> Status {
             let Some(peer) = registry.get(id) else {
                 return Status::Gone;
             };
-            let mut frame = Vec::with_capacity(data.len() + 10);
-            crate::cork::encode_parts(&mut frame, kind, data);
-            peer.deliver(&Bytes::from(frame)).map(|first| {
+            peer.deliver(&crate::cork::frame(kind, data)).map(|first| {
                 METRICS.deliveries.inc();
                 if first {
                     peer.flush_delivered();

@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::io::IoSlice;
 
+use bytes::Bytes;
 use wsbox::frame::{Data, FrameHeader, OpCode, encode_frame};
 
 use crate::engine::Message;
@@ -38,8 +39,17 @@ pub fn encode(out: &mut Vec<u8>, message: &Message) {
 }
 
 /// Appends the one frame that carries a message of this kind and these bytes.
-pub fn encode_parts(out: &mut Vec<u8>, kind: Data, payload: &[u8]) {
+fn encode_parts(out: &mut Vec<u8>, kind: Data, payload: &[u8]) {
     encode_frame(out, true, OpCode::Data(kind), None, payload);
+}
+
+/// The one frame that carries a message of this kind and these bytes, to be queued to
+/// other connections (a send, a publish, a delivery from another runner).
+pub fn frame(kind: Data, payload: &[u8]) -> Bytes {
+    // A frame header is at most 10 bytes (server frames are unmasked).
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    encode_parts(&mut out, kind, payload);
+    Bytes::from(out)
 }
 
 #[derive(Default)]

@@ -41,9 +41,8 @@ async fn route(
 }
 
 fn frame(message: &Message) -> Bytes {
-    let mut out = Vec::new();
-    crate::cork::encode(&mut out, message);
-    Bytes::from(out)
+    let (kind, payload) = crate::cork::parts(message);
+    crate::cork::frame(kind, payload)
 }
 
 impl From<Refused> for SendError {
