@@ -225,3 +225,65 @@ pub fn say(browser: &mut Browser, session: &str, text: &str) {
     );
     assert_eq!(browser.eval(session, &script), "sent");
 }
+
+/// Loads the default handler's demo page at `url` in a fresh headless Chromium (with
+/// `flags` besides the usual ones) until the page shows the echo of what its WebSocket
+/// sent, then checks that `runner` logged a clean close (1000) of that WebSocket.
+///
+/// `--dump-dom` snapshots the page when the virtual-time budget runs out, and a WebSocket
+/// does not hold virtual time back the way a pending fetch does, so on a loaded machine the
+/// snapshot can come before the echo arrives: the budget grows instead of trusting one race.
+pub fn demo_page_echoes(runner: &super::Runner, url: &str, flags: &[String]) {
+    let mut last = String::new();
+    for budget_ms in [5_000, 10_000, 20_000, 40_000] {
+        let dom = dump_dom(url, flags, budget_ms);
+        let sent = element_text(&dom, "sent").expect("the page has #sent");
+        let echo = element_text(&dom, "echo").expect("the page has #echo");
+        if sent.starts_with("hello from") && echo == sent {
+            let log = runner.wait_for_log("websocket closed");
+            assert!(log.contains("close_code=\"1000\""), "{log}");
+            return;
+        }
+        last = dom;
+    }
+    panic!("no attempt showed the echo of what the page at {url} sent; last DOM:\n{last}");
+}
+
+/// Loads `url` once in a fresh headless Chromium and returns the DOM it dumps.
+fn dump_dom(url: &str, flags: &[String], budget_ms: u32) -> String {
+    // A profile of its own per load (an SPKI list is honoured only with one, and the tests
+    // of a file run at the same time).
+    static LOADS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = std::env::temp_dir().join(format!("wsbox-dom-{}-{n}", std::process::id()));
+    let mut child = Command::new("chromium")
+        .args(super::HEADLESS_CHROMIUM)
+        .args(flags)
+        .arg("--dump-dom")
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium is installed (./test.sh runs ensure_chromium from scripts/setup.sh)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = std::fs::remove_dir_all(&profile);
+            panic!("chromium did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("chromium output");
+    let _ = std::fs::remove_dir_all(&profile);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of the element `<code id="{id}">…</code>` in a dumped DOM.
+fn element_text<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("id=\"{id}\">"))? + id.len() + 6;
+    let end = dom[start..].find('<')? + start;
+    Some(&dom[start..end])
+}
