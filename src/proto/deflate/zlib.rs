@@ -62,6 +62,14 @@ fn blank_stream() -> Box<z::z_stream> {
     })
 }
 
+/// Leaves no pointer into the caller's buffers behind in the stream once a call returns.
+fn clear_pointers(stream: &mut z::z_stream) {
+    stream.next_in = std::ptr::null_mut();
+    stream.avail_in = 0;
+    stream.next_out = std::ptr::null_mut();
+    stream.avail_out = 0;
+}
+
 fn stream_size() -> c_int {
     std::mem::size_of::<z::z_stream>() as c_int
 }
@@ -118,9 +126,7 @@ impl Deflater {
                 break;
             }
         }
-        self.stream.next_in = std::ptr::null_mut();
-        self.stream.next_out = std::ptr::null_mut();
-        self.stream.avail_out = 0;
+        clear_pointers(&mut self.stream);
     }
 
     /// Forgets the window: the next message is compressed on its own.
@@ -190,7 +196,7 @@ impl Inflater {
             let written = room - self.stream.avail_out as usize;
             if allowed == 0 {
                 if written > 0 {
-                    self.clear_pointers();
+                    clear_pointers(&mut self.stream);
                     return Ok(Inflated::LimitReached);
                 }
             } else {
@@ -203,23 +209,16 @@ impl Inflater {
                 // §7.2.3.3 lets a sender end a message that way).
                 z::Z_STREAM_END => self.reset(),
                 _ => {
-                    self.clear_pointers();
+                    clear_pointers(&mut self.stream);
                     return Err(CorruptData);
                 }
             }
             // Done once all input is in and zlib left output room unused.
             if self.stream.avail_in == 0 && rest.is_empty() && self.stream.avail_out > 0 {
-                self.clear_pointers();
+                clear_pointers(&mut self.stream);
                 return Ok(Inflated::Done);
             }
         }
-    }
-
-    fn clear_pointers(&mut self) {
-        self.stream.next_in = std::ptr::null_mut();
-        self.stream.avail_in = 0;
-        self.stream.next_out = std::ptr::null_mut();
-        self.stream.avail_out = 0;
     }
 
     /// Forgets the window: the next message is decompressed on its own.
