@@ -3,10 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
-use wsbox::frame::Data;
-
 use crate::cluster::Cluster;
+use crate::deflate::Outgoing;
 use crate::peer::Peer;
 use crate::registry::Registry;
 
@@ -73,19 +71,19 @@ impl Bus {
                 .map_or(0, |c| c.remote_subscribers(topic))
     }
 
-    /// Publishes to the other runners (see [`Cluster::publish`]), then queues `frame` here
-    /// as [`Registry::publish`] does; returns how many connections here took it.
+    /// Publishes to the other runners (see [`Cluster::publish`]), then queues `message`
+    /// here as [`Registry::publish`] does; returns how many connections here took it.
     pub fn publish(
         &self,
         topic: &str,
-        (kind, data): (Data, &[u8]),
-        frame: &Bytes,
+        message: &mut Outgoing<'_>,
         skip: Option<&Arc<Peer>>,
         delivered: &mut Vec<Arc<Peer>>,
     ) -> u32 {
         if let Some(cluster) = self.cluster.get() {
+            let (kind, data) = message.parts();
             cluster.publish(topic, kind, data);
         }
-        self.registry.publish(topic, frame, skip, delivered)
+        self.registry.publish(topic, message, skip, delivered)
     }
 }

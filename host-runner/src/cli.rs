@@ -85,6 +85,37 @@ pub struct Args {
     #[arg(long)]
     pub close_on_backpressure: bool,
 
+    /// permessage-deflate (RFC 7692) with clients that offer it (browsers do): `shared`
+    /// compresses without context takeover either way, so a connection keeps no deflate
+    /// state (the engines belong to the worker threads) and a publish is compressed once;
+    /// `takeover` lets each connection keep its context (better ratios for many small
+    /// similar messages, ≈ --deflate-window-bits/--deflate-mem-level worth of state per
+    /// connection; publishes reach it uncompressed); `off` declines.
+    #[arg(long, value_name = "MODE", default_value = "shared")]
+    pub deflate: crate::deflate::Mode,
+
+    /// zlib compression level, 0 (store) to 9 (smallest).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub deflate_level: u8,
+
+    /// With `--deflate takeover`: the largest LZ77 window a connection keeps, 9–15 bits
+    /// (2^(N+2) bytes to compress, 2^N to decompress).
+    #[arg(long, value_name = "BITS", default_value_t = 11,
+          value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_window_bits: u8,
+
+    /// With `--deflate takeover`: zlib's memLevel for a connection's compressor, 1–9
+    /// (2^(N+9) bytes).
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub deflate_mem_level: u8,
+
+    /// Messages shorter than this go out uncompressed even when compression was agreed:
+    /// a few bytes only grow (deflate adds a header) and cost CPU for nothing.
+    #[arg(long, value_name = "SIZE", default_value = "128", value_parser = parse_size)]
+    pub deflate_threshold: u64,
+
     /// Topics one WebSocket may be subscribed to at once (at least 1).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_topics: u32,
@@ -278,6 +309,7 @@ pub struct Settings {
     pub watch: bool,
     pub metrics: Option<SocketAddr>,
     pub cluster: Option<crate::cluster::Settings>,
+    pub deflate: crate::deflate::Settings,
     pub guest_memory: usize,
     pub guest_cpu: Duration,
     pub shutdown_timeout: Duration,
@@ -451,6 +483,13 @@ impl Args {
             watch: self.watch,
             metrics: self.metrics,
             cluster,
+            deflate: crate::deflate::Settings {
+                mode: self.deflate,
+                level: self.deflate_level,
+                window_bits: self.deflate_window_bits,
+                mem_level: self.deflate_mem_level,
+                threshold: usize::try_from(self.deflate_threshold).unwrap_or(usize::MAX),
+            },
             tls,
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,

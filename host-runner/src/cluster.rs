@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wsbox::frame::Data;
 
+use crate::deflate::Outgoing;
 use crate::metrics::METRICS;
 use crate::peer::Refused;
 use crate::registry::{Id, Registry};
@@ -367,8 +368,8 @@ async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Regi
             match wire::parse_message(&message.payload) {
                 Some((kind, data)) => {
                     METRICS.cluster_received.inc();
-                    let frame = crate::cork::frame(kind, data);
-                    let queued = registry.publish(&topic, &frame, None, &mut delivered);
+                    let mut message = Outgoing::new(kind, data);
+                    let queued = registry.publish(&topic, &mut message, None, &mut delivered);
                     METRICS.deliveries.add(u64::from(queued));
                 }
                 None => warn!(topic = &*topic, "malformed cluster publish ignored"),
@@ -393,7 +394,8 @@ fn serve(registry: &Registry, request: Request<'_>) -> Status {
             let Some(peer) = registry.get(id) else {
                 return Status::Gone;
             };
-            peer.deliver(&crate::cork::frame(kind, data)).map(|first| {
+            let mut message = Outgoing::new(kind, data);
+            peer.deliver(message.frame(peer.form())).map(|first| {
                 METRICS.deliveries.inc();
                 if first {
                     peer.flush_delivered();

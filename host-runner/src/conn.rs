@@ -11,6 +11,7 @@ use wsbox::session::Session;
 
 use crate::bus::Bus;
 use crate::cork::Cork;
+use crate::deflate::{self, Form};
 use crate::engine::Message;
 use crate::peer::Peer;
 use crate::registry::Id;
@@ -168,6 +169,28 @@ impl Conn {
             None => {
                 self.early_close.get_or_insert((code, reason.to_owned()));
             }
+        }
+    }
+
+    /// Queues a message to this connection into the cork, compressed if its handshake
+    /// agreed to that (sends before the upgrade go uncompressed: nothing is agreed yet).
+    pub fn push(&mut self, message: Message) {
+        let Some(socket) = &mut self.socket else {
+            return self.cork.push(message);
+        };
+        let form = socket.peer.form();
+        if form == Form::Plain {
+            return self.cork.push(message);
+        }
+        let (kind, payload) = crate::cork::parts(&message);
+        if !deflate::encode(self.cork.bytes(), form, kind, payload) {
+            // Context takeover: the session compresses with its own context. It is not
+            // closed (the caller checked), so sending cannot fail.
+            let _ = match &message {
+                Message::Text(text) => socket.session.send_text(text),
+                Message::Binary(data) => socket.session.send_binary(data),
+            };
+            socket.session.poll_transmit(self.cork.bytes());
         }
     }
 

@@ -20,6 +20,7 @@ use tokio::time::{Duration, Instant, sleep_until};
 use tracing::{debug, info};
 use wsbox::session::Event;
 
+use crate::deflate;
 use crate::engine::Message;
 
 mod calls;
@@ -440,7 +441,9 @@ impl WebSocket {
             let Some(socket) = self.guest.conn().socket.as_mut() else {
                 return Err("closed");
             };
-            let Some(event) = socket.session.next_event(&mut input) else {
+            // A compressed message borrows this thread's engines while it is inflated.
+            let next = deflate::with_engines(&mut socket.session, |s| s.next_event(&mut input));
+            let Some(event) = next else {
                 break;
             };
             match event {

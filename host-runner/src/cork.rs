@@ -39,7 +39,7 @@ pub fn encode(out: &mut Vec<u8>, message: &Message) {
 }
 
 /// Appends the one frame that carries a message of this kind and these bytes.
-fn encode_parts(out: &mut Vec<u8>, kind: Data, payload: &[u8]) {
+pub fn encode_parts(out: &mut Vec<u8>, kind: Data, payload: &[u8]) {
     encode_frame(out, true, OpCode::Data(kind), None, payload);
 }
 

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use wsbox::handshake::Accepted;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -276,11 +277,15 @@ fn accept(
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
         .map(|(_, value)| String::from_utf8_lossy(value).trim().to_owned());
-    let accepted = wsbox::handshake::accept(head, protocol.as_deref(), shared.session_config())
+    let ours = wsbox::handshake::accept(head, protocol.as_deref(), shared.session_config())
         .map_err(|_| "a 101 for a request that is not a valid upgrade, or with a subprotocol the client did not offer")?;
+    let accepted = ours
+        .extensions()
+        .get::<Accepted>()
+        .ok_or("the handshake settled nothing")?;
     let mut response = hyper::Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.headers_mut() = accepted.headers().clone();
+    *response.headers_mut() = ours.headers().clone();
     let extra = Response {
         status: 200,
         headers: answer
@@ -295,7 +300,7 @@ fn accept(
         response.headers_mut().append(name, value.clone());
     }
     sandbox.conn().request.protocol = protocol;
-    shared.register(sandbox.conn());
+    shared.register(sandbox.conn(), accepted);
     Ok(response)
 }
 

@@ -8,6 +8,7 @@ mod cluster;
 mod conn;
 mod connection;
 mod cork;
+mod deflate;
 mod engine;
 mod guest;
 mod http;

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::deflate::Form;
 use crate::metrics::METRICS;
 use crate::registry::Id;
 use crate::transport::Transport;
@@ -57,6 +58,8 @@ pub struct Peer {
     wake: Notify,
     max_backpressure: usize,
     close_on_backpressure: bool,
+    /// How messages reach this connection: compressed or not, as its handshake agreed.
+    form: Form,
 }
 
 #[derive(Default)]
@@ -85,8 +88,9 @@ const MAX_SPARE_SEALED: usize = 256 * 1024;
 const MAX_SLICES: usize = 64;
 
 impl Peer {
-    pub fn new(id: Id, max_backpressure: usize, close_on_backpressure: bool) -> Self {
+    pub fn new(id: Id, max_backpressure: usize, close_on_backpressure: bool, form: Form) -> Self {
         Peer {
+            form,
             id,
             transport: OnceLock::new(),
             outbox: Mutex::new(Outbox::default()),
@@ -115,6 +119,10 @@ impl Peer {
             }
         }
         self.flush()
+    }
+
+    pub fn form(&self) -> Form {
+        self.form
     }
 
     /// The transport, once attached. Only the connection's task calls this, after attaching.

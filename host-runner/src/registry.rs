@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
-
+use crate::deflate::Outgoing;
 use crate::peer::Peer;
 
 /// A connection's id, shown as 32 lowercase hex digits: the node that holds it (32 bits,
@@ -154,13 +153,13 @@ impl Registry {
             .collect()
     }
 
-    /// Queues `frame` to every subscriber of `topic` but `skip` (the publisher, which
+    /// Queues `message` to every subscriber of `topic` but `skip` (the publisher, which
     /// writes its own copy in order with its other sends); returns how many took it. The
     /// subscribers whose queue it started go to `delivered`, for the publisher to flush.
     pub fn publish(
         &self,
         topic: &str,
-        frame: &Bytes,
+        message: &mut Outgoing<'_>,
         skip: Option<&Arc<Peer>>,
         delivered: &mut Vec<Arc<Peer>>,
     ) -> u32 {
@@ -174,7 +173,7 @@ impl Registry {
                 continue;
             }
             // A subscriber that is closing or too slow is skipped (and counted by it).
-            if let Ok(first) = peer.deliver(frame) {
+            if let Ok(first) = peer.deliver(message.frame(peer.form())) {
                 queued = queued.saturating_add(1);
                 if first {
                     delivered.push(peer.clone());

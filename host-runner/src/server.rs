@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::cli::Settings;
-use wsbox::session::Session;
+use wsbox::handshake::Accepted;
 
 use crate::bus::Bus;
 use crate::conn::{AppLimits, Conn, Socket};
@@ -66,14 +66,16 @@ impl Server {
     }
 
     /// Makes the connection a WebSocket for the others: its peer (writable as soon as
-    /// its socket is attached), its id and its subscriptions.
-    pub fn register(&self, conn: &mut Conn) {
+    /// its socket is attached), its id and its subscriptions. `accepted` is what its
+    /// handshake agreed to.
+    pub fn register(&self, conn: &mut Conn, accepted: &Accepted) {
         let settings = &self.settings;
-        let session = Session::server(self.session_config());
+        let session = accepted.session();
         let peer = Arc::new(Peer::new(
             conn.id,
             settings.max_backpressure,
             settings.close_on_backpressure,
+            settings.deflate.form(accepted.deflate()),
         ));
         conn.socket = Some(Socket {
             session,
@@ -202,5 +204,6 @@ impl Server {
         wsbox::Config::default()
             .max_frame_size(limit(self.settings.max_frame_size))
             .max_message_size(limit(self.settings.max_message_size))
+            .deflate(self.settings.deflate.deflate())
     }
 }

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::SandboxState;
 use super::bindings::wsbox::websocket::connection::{
     AutoResponseError, Host, Id, RequestInfo, SendError, TooLarge, TopicError,
@@ -16,6 +14,7 @@ use super::bindings::wsbox::websocket::types::{self, Message};
 use crate::cluster::wire::{Request, Status};
 use crate::cluster::{Cluster, Unreachable};
 use crate::conn::{AutoResponse, Conn};
+use crate::deflate::{Form, Outgoing};
 use crate::metrics::METRICS;
 use crate::peer::{Peer, Refused};
 use crate::registry;
@@ -40,11 +39,6 @@ async fn route(
     }
 }
 
-fn frame(message: &Message) -> Bytes {
-    let (kind, payload) = crate::cork::parts(message);
-    crate::cork::frame(kind, payload)
-}
-
 impl From<Refused> for SendError {
     fn from(refused: Refused) -> Self {
         match refused {
@@ -67,7 +61,7 @@ impl Conn {
             }
             return Err(SendError::Backpressure);
         }
-        self.cork.push(message);
+        self.push(message);
         Ok(())
     }
 
@@ -143,7 +137,9 @@ impl Host for SandboxState {
             return route(cluster, id, Request::Send(id, kind, data)).await;
         }
         let peer = conn.bus.registry.get(id).ok_or(SendError::Gone)?;
-        if peer.deliver(&frame(&msg))? {
+        let (kind, payload) = crate::cork::parts(&msg);
+        let mut outgoing = Outgoing::new(kind, payload);
+        if peer.deliver(outgoing.frame(peer.form()))? {
             conn.delivered.push(peer);
         }
         METRICS.deliveries.inc();
@@ -203,17 +199,18 @@ impl Host for SandboxState {
 
     fn publish(&mut self, topic: String, msg: Message, include_self: bool) -> u32 {
         let conn = &mut self.conn;
-        let frame = frame(&msg);
         let own = conn.peer().cloned();
-        let parts = crate::cork::parts(&msg);
+        let (kind, payload) = crate::cork::parts(&msg);
+        let mut outgoing = Outgoing::new(kind, payload);
         let mut queued = conn
             .bus
-            .publish(&topic, parts, &frame, own.as_ref(), &mut conn.delivered);
+            .publish(&topic, &mut outgoing, own.as_ref(), &mut conn.delivered);
         METRICS.publishes.inc();
         METRICS.deliveries.add(u64::from(queued));
         // Our own copy goes with our other sends, in order.
         if include_self && conn.is_subscribed(&topic) && !conn.is_closed() {
-            conn.cork.bytes().extend_from_slice(&frame);
+            let form = own.as_ref().map_or(Form::Plain, |peer| peer.form());
+            conn.cork.bytes().extend_from_slice(outgoing.frame(form));
             queued = queued.saturating_add(1);
         }
         queued

@@ -1,7 +1,7 @@
 //! Compressing and decompressing whole messages as agreed (RFC 7692 §7.2).
 
 use super::zlib::{CorruptData, Deflater, Inflated, Inflater};
-use super::{Deflate, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
+use super::{Compression, Deflate, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
 
 /// The empty stored block a sync flush ends with: stripped from each compressed message,
 /// put back before inflating it (§7.2.1, §7.2.2).
@@ -19,8 +19,8 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// ```
 #[derive(Default)]
 pub struct Engines {
-    // Keyed by (level, window bits, mem level): in practice one or two entries.
-    deflaters: Vec<((u8, u8, u8), Deflater)>,
+    // In practice one or two entries.
+    deflaters: Vec<(Compression, Deflater)>,
     inflater: Option<Inflater>,
 }
 
@@ -41,16 +41,34 @@ impl Engines {
         self.len() == 0
     }
 
-    fn deflater(&mut self, key: (u8, u8, u8)) -> &mut Deflater {
-        let index = match self.deflaters.iter().position(|(k, _)| *k == key) {
+    /// Appends `payload` compressed as `how` says, as one whole message that refers to no
+    /// earlier one (no context takeover): the bytes after a frame header with RSV1 set.
+    /// Such bytes suit every connection that agreed to the same [`Compression`], whether or
+    /// not its receiving end keeps context, so a message sent to many connections is
+    /// compressed once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsbox::deflate::{Deflate, Engines, Params};
+    ///
+    /// let how = Params::default().compression(&Deflate::default(), true).unwrap();
+    /// let mut engines = Engines::default();
+    /// let mut compressed = Vec::new();
+    /// engines.compress(how, "compressible ".repeat(100).as_bytes(), &mut compressed);
+    /// assert!(compressed.len() < 100);
+    /// ```
+    pub fn compress(&mut self, how: Compression, payload: &[u8], out: &mut Vec<u8>) {
+        let index = match self.deflaters.iter().position(|(k, _)| *k == how) {
             Some(index) => index,
             None => {
-                self.deflaters
-                    .push((key, Deflater::new(key.0, key.1, key.2)));
+                self.deflaters.push((how, how.deflater()));
                 self.deflaters.len() - 1
             }
         };
-        &mut self.deflaters[index].1
+        let deflater = &mut self.deflaters[index].1;
+        compress_with(deflater, payload, out);
+        deflater.reset();
     }
 
     fn inflater(&mut self) -> &mut Inflater {
@@ -72,11 +90,8 @@ pub(crate) enum InflateError {
 /// One connection's compression: what was agreed, and the engines kept between messages
 /// where context takeover was agreed (built on first use).
 pub(crate) struct Codec {
-    level: u8,
-    mem_level: u8,
-    send_window: u8,
-    // Agreed to a window zlib cannot keep to (8 bits): messages go out uncompressed.
-    send_plain: bool,
+    // `None`: agreed to a window zlib cannot keep to (8 bits), so messages go out plain.
+    send: Option<Compression>,
     send_takeover: bool,
     receive_window: u8,
     receive_takeover: bool,
@@ -88,14 +103,10 @@ impl Codec {
     /// The codec of the server (`server == true`) or client end of a connection that agreed
     /// on `params`, compressing as `ours` allows.
     pub(crate) fn new(params: &Params, ours: &Deflate, server: bool) -> Self {
-        let (send_window, send_takeover) = params.direction(server);
+        let (_, send_takeover) = params.direction(server);
         let (receive_window, receive_takeover) = params.direction(!server);
         Codec {
-            level: ours.level,
-            mem_level: ours.mem_level,
-            // A smaller window than agreed is always allowed; zlib has none below 9.
-            send_window: send_window.min(ours.max_window_bits).max(MIN_WINDOW_BITS),
-            send_plain: send_window < MIN_WINDOW_BITS,
+            send: params.compression(ours, server),
             send_takeover: send_takeover && !ours.no_context_takeover,
             receive_window: receive_window.max(MIN_WINDOW_BITS),
             receive_takeover,
@@ -107,29 +118,19 @@ impl Codec {
     /// Whether messages are sent compressed: always, unless the peer capped our window
     /// below what zlib can do (an uncompressed message is always allowed, RFC 7692 §6).
     pub(crate) fn compresses(&self) -> bool {
-        !self.send_plain
+        self.send.is_some()
     }
 
-    /// Appends `payload`, compressed, to `out`.
+    /// Appends `payload`, compressed, to `out` (plain if [`Codec::compresses`] is false).
     pub(crate) fn deflate(&mut self, engines: &mut Engines, payload: &[u8], out: &mut Vec<u8>) {
-        let start = out.len();
-        let key = (self.level, self.send_window, self.mem_level);
+        let Some(how) = self.send else {
+            return out.extend_from_slice(payload);
+        };
         if self.send_takeover {
-            self.deflater
-                .get_or_insert_with(|| Deflater::new(key.0, key.1, key.2))
-                .compress(payload, out);
+            let deflater = self.deflater.get_or_insert_with(|| how.deflater());
+            compress_with(deflater, payload, out);
         } else {
-            let deflater = engines.deflater(key);
-            deflater.compress(payload, out);
-            deflater.reset();
-        }
-        if out[start..].ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
-        }
-        if out.len() == start {
-            // zlib writes nothing for an empty message right after a flush; the peer needs
-            // a block to put the tail after: an empty stored block's header (§7.2.3.6).
-            out.push(0x00);
+            engines.compress(how, payload, out);
         }
     }
 
@@ -154,6 +155,20 @@ impl Codec {
             inflater.reset();
         }
         result
+    }
+}
+
+/// Compresses `payload` onto `out` as one message: the sync flush's tail stripped (§7.2.1).
+fn compress_with(deflater: &mut Deflater, payload: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    deflater.compress(payload, out);
+    if out[start..].ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    if out.len() == start {
+        // zlib writes nothing for an empty message right after a flush; the peer needs
+        // a block to put the tail after: an empty stored block's header (§7.2.3.6).
+        out.push(0x00);
     }
 }
 

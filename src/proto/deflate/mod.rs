@@ -13,6 +13,7 @@ mod zlib;
 pub use codec::Engines;
 pub(crate) use codec::{Codec, InflateError};
 pub use negotiate::{ExtensionError, check_response, negotiate, offer};
+use zlib::Deflater;
 
 /// The smallest LZ77 window zlib honours; it silently widens 8 to 9, so a peer that asks for
 /// 8 cannot be given it and its offer is declined.
@@ -112,6 +113,28 @@ impl Deflate {
     }
 }
 
+/// How one end compresses the messages it sends under what a handshake agreed: zlib's level
+/// and memory level from its [`Deflate`], the window from both. Get it with
+/// [`Params::compression`]; connections with equal ones can be sent the same compressed
+/// bytes ([`Engines::compress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    level: u8,
+    window_bits: u8,
+    mem_level: u8,
+}
+
+impl Compression {
+    /// The LZ77 window compressed with, 9–15 bits.
+    pub fn window_bits(&self) -> u8 {
+        self.window_bits
+    }
+
+    fn deflater(&self) -> Deflater {
+        Deflater::new(self.level, self.window_bits, self.mem_level)
+    }
+}
+
 /// The parameters of permessage-deflate agreed in a handshake (RFC 7692 §7.1), as the
 /// server's response states them. A window given as `None` was not negotiated: 15 bits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -157,6 +180,19 @@ impl Params {
             header.push_str(&format!("; client_max_window_bits={bits}"));
         }
         header
+    }
+
+    /// How the server (`server == true`) or the client compresses under these parameters
+    /// when its options are `ours`; `None` if it must send its messages uncompressed (the
+    /// peer capped its window at 8 bits, which zlib cannot keep to).
+    pub fn compression(&self, ours: &Deflate, server: bool) -> Option<Compression> {
+        let (window, _) = self.direction(server);
+        (window >= MIN_WINDOW_BITS).then_some(Compression {
+            level: ours.level,
+            // A smaller window than agreed is always allowed.
+            window_bits: window.min(ours.max_window_bits),
+            mem_level: ours.mem_level,
+        })
     }
 
     /// `(window bits, context takeover)` of the compressor of the endpoint that is the

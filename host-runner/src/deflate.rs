@@ -1,0 +1,169 @@
+//! permessage-deflate in the runner (RFC 7692): what each connection agreed to, the engines
+//! shared per worker thread, and the frames of a message sent to many connections, built
+//! once per form they need.
+//!
+//! By default (`--deflate shared`) the runner answers every offer with no context
+//! takeover both ways, so a connection keeps no deflate state between messages: the
+//! compressor and decompressor are borrowed from the worker thread for each message (as
+//! uWebSockets' `SHARED_COMPRESSOR`). A publish is then compressed once for all its
+//! subscribers. With `--deflate takeover` a client may keep its context and the runner keeps
+//! its own per connection (in a small window); messages from other connections (publishes,
+//! `send-to`) then go to it uncompressed, because bytes compressed without its context
+//! would change the window its own messages refer to.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use wsbox::deflate::{Compression, Deflate, Engines, Params};
+use wsbox::frame::{Data, OpCode, RSV1, encode_frame_with};
+use wsbox::session::Session;
+
+/// `--deflate`: whether and how the runner negotiates compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Never: offers are declined.
+    Off,
+    /// No context takeover either way: no deflate state per connection.
+    Shared,
+    /// Context takeover where the client allows it, in windows of `--deflate-window-bits`.
+    Takeover,
+}
+
+/// The compression settings (flags of the same names).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub mode: Mode,
+    pub level: u8,
+    pub window_bits: u8,
+    pub mem_level: u8,
+    pub threshold: usize,
+}
+
+impl Settings {
+    /// What the handshake may agree to, `None` when compression is off.
+    pub fn deflate(&self) -> Option<Deflate> {
+        let deflate = Deflate::default().level(self.level);
+        match self.mode {
+            Mode::Off => None,
+            // Per-thread engines cost nothing per connection: the widest window.
+            Mode::Shared => Some(deflate.no_context_takeover(true)),
+            Mode::Takeover => Some(
+                deflate
+                    .max_window_bits(self.window_bits)
+                    .mem_level(self.mem_level),
+            ),
+        }
+    }
+
+    /// How messages reach a connection that agreed to `params` (`None`: no compression).
+    pub fn form(&self, params: Option<Params>) -> Form {
+        let (Some(params), Some(ours)) = (params, self.deflate()) else {
+            return Form::Plain;
+        };
+        let min_size = self.threshold;
+        match params.compression(&ours, true) {
+            None => Form::Plain,
+            Some(how) if params.server_no_context_takeover => Form::Shared { how, min_size },
+            Some(_) => Form::Takeover { min_size },
+        }
+    }
+}
+
+/// How a connection is sent messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Uncompressed: no compression agreed.
+    Plain,
+    /// Messages of `min_size` bytes or more compressed on their own, as `how` says.
+    Shared { how: Compression, min_size: usize },
+    /// Its own messages of `min_size` bytes or more compressed by its session, with
+    /// context; messages from other connections uncompressed.
+    Takeover { min_size: usize },
+}
+
+thread_local! {
+    /// The engines of connections without context takeover on this worker thread, lent
+    /// for one message at a time.
+    static ENGINES: RefCell<Engines> = RefCell::new(Engines::default());
+}
+
+/// Runs `f` with `session` holding this thread's engines (a compressed message it reads or
+/// sends borrows them), and takes them back after.
+pub fn with_engines<R>(session: &mut Session, f: impl FnOnce(&mut Session) -> R) -> R {
+    if !session.is_deflate() {
+        return f(session);
+    }
+    ENGINES.with_borrow_mut(|engines| {
+        session.swap_engines(engines);
+        let result = f(session);
+        session.swap_engines(engines);
+        result
+    })
+}
+
+/// Appends the frame that carries a message to a connection sent messages as `form`.
+/// Returns `false` (and appends nothing) for a message its session must compress itself
+/// (context takeover).
+pub fn encode(out: &mut Vec<u8>, form: Form, kind: Data, payload: &[u8]) -> bool {
+    match form {
+        Form::Shared { how, min_size } if payload.len() >= min_size => {
+            // The header states the compressed length: compress first, then frame.
+            let mut body = Vec::with_capacity(payload.len() / 2 + 16);
+            ENGINES.with_borrow_mut(|engines| engines.compress(how, payload, &mut body));
+            encode_frame_with(out, true, RSV1, OpCode::Data(kind), None, &body);
+            true
+        }
+        Form::Takeover { min_size } if payload.len() >= min_size => false,
+        _ => {
+            crate::cork::encode_parts(out, kind, payload);
+            true
+        }
+    }
+}
+
+/// A message sent to other connections (a publish, a `send-to`, a delivery from another
+/// runner): its frame is built once per form the recipients need, and shared by them.
+pub struct Outgoing<'a> {
+    kind: Data,
+    payload: &'a [u8],
+    plain: Option<Bytes>,
+    compressed: Vec<(Compression, Bytes)>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub fn new(kind: Data, payload: &'a [u8]) -> Self {
+        Outgoing {
+            kind,
+            payload,
+            plain: None,
+            compressed: Vec::new(),
+        }
+    }
+
+    /// The message's kind and bytes.
+    pub fn parts(&self) -> (Data, &'a [u8]) {
+        (self.kind, self.payload)
+    }
+
+    /// The frame for a connection sent messages as `form`.
+    pub fn frame(&mut self, form: Form) -> &Bytes {
+        let (kind, payload) = (self.kind, self.payload);
+        match form {
+            Form::Shared { how, min_size } if payload.len() >= min_size => {
+                let at = match self.compressed.iter().position(|(h, _)| *h == how) {
+                    Some(at) => at,
+                    None => {
+                        let mut out = Vec::with_capacity(payload.len() / 2 + 16);
+                        encode(&mut out, form, kind, payload);
+                        self.compressed.push((how, Bytes::from(out)));
+                        self.compressed.len() - 1
+                    }
+                };
+                &self.compressed[at].1
+            }
+            _ => self
+                .plain
+                .get_or_insert_with(|| crate::cork::frame(kind, payload)),
+        }
+    }
+}
