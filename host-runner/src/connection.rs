@@ -153,7 +153,8 @@ impl WebSocket {
         let _ = peer.attach(transport);
         let request = &conn.request;
         let protocol = request.protocol.as_deref().unwrap_or_default();
-        info!(peer = %address, id = %conn.id, path = request.path, protocol, "websocket open");
+        let deflate = peer.form().name();
+        info!(peer = %address, id = %conn.id, path = request.path, protocol, deflate, "websocket open");
         METRICS.websockets_open.inc();
         let now = Instant::now();
         Some(Box::new(WebSocket {

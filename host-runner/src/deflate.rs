@@ -81,6 +81,17 @@ pub enum Form {
     Takeover { min_size: usize },
 }
 
+impl Form {
+    /// What the `websocket open` log line says.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Form::Plain => "none",
+            Form::Shared { .. } => "shared",
+            Form::Takeover { .. } => "takeover",
+        }
+    }
+}
+
 thread_local! {
     /// The engines of connections without context takeover on this worker thread, lent
     /// for one message at a time.
