@@ -178,3 +178,101 @@ impl<'a> Outgoing<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsbox::Config;
+    use wsbox::session::Event;
+
+    fn settings(mode: Mode) -> Settings {
+        Settings {
+            mode,
+            level: 1,
+            window_bits: 11,
+            mem_level: 4,
+            threshold: 128,
+        }
+    }
+
+    /// What a client that agreed to `params` reads from `wire`.
+    fn read(params: Option<Params>, wire: &[u8]) -> Vec<wsbox::Message> {
+        let mut client = Session::client(Config::default(), || [7, 7, 7, 7]);
+        if let Some(params) = params {
+            client = client.with_deflate(params);
+        }
+        client.receive(wire).expect("valid frames");
+        std::iter::from_fn(|| client.poll_event())
+            .filter_map(|event| match event {
+                Event::Message(message) => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_default_agrees_to_no_context_takeover_either_way() {
+        let shared = settings(Mode::Shared).deflate().expect("on");
+        assert!(shared.get_no_context_takeover());
+        assert_eq!(settings(Mode::Off).deflate(), None);
+        let takeover = settings(Mode::Takeover).deflate().expect("on");
+        assert_eq!(takeover.get_max_window_bits(), 11);
+        assert_eq!(takeover.get_mem_level(), 4);
+    }
+
+    #[test]
+    fn a_message_to_many_is_compressed_once_per_form_and_read_back() {
+        let params = Params {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..Params::default()
+        };
+        let shared = settings(Mode::Shared).form(Some(params));
+        assert!(matches!(shared, Form::Shared { .. }));
+        let text = "{\"user\":\"ann\",\"text\":\"hello\"},".repeat(20);
+        let mut outgoing = Outgoing::new(Data::Text, text.as_bytes());
+        let compressed = outgoing.frame(shared).clone();
+        assert!(
+            compressed.len() < text.len() / 4,
+            "{} bytes",
+            compressed.len()
+        );
+        assert_eq!(compressed[0] & 0x40, 0x40, "RSV1 marks it compressed");
+        // The second subscriber of the same form gets the very same bytes.
+        assert_eq!(outgoing.frame(shared).as_ptr(), compressed.as_ptr());
+        assert_eq!(outgoing.compressed.len(), 1);
+        let plain = outgoing.frame(Form::Plain).clone();
+        assert_eq!(plain.len(), text.len() + 4);
+        for (params, wire) in [(Some(params), &compressed), (None, &plain)] {
+            let got = read(params, wire);
+            assert_eq!(got, [wsbox::Message::Text(text.clone())]);
+        }
+    }
+
+    #[test]
+    fn small_messages_and_takeover_connections_get_plain_frames() {
+        let takeover = settings(Mode::Takeover).form(Some(Params::default()));
+        assert_eq!(takeover, Form::Takeover { min_size: 128 });
+        let big = vec![b'a'; 1000];
+        let mut outgoing = Outgoing::new(Data::Binary, &big);
+        assert_eq!(outgoing.frame(takeover).len(), 1004);
+        let mut own = Vec::new();
+        assert!(
+            !encode(&mut own, takeover, Data::Binary, &big),
+            "its session compresses"
+        );
+        let shared = settings(Mode::Shared).form(Some(Params {
+            server_no_context_takeover: true,
+            ..Params::default()
+        }));
+        let small = b"0123456789";
+        assert!(encode(&mut own, shared, Data::Binary, small));
+        assert_eq!(own.len(), 12);
+        assert_eq!(own[0] & 0x40, 0, "under the threshold: plain");
+        assert_eq!(
+            settings(Mode::Off).form(Some(Params::default())),
+            Form::Plain
+        );
+        assert_eq!(settings(Mode::Shared).form(None), Form::Plain);
+    }
+}
