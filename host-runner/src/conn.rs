@@ -190,7 +190,9 @@ impl Conn {
                 Message::Text(text) => socket.session.send_text(text),
                 Message::Binary(data) => socket.session.send_binary(data),
             };
+            let before = self.cork.bytes().len();
             socket.session.poll_transmit(self.cork.bytes());
+            deflate::count(payload.len(), self.cork.bytes().len() - before);
         }
     }
 

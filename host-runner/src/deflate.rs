@@ -18,6 +18,8 @@ use wsbox::deflate::{Compression, Deflate, Engines, Params};
 use wsbox::frame::{Data, OpCode, RSV1, encode_frame_with};
 use wsbox::session::Session;
 
+use crate::metrics::METRICS;
+
 /// `--deflate`: whether and how the runner negotiates compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -121,7 +123,9 @@ pub fn encode(out: &mut Vec<u8>, form: Form, kind: Data, payload: &[u8]) -> bool
             // The header states the compressed length: compress first, then frame.
             let mut body = Vec::with_capacity(payload.len() / 2 + 16);
             ENGINES.with_borrow_mut(|engines| engines.compress(how, payload, &mut body));
+            let start = out.len();
             encode_frame_with(out, true, RSV1, OpCode::Data(kind), None, &body);
+            count(payload.len(), out.len() - start);
             true
         }
         Form::Takeover { min_size } if payload.len() >= min_size => false,
@@ -130,6 +134,13 @@ pub fn encode(out: &mut Vec<u8>, form: Form, kind: Data, payload: &[u8]) -> bool
             true
         }
     }
+}
+
+/// Counts a message compressed for `--metrics`: its payload's size and its frame's.
+pub fn count(raw: usize, compressed: usize) {
+    METRICS.deflated.inc();
+    METRICS.deflate_raw.add(raw as u64);
+    METRICS.deflate_compressed.add(compressed as u64);
 }
 
 /// A message sent to other connections (a publish, a `send-to`, a delivery from another

@@ -56,6 +56,11 @@ pub struct Metrics {
     pub publishes: Value,
     pub deliveries: Value,
     pub dropped: Value,
+    /// Messages compressed, and their bytes before and after (a publish counts once per
+    /// window its subscribers agreed to, however many they are).
+    pub deflated: Value,
+    pub deflate_raw: Value,
+    pub deflate_compressed: Value,
     pub wakes: Value,
     pub hibernations: Value,
     pub faults_cpu: Value,
@@ -85,6 +90,9 @@ pub static METRICS: Metrics = Metrics {
     publishes: Value(AtomicI64::new(0)),
     deliveries: Value(AtomicI64::new(0)),
     dropped: Value(AtomicI64::new(0)),
+    deflated: Value(AtomicI64::new(0)),
+    deflate_raw: Value(AtomicI64::new(0)),
+    deflate_compressed: Value(AtomicI64::new(0)),
     wakes: Value(AtomicI64::new(0)),
     hibernations: Value(AtomicI64::new(0)),
     faults_cpu: Value(AtomicI64::new(0)),
@@ -177,6 +185,21 @@ fn render(server: &Server) -> String {
         "counter",
         "Messages dropped because their connection had --max-backpressure waiting.",
         &[("", m.dropped.get())],
+    );
+    family(
+        "deflate_messages_total",
+        "counter",
+        "Messages compressed for clients (a publish once per window its subscribers agreed to).",
+        &[("", m.deflated.get())],
+    );
+    family(
+        "deflate_bytes_total",
+        "counter",
+        "Messages compressed: their payload bytes (raw) and their frames' (compressed).",
+        &[
+            ("{stage=\"raw\"}", m.deflate_raw.get()),
+            ("{stage=\"compressed\"}", m.deflate_compressed.get()),
+        ],
     );
     family(
         "hibernations_total",

@@ -70,3 +70,35 @@ fn a_scrape_reports_websockets_messages_wakes_faults_and_memory() {
 
     assert!(get(addr, "/other").starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn a_scrape_counts_what_was_compressed() {
+    let runner = Runner::start(&["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&runner);
+    let deflate = wsbox::deflate::Deflate::default();
+    let config = wsbox::client::ClientConfig::default()
+        .session(wsbox::Config::default().deflate(Some(deflate)));
+    let (mut client, response) =
+        wsbox::client::connect_with_config(&runner.url("/"), &[], &config).expect("connects");
+    assert_eq!(
+        response.headers()["sec-websocket-extensions"],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    let json = "{\"user\":\"ann\",\"text\":\"hello, world\"},".repeat(50);
+    client.send_text(&json).expect("sends");
+    client.send_text("short").expect("sends");
+    for expected in [json.as_str(), "short"] {
+        match client.recv().expect("reads") {
+            Some(wsbox::Message::Text(text)) => assert_eq!(text, expected),
+            other => panic!("not the echo: {other:?}"),
+        }
+    }
+    let scraped = scrape_until(addr, |s| s.get("wsbox_deflate_messages_total") == Some(&1));
+    // The short echo is under --deflate-threshold: sent as it is, not counted.
+    assert_eq!(value(&scraped, "wsbox_deflate_messages_total"), 1);
+    let raw = value(&scraped, "wsbox_deflate_bytes_total{stage=\"raw\"}");
+    let compressed = value(&scraped, "wsbox_deflate_bytes_total{stage=\"compressed\"}");
+    assert_eq!(raw, json.len() as i64);
+    assert!(compressed * 10 < raw, "{compressed} of {raw} bytes");
+    let _ = client.close(1000, "done");
+}
