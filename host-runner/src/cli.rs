@@ -111,8 +111,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u8).range(1..=9))]
     pub deflate_mem_level: u8,
 
-    /// Messages shorter than this go out uncompressed even when compression was agreed:
-    /// a few bytes only grow (deflate adds a header) and cost CPU for nothing.
+    /// With `--deflate shared`: messages shorter than this go out uncompressed, since a
+    /// few bytes compressed on their own hardly shrink and cost CPU. (With `takeover` every
+    /// message is compressed: its context makes even short ones shrink.)
     #[arg(long, value_name = "SIZE", default_value = "128", value_parser = parse_size)]
     pub deflate_threshold: u64,
 

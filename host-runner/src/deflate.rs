@@ -66,7 +66,7 @@ impl Settings {
         match params.compression(&ours, true) {
             None => Form::Plain,
             Some(how) if params.server_no_context_takeover => Form::Shared { how, min_size },
-            Some(_) => Form::Takeover { min_size },
+            Some(_) => Form::Takeover,
         }
     }
 }
@@ -78,9 +78,10 @@ pub enum Form {
     Plain,
     /// Messages of `min_size` bytes or more compressed on their own, as `how` says.
     Shared { how: Compression, min_size: usize },
-    /// Its own messages of `min_size` bytes or more compressed by its session, with
-    /// context; messages from other connections uncompressed.
-    Takeover { min_size: usize },
+    /// Its own messages compressed by its session, with context (even a short message
+    /// shrinks when it repeats earlier ones, so no threshold); messages from other
+    /// connections uncompressed.
+    Takeover,
 }
 
 impl Form {
@@ -89,7 +90,7 @@ impl Form {
         match self {
             Form::Plain => "none",
             Form::Shared { .. } => "shared",
-            Form::Takeover { .. } => "takeover",
+            Form::Takeover => "takeover",
         }
     }
 }
@@ -128,7 +129,7 @@ pub fn encode(out: &mut Vec<u8>, form: Form, kind: Data, payload: &[u8]) -> bool
             count(payload.len(), out.len() - start);
             true
         }
-        Form::Takeover { min_size } if payload.len() >= min_size => false,
+        Form::Takeover => false,
         _ => {
             crate::cork::encode_parts(out, kind, payload);
             true
@@ -263,7 +264,7 @@ mod tests {
     #[test]
     fn small_messages_and_takeover_connections_get_plain_frames() {
         let takeover = settings(Mode::Takeover).form(Some(Params::default()));
-        assert_eq!(takeover, Form::Takeover { min_size: 128 });
+        assert_eq!(takeover, Form::Takeover);
         let big = vec![b'a'; 1000];
         let mut outgoing = Outgoing::new(Data::Binary, &big);
         assert_eq!(outgoing.frame(takeover).len(), 1004);

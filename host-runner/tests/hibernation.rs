@@ -212,3 +212,45 @@ fn auto_response_limits_are_enforced() {
     assert_eq!(client.ask("many-0"), "auto-0");
     assert_eq!(client.ask("many-1"), "woke:many-1");
 }
+
+#[test]
+fn compression_context_survives_hibernation() {
+    // The session, its kept compression context included, lives in the host: an instance
+    // dropped after every message loses nothing of it.
+    let runner = Runner::start(&["--hibernate-after", "0", "--deflate", "takeover"]);
+    let deflate = wsbox::deflate::Deflate::default().max_window_bits(11);
+    let config = wsbox::client::ClientConfig::default()
+        .session(wsbox::Config::default().deflate(Some(deflate)));
+    let (mut client, response) =
+        wsbox::client::connect_with_config(&runner.url("/"), &[], &config).expect("connects");
+    assert_eq!(
+        response.headers()["sec-websocket-extensions"],
+        "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11"
+    );
+    let peer = client.get_ref().local_addr().expect("address");
+    let mut raw = 0;
+    for n in 0..200 {
+        let json = format!("{{\"n\":{n},\"user\":\"ann\",\"text\":\"the same words again\"}}");
+        raw += json.len();
+        client.send_text(&json).expect("sends");
+        match client.recv().expect("reads") {
+            Some(wsbox::Message::Text(text)) => assert_eq!(text, json),
+            other => panic!("not the echo of {n}: {other:?}"),
+        }
+    }
+    let _ = client.close(1000, "done");
+    while let Ok(Some(_)) = client.recv() {}
+    let line = runner.wait_for_line(peer, "websocket closed");
+    let out: usize = common::log_field(&line, "bytes_out")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes_out in {line:?}"));
+    let wakes: usize = common::log_field(&line, "wakes")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wakes in {line:?}"));
+    assert!(wakes >= 200, "{line}");
+    // With the context kept, each echo refers to the last: a fraction of its size.
+    assert!(
+        out * 4 < raw,
+        "{out} bytes out for {raw} bytes of messages: {line}"
+    );
+}
