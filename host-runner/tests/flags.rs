@@ -114,3 +114,18 @@ fn cluster_flags_that_cannot_work_are_refused_before_connecting() {
     let stderr = refused_flags(&["--cluster-token", "secret"]);
     assert!(stderr.contains("--cluster"), "{stderr}");
 }
+
+#[test]
+fn deflate_values_out_of_range_are_refused() {
+    for (flag, value) in [
+        ("--deflate", "always"),
+        ("--deflate-level", "10"),
+        ("--deflate-window-bits", "8"),
+        ("--deflate-window-bits", "16"),
+        ("--deflate-mem-level", "0"),
+        ("--deflate-threshold", "lots"),
+    ] {
+        let stderr = refused_flags(&[flag, value]);
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}
