@@ -219,12 +219,9 @@ fn compression_context_survives_hibernation() {
     // dropped after every message loses nothing of it.
     let runner = Runner::start(&["--hibernate-after", "0", "--deflate", "takeover"]);
     let deflate = wsbox::deflate::Deflate::default().max_window_bits(11);
-    let config = wsbox::client::ClientConfig::default()
-        .session(wsbox::Config::default().deflate(Some(deflate)));
-    let (mut client, response) =
-        wsbox::client::connect_with_config(&runner.url("/"), &[], &config).expect("connects");
+    let (mut client, agreed) = runner.connect_deflate("/", deflate);
     assert_eq!(
-        response.headers()["sec-websocket-extensions"],
+        agreed,
         "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11"
     );
     let peer = client.get_ref().local_addr().expect("address");

@@ -75,13 +75,9 @@ fn a_scrape_reports_websockets_messages_wakes_faults_and_memory() {
 fn a_scrape_counts_what_was_compressed() {
     let runner = Runner::start(&["--metrics", "127.0.0.1:0"]);
     let addr = metrics_addr(&runner);
-    let deflate = wsbox::deflate::Deflate::default();
-    let config = wsbox::client::ClientConfig::default()
-        .session(wsbox::Config::default().deflate(Some(deflate)));
-    let (mut client, response) =
-        wsbox::client::connect_with_config(&runner.url("/"), &[], &config).expect("connects");
+    let (mut client, agreed) = runner.connect_deflate("/", wsbox::deflate::Deflate::default());
     assert_eq!(
-        response.headers()["sec-websocket-extensions"],
+        agreed,
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
     );
     let json = "{\"user\":\"ann\",\"text\":\"hello, world\"},".repeat(50);

@@ -98,6 +98,25 @@ impl Runner {
     }
 
     /// A tungstenite client offering `protocols`, with the 101 response.
+    /// Connects with the library's client offering permessage-deflate as `deflate` says;
+    /// returns the socket and the `Sec-WebSocket-Extensions` the runner answered.
+    pub fn connect_deflate(
+        &self,
+        path: &str,
+        deflate: wsbox::deflate::Deflate,
+    ) -> (wsbox::Websocket<TcpStream>, String) {
+        let session = wsbox::Config::default().deflate(Some(deflate));
+        let config = wsbox::client::ClientConfig::default().session(session);
+        let (client, response) =
+            wsbox::client::connect_with_config(&self.url(path), &[], &config).expect("connects");
+        let agreed = response
+            .headers()
+            .get("sec-websocket-extensions")
+            .map(|v| v.to_str().expect("ASCII").to_owned())
+            .unwrap_or_default();
+        (client, agreed)
+    }
+
     pub fn connect_with(&self, path: &str, protocols: &[&str]) -> Client {
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(self.url(path))
