@@ -9,8 +9,9 @@ use wsbox::Message;
 use wsbox::guest::{Handler, Websocket};
 
 /// Connects back to the server it came from (`wss` when served over `https`: a page may
-/// not open `ws` from there), sends one message and shows the echo in
-/// `#echo` (the browser test reads it there).
+/// not open `ws` from there), sends one message and shows the echo in `#echo` and the
+/// extensions the browser and the server agreed on (`permessage-deflate; …`) in
+/// `#extensions` (the browser tests read both there).
 const PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>wsbox echo</title></head>
@@ -18,11 +19,13 @@ const PAGE: &str = r#"<!doctype html>
 <h1>wsbox echo</h1>
 <p>Sent: <code id="sent"></code></p>
 <p>Echo: <code id="echo"></code></p>
+<p>Extensions: <code id="extensions"></code></p>
 <script>
 const sent = "hello from " + navigator.userAgent.split(" ")[0];
 const scheme = location.protocol === "https:" ? "wss://" : "ws://";
 const socket = new WebSocket(scheme + location.host + "/");
 socket.onopen = () => {
+  document.getElementById("extensions").textContent = socket.extensions || "none";
   document.getElementById("sent").textContent = sent;
   socket.send(sent);
 };

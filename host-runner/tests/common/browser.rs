@@ -228,12 +228,13 @@ pub fn say(browser: &mut Browser, session: &str, text: &str) {
 
 /// Loads the default handler's demo page at `url` in a fresh headless Chromium (with
 /// `flags` besides the usual ones) until the page shows the echo of what its WebSocket
-/// sent, then checks that `runner` logged a clean close (1000) of that WebSocket.
+/// sent, then checks that `runner` logged a clean close (1000) of that WebSocket. Returns
+/// what the page shows in `#extensions`: the WebSocket's `extensions`, or `none`.
 ///
 /// `--dump-dom` snapshots the page when the virtual-time budget runs out, and a WebSocket
 /// does not hold virtual time back the way a pending fetch does, so on a loaded machine the
 /// snapshot can come before the echo arrives: the budget grows instead of trusting one race.
-pub fn demo_page_echoes(runner: &super::Runner, url: &str, flags: &[String]) {
+pub fn demo_page_echoes(runner: &super::Runner, url: &str, flags: &[String]) -> String {
     let mut last = String::new();
     for budget_ms in [5_000, 10_000, 20_000, 40_000] {
         let dom = dump_dom(url, flags, budget_ms);
@@ -242,11 +243,20 @@ pub fn demo_page_echoes(runner: &super::Runner, url: &str, flags: &[String]) {
         if sent.starts_with("hello from") && echo == sent {
             let log = runner.wait_for_log("websocket closed");
             assert!(log.contains("close_code=\"1000\""), "{log}");
-            return;
+            let extensions = element_text(&dom, "extensions").expect("the page has #extensions");
+            return extensions.to_owned();
         }
         last = dom;
     }
     panic!("no attempt showed the echo of what the page at {url} sent; last DOM:\n{last}");
+}
+
+/// The Chromium flag that trusts `certs`' leaf by its public key, and nothing else.
+pub fn trusting(certs: &super::tls::Certs) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &certs.spki);
+    let spki_hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    format!("--ignore-certificate-errors-spki-list={spki_hash}")
 }
 
 /// Loads `url` once in a fresh headless Chromium and returns the DOM it dumps.
