@@ -77,6 +77,12 @@ test('by default the runner agrees to no context takeover either way', TIMEOUT, 
   const { ws, agreed } = await connect(address, true);
   assert.equal(agreed, SHARED);
   assert.equal(ws.extensions, 'permessage-deflate');
+  // Either side of the threshold (128 bytes): sent plain, then compressed.
+  for (const text of ['', 'x'.repeat(127), 'x'.repeat(128), 'x'.repeat(100_000)]) {
+    ws.send(text);
+    const [reply] = await once(ws, 'message');
+    assert.equal(reply.toString(), text);
+  }
   ws.close(1000);
   await once(ws, 'close');
 });

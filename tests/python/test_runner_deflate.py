@@ -123,6 +123,10 @@ def test_the_default_answer_is_no_context_takeover_either_way(runner):
         assert agreed(ws) == SHARED
         (extension,) = ws.protocol.extensions
         assert extension.remote_no_context_takeover and extension.local_no_context_takeover
+        # Either side of the threshold (128 bytes), text and binary.
+        for message in ["", "é" * 63 + "a", "é" * 64, b"\x00" * 127, b"\x00" * 128]:
+            ws.send(message)
+            assert ws.recv(timeout=TIMEOUT) == message
 
 
 def test_compressed_echo_takes_fewer_bytes_both_ways(runner):
