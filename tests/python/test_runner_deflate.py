@@ -2,7 +2,8 @@
 offers it by default), and raw sockets for what a well-behaved client never sends: the
 default answer without context takeover, bytes on the wire with and without compression,
 `--deflate takeover` over many messages, the threshold, a zip bomb, RSV1 on a control
-frame, and a publish to many compressed subscribers. The runner serves
+frame, and a publish to many compressed subscribers, on one runner and across a cluster
+(a real nats-server, as host-runner/tests/cluster.rs). The runner serves
 guests/test-handler (`/none` echoes, `/topics` takes publish commands)."""
 
 import asyncio
@@ -11,9 +12,11 @@ import contextlib
 import json
 import os
 import pathlib
+import shutil
 import socket
 import struct
 import subprocess
+import time
 import zlib
 
 import pytest
@@ -339,3 +342,60 @@ def test_takeover_connections_mix_their_context_with_publishes(takeover_runner):
             subscriber.send(f"pubself news {text}")
             assert subscriber.recv(timeout=TIMEOUT) == text
             assert subscriber.recv(timeout=TIMEOUT) == "published 1"
+
+
+@pytest.fixture
+def nats_url():
+    """nats-server (Debian's, installed by scripts/setup.sh) on a free loopback port."""
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    program = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    process = subprocess.Popen([program, "-a", "127.0.0.1", "-p", str(port)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        # It listens once it is ready.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            assert process.poll() is None, "nats-server exited (its port was taken?)"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nats-server did not listen"
+                time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+
+
+def ask(ws, command):
+    ws.send(command)
+    return ws.recv(timeout=TIMEOUT)
+
+
+def test_a_publish_from_another_runner_arrives_compressed(test_handler, nats_url):
+    text = json_message(11)
+    with serving(test_handler, "--cluster", nats_url) as a, \
+            serving(test_handler, "--cluster", nats_url) as b:
+        raw = [handshake(b, "/topics?sub=news", "permessage-deflate") for _ in range(2)]
+        try:
+            with client(b, "/topics?sub=news") as subscriber, \
+                    client(a, "/topics") as publisher:
+                # Counts from the other node arrive within ~250 ms (cluster.rs).
+                deadline = time.monotonic() + TIMEOUT
+                while (answer := ask(publisher, "count news")) != "subscribers 3":
+                    assert time.monotonic() < deadline, answer
+                    time.sleep(0.05)
+                assert ask(publisher, f"pub news {text}").startswith("published ")
+                assert subscriber.recv(timeout=TIMEOUT) == text
+            frames = [Frames(sock, rest).next() for sock, _, rest in raw]
+        finally:
+            for sock, _, _ in raw:
+                sock.close()
+    (first, payload), *others = frames
+    assert first == 0xC1 and inflate(payload) == text.encode()
+    assert others == [(first, payload)]
+
