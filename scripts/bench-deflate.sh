@@ -22,9 +22,10 @@
 # server's uncompressed row, `msg/plain` the msg/s likewise.
 # Idle connections (a fresh server per measurement, configurations alternated for R rounds):
 # N connections each echo one 256-byte JSON message (compressed where agreed), stay idle 2 s;
-# `bytes_per_conn` is the server's RSS growth / N: runner --deflate off, runner (shared),
+# `B/conn` is the server's RSS growth / N: runner --deflate off, runner (shared),
 # runner --deflate takeover (client offers context takeover; the runner answers
-# client_max_window_bits=11 and keeps its own context), node and node-z.
+# client_max_window_bits=11 and keeps its own context), node and node-z; then the runner's
+# three again with --hibernate-after 1s, measured after 3 s (`/h`: instances dropped).
 #
 # Needs ../shared/bench (copied to $BENCH, scripts/wsload-deflate.patch applied: wsload's
 # --deflate, --kind json and wire byte counters), Node and the `ws` package (npm install in the
@@ -39,7 +40,7 @@ while (($#)); do
         --rounds) ROUNDS=$2; shift 2 ;;
         --idle) IDLE=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -171,16 +172,23 @@ stop_all
 STARTED=()
 
 # Idle connections: a fresh server for each measurement.
+# CONFIG SERVER OFFER HOLD-SECS [SERVER FLAGS]: live idle (the runner hibernates after 10 s),
+# then hibernated (after 1 s, measured at 3 s).
+IDLE_CONFIGS=(
+    "runner-off runner-off off 2" "runner runner shared 2" "runner-tk runner-tk takeover 2"
+    "node node off 2" "node-z node shared 2"
+    "runner-off/h runner-off off 3 --hibernate-after 1s" "runner/h runner shared 3 --hibernate-after 1s"
+    "runner-tk/h runner-tk takeover 3 --hibernate-after 1s"
+)
 if ((IDLE > 0)); then
-    declare -A ISERVER=([runner-off]=runner-off [runner]=runner [runner-tk]=runner-tk [node]=node [node-z]=node)
-    declare -A IOFFER=([runner-off]=off [runner]=shared [runner-tk]=takeover [node]=off [node-z]=shared)
     for ((r = 1; r <= ROUNDS; r++)); do
-        for config in runner-off runner runner-tk node node-z; do
+        for c in "${IDLE_CONFIGS[@]}"; do
+            read -r config kind offer hold flags <<<"$c"
             port=${PORTS[7]}
-            # shellcheck disable=SC2046
-            start "idle-$config" "$port" $(server "${ISERVER[$config]}" "$port")
+            # shellcheck disable=SC2046,SC2086 # the command line is words
+            start "idle-${config%/h}" "$port" $(server "$kind" "$port") $flags
             wsload_line "$config" conns --url "ws://127.0.0.1:$port/" --pid "$PID" --count "$IDLE" \
-                --size 256 --hold-secs 2 --deflate "${IOFFER[$config]}"
+                --size 256 --hold-secs "$hold" --deflate "$offer"
             stop "$PID"
             STARTED=()
         done
@@ -236,17 +244,24 @@ print("agreed: " + "; ".join(f"{c}: {e}" for c, e in agreed.items() if e))
 
 idle = [r for r in rows if r.get("mode") == "conns" and not r.get("failed")]
 if idle:
-    print("\nIdle connections (%d each, fresh server, 256-byte JSON echo first): medians" % idle[0]["count"])
-    fmt = "{:<10} {:>10} {:>8} {:>12} {:>6} {:>5}  {}"
-    print(fmt.format("config", "B/conn", "x off", "handshakes/s", "errors", "runs", "agreed"))
+    n = idle[0]["count"]
+    print(f"\nIdle connections ({n} each, fresh server, a 256-byte JSON echo first): medians")
+    # B/conn: RSS growth / N. +B vs off: (RSS after - the uncompressed row's RSS after) / N, which
+    # holds when the start-up RSS is not a clean baseline (hibernation can end below it).
+    fmt = "{:<12} {:>9} {:>10} {:>6} {:>12} {:>6} {:>5}  {}"
+    print(fmt.format("config", "B/conn", "+B vs off", "x off", "handshakes/s", "errors", "runs", "agreed"))
     by = {}
     for r in idle:
         by.setdefault(r["config"], []).append(r)
-    base = {"runner": "runner-off", "runner-tk": "runner-off", "node-z": "node"}
-    m = {c: med([r["bytes_per_conn"] for r in rs if r["bytes_per_conn"] is not None]) for c, rs in by.items()}
+    base = {"runner": "runner-off", "runner-tk": "runner-off", "node-z": "node",
+            "runner/h": "runner-off/h", "runner-tk/h": "runner-off/h"}
+    grow = {c: med([r["bytes_per_conn"] for r in rs if r["bytes_per_conn"] is not None]) for c, rs in by.items()}
+    after = {c: med([r["rss_after_kb"] for r in rs if r["rss_after_kb"] is not None]) for c, rs in by.items()}
     for c, rs in by.items():
-        b = m.get(base.get(c))
-        print(fmt.format(c, f"{m[c]:.0f}" if m[c] is not None else "-", ratio(m[c], b) if b else "",
+        b = base.get(c)
+        extra = f"{(after[c] - after[b]) * 1024 / n:+.0f}" if b in after and after[c] and after[b] else ""
+        print(fmt.format(c, f"{grow[c]:.0f}" if grow[c] is not None else "-", extra,
+                         ratio(grow[c], grow.get(b)) if b and (grow.get(b) or 0) > 0 else "",
                          f"{med([r['handshakes_per_s'] for r in rs]):.0f}", sum(r["errors"] for r in rs),
                          len(rs), rs[0].get("extensions") or "none"))
 for r in failed:
