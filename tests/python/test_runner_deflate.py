@@ -2,8 +2,8 @@
 offers it by default), and raw sockets for what a well-behaved client never sends: the
 default answer without context takeover, bytes on the wire with and without compression,
 `--deflate takeover` over many messages, the threshold, a zip bomb, RSV1 on a control
-frame, and a publish to many compressed subscribers, on one runner and across a cluster
-(a real nats-server, as host-runner/tests/cluster.rs). The runner serves
+frame, a publish to many compressed subscribers, on one runner and across a cluster (a
+real nats-server, as host-runner/tests/cluster.rs), and all of it behind TLS (`wss`). The runner serves
 guests/test-handler (`/none` echoes, `/topics` takes publish commands)."""
 
 import asyncio
@@ -14,6 +14,7 @@ import os
 import pathlib
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -163,6 +164,33 @@ def test_takeover_keeps_the_context_across_many_messages(runner, takeover_runner
     assert takeover_received < shared_received * 0.6, (takeover_received, shared_received)
     print(f"1000 JSON messages: takeover {takeover_received} B from the runner, "
           f"{takeover_sent} B to it; shared {shared_received} B / {shared_sent} B")
+
+
+def test_compressed_echo_over_wss(test_handler, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=TIMEOUT,
+    )
+    # The test's own self-signed certificate is the only one trusted.
+    context = ssl.create_default_context(cafile=cert)
+    with announced(
+        [RUNNER, "--listen", "127.0.0.1:0", "--handler", test_handler,
+         "--tls-cert", cert, "--tls-key", key],
+        r"wsbox-runner listening on https://127\.0\.0\.1:(\d+)/\n",
+        stderr=subprocess.DEVNULL,
+    ) as (_, match):
+        with connect(f"wss://localhost:{match[1]}/none", ssl=context, open_timeout=TIMEOUT,
+                     close_timeout=TIMEOUT, ping_interval=None, proxy=None,
+                     max_size=None) as ws:
+            assert agreed(ws) == SHARED
+            # Records of ~470 bytes, then messages spanning many TLS records.
+            for text in [json_message(i) for i in range(100)] + ["", "short"] + [
+                    ",".join(json_message(i) for i in range(n)) for n in (100, 1500)]:
+                ws.send(text)
+                assert ws.recv(timeout=TIMEOUT) == text
 
 
 def handshake(address, path, extensions):
