@@ -3,8 +3,8 @@ offers it by default), and raw sockets for what a well-behaved client never send
 default answer without context takeover, bytes on the wire with and without compression,
 `--deflate takeover` over many messages, the threshold, a zip bomb, RSV1 on a control
 frame, a publish to many compressed subscribers, on one runner and across a cluster (a
-real nats-server, as host-runner/tests/cluster.rs), and all of it behind TLS (`wss`). The runner serves
-guests/test-handler (`/none` echoes, `/topics` takes publish commands)."""
+real nats-server, as host-runner/tests/cluster.rs), and a compressed echo over `wss`. The
+runner serves guests/test-handler (`/none` echoes, `/topics` takes publish commands)."""
 
 import asyncio
 import base64
