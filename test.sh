@@ -21,7 +21,7 @@ scripts/build-wasm.sh
 echo "== wsbox.wasm under Node (jco + ws)"
 ensure_node_modules tests/node
 (cd tests/node && rm -rf gen && npx --no-install jco transpile ../../target/wsbox.wasm --name wsbox -o gen -q \
-    && node --test component.test.mjs)
+    && node --test component.test.mjs runner_deflate.test.mjs)
 
 echo "== python peers (pytest)"
 .venv/bin/python -m pytest -q tests/python

@@ -5,9 +5,8 @@
 
 mod common;
 
-use base64::Engine;
 use common::Runner;
-use common::browser::demo_page_echoes;
+use common::browser::{demo_page_echoes, trusting};
 use common::tls::Certs;
 
 #[test]
@@ -16,8 +15,6 @@ fn chromium_echoes_over_wss() {
     let flags = certs.flags();
     let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let runner = Runner::start(&args);
-    let digest = ring::digest::digest(&ring::digest::SHA256, &certs.spki);
-    let spki_hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
-    let trust = [format!("--ignore-certificate-errors-spki-list={spki_hash}")];
+    let trust = [trusting(&certs)];
     demo_page_echoes(&runner, &format!("https://{}/", runner.addr), &trust);
 }
