@@ -240,6 +240,10 @@ for case in cases:
         print(f"{'':<10} runner/node-z compressed: msg/s x{r['msgs'] / n['msgs']:.2f}, "
               f"server us/msg x{(r['us'] or 0) / (n['us'] or 1):.2f}, wire bytes x{r['wire'] / n['wire']:.2f}")
 agreed = {c: agg(c, cases[0])["ext"] for c in configs if cases and agg(c, cases[0])}
+others = [r["other_cpu"] for r in echo if r.get("other_cpu") is not None]
+if others:
+    print(f"other load on the machine during echo runs: median {med(others):.2f} cores, "
+          f"{sum(o > 0.3 for o in others)} of {len(others)} runs over 0.3 (flag N)")
 print("agreed: " + "; ".join(f"{c}: {e}" for c, e in agreed.items() if e))
 
 idle = [r for r in rows if r.get("mode") == "conns" and not r.get("failed")]
@@ -247,7 +251,8 @@ if idle:
     n = idle[0]["count"]
     print(f"\nIdle connections ({n} each, fresh server, a 256-byte JSON echo first): medians")
     # B/conn: RSS growth / N. +B vs off: (RSS after - the uncompressed row's RSS after) / N, which
-    # holds when the start-up RSS is not a clean baseline (hibernation can end below it).
+    # holds when the start-up RSS is not a clean baseline (hibernation can end below it, so the
+    # /h rows get no ratio).
     fmt = "{:<12} {:>9} {:>10} {:>6} {:>12} {:>6} {:>5}  {}"
     print(fmt.format("config", "B/conn", "+B vs off", "x off", "handshakes/s", "errors", "runs", "agreed"))
     by = {}
@@ -261,7 +266,7 @@ if idle:
         b = base.get(c)
         extra = f"{(after[c] - after[b]) * 1024 / n:+.0f}" if b in after and after[c] and after[b] else ""
         print(fmt.format(c, f"{grow[c]:.0f}" if grow[c] is not None else "-", extra,
-                         ratio(grow[c], grow.get(b)) if b and (grow.get(b) or 0) > 0 else "",
+                         ratio(grow[c], grow.get(b)) if b and not c.endswith("/h") else "",
                          f"{med([r['handshakes_per_s'] for r in rs]):.0f}", sum(r["errors"] for r in rs),
                          len(rs), rs[0].get("extensions") or "none"))
 for r in failed:
