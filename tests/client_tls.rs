@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use wsbox::client::rustls::crypto::ring;
 use wsbox::client::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use wsbox::client::rustls::server::WebPkiClientVerifier;
+use wsbox::client::rustls::server::danger::ClientCertVerifier;
 use wsbox::client::rustls::{
     self, AlertDescription, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
 };
@@ -75,11 +77,16 @@ impl Pki {
     }
 
     fn server_config(&self) -> Arc<ServerConfig> {
+        self.server_config_with(WebPkiClientVerifier::no_client_auth())
+    }
+
+    /// A TLS 1.2 and 1.3 server configuration checking clients with `clients`.
+    fn server_config_with(&self, clients: Arc<dyn ClientCertVerifier>) -> Arc<ServerConfig> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
         let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
-            .with_no_client_auth()
+            .with_client_cert_verifier(clients)
             .with_single_cert(vec![self.leaf.clone()], key)
             .expect("server certificate");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -270,6 +277,56 @@ fn an_expired_certificate_is_refused() {
     ));
     assert!(matches!(error, TlsError::Expired), "{error:?}");
     assert!(server.join().expect("server thread"));
+}
+
+#[test]
+fn a_server_that_wants_a_client_certificate_says_so() {
+    let pki = Pki::new(&["localhost"]);
+    let clients = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(pki.roots()),
+        Arc::new(ring::default_provider()),
+    )
+    .build()
+    .expect("client verifier");
+    let config = pki.server_config_with(clients);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local_addr").port();
+    // rustls alone: the refusal comes before any WebSocket.
+    let server = thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().expect("accept");
+        tcp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut connection = ServerConnection::new(config).expect("connection");
+        let error = loop {
+            if let Err(e) = connection.complete_io(&mut tcp) {
+                break e;
+            }
+        };
+        // Read what the client sent after its Finished (the upgrade request) until it
+        // hangs up: closing with it unread would reset the connection, and the reset could
+        // overtake our alert.
+        let _ = std::io::copy(&mut tcp, &mut std::io::sink());
+        error.to_string()
+    });
+    let url = format!("wss://localhost:{port}/");
+    // With TLS 1.3 our handshake is over before the server looks at our (empty)
+    // certificate: its alert arrives while we read the upgrade's response.
+    let error = tls_error(connect_tls(
+        &url,
+        &[],
+        &client_config(),
+        tls_config(pki.roots()),
+    ));
+    assert!(
+        matches!(
+            error,
+            TlsError::Other(rustls::Error::AlertReceived(
+                AlertDescription::CertificateRequired
+            ))
+        ),
+        "{error:?}"
+    );
+    let server = server.join().expect("server thread");
+    assert!(server.contains("no certificates"), "{server}");
 }
 
 #[test]
