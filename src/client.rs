@@ -1,4 +1,6 @@
-//! The client role: the opening handshake over any `Read + Write` stream.
+//! The client role: the opening handshake over any `Read + Write` stream, `ws://` over TCP,
+//! and with the `tls` feature `wss://` over rustls ([`connect_tls`]; this module re-exports
+//! the `rustls` it is built with, for the roots).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -17,6 +19,13 @@ use crate::proto::error::ExtensionError;
 use crate::proto::handshake::{accept_key, has_token};
 use crate::proto::session::{MaskSource, Session};
 use crate::websocket::Websocket;
+
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub use rustls;
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsStream, connect_tls, tls_config};
 
 /// The largest handshake response head we read.
 const MAX_RESPONSE_HEAD: usize = 16 << 10;
@@ -142,6 +151,9 @@ pub fn connect(url: &str) -> Result<Websocket<TcpStream>, ClientError> {
 /// within the timeouts of `config`. Returns the open `Websocket` (with `config`'s read and
 /// write timeouts on its socket) and the server's 101 response.
 ///
+/// A `wss://` URL is refused with [`ClientError::InvalidUrl`]: with the `tls` feature,
+/// `connect_tls` opens those.
+///
 /// # Errors
 ///
 /// [`ClientError::Io`] with `TimedOut` or `WouldBlock` when a timeout expires, with
@@ -152,23 +164,66 @@ pub fn connect_with_config(
     protocols: &[&str],
     config: &ClientConfig,
 ) -> Result<(Websocket<TcpStream>, Response<()>), ClientError> {
+    let (uri, secure) = parse_url(url)?;
+    if secure {
+        let why = if cfg!(feature = "tls") {
+            "wss:// URLs are opened with client::connect_tls, which takes the roots to trust"
+        } else {
+            "wss:// (TLS) needs wsbox's `tls` feature and client::connect_tls"
+        };
+        return Err(ClientError::InvalidUrl(why.into()));
+    }
+    let (stream, deadline) = open(&uri, 80, config)?;
+    let (websocket, response) =
+        handshake_until(stream, &uri, protocols, config.session, |stream| {
+            until(deadline, stream)
+        })?;
+    websocket.get_ref().set_read_timeout(config.read_timeout)?;
+    websocket
+        .get_ref()
+        .set_write_timeout(config.write_timeout)?;
+    Ok((websocket, response))
+}
+
+/// `url` parsed, and whether it is `wss://`.
+fn parse_url(url: &str) -> Result<(Uri, bool), ClientError> {
     let uri: Uri = url
         .parse()
         .map_err(|e| ClientError::InvalidUrl(format!("{e}")))?;
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => {
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => {
             return Err(ClientError::InvalidUrl(
-                "wss:// (TLS) is not supported".into(),
+                "the scheme must be ws:// or wss://".into(),
             ));
         }
-        _ => return Err(ClientError::InvalidUrl("the scheme must be ws://".into())),
+    };
+    if uri.host().is_none() {
+        return Err(ClientError::InvalidUrl("no host".into()));
     }
-    let host = uri
-        .host()
-        .ok_or_else(|| ClientError::InvalidUrl("no host".into()))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let stream = connect_tcp((host, uri.port_u16().unwrap_or(80)), config.connect_timeout)?;
+    Ok((uri, secure))
+}
+
+/// The host of `uri` as a name or an address (an IPv6 address without its brackets).
+fn host(uri: &Uri) -> &str {
+    uri.host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
+/// The TCP connection to `uri` (`default_port` unless it names one), and the deadline of
+/// the handshakes over it.
+fn open(
+    uri: &Uri,
+    default_port: u16,
+    config: &ClientConfig,
+) -> Result<(TcpStream, Instant), ClientError> {
+    let stream = connect_tcp(
+        (host(uri), uri.port_u16().unwrap_or(default_port)),
+        config.connect_timeout,
+    )?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(config.handshake_timeout))?;
     let deadline = Instant::now()
@@ -176,19 +231,16 @@ pub fn connect_with_config(
         .ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "handshake timeout too large")
         })?;
-    let (websocket, response) =
-        handshake_until(stream, &uri, protocols, config.session, |stream| {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            stream.set_read_timeout(Some(left))
-        })?;
-    websocket.get_ref().set_read_timeout(config.read_timeout)?;
-    websocket
-        .get_ref()
-        .set_write_timeout(config.write_timeout)?;
-    Ok((websocket, response))
+    Ok((stream, deadline))
+}
+
+/// Shortens `stream`'s read timeout to what is left before `deadline`, or gives up.
+fn until(deadline: Instant, stream: &TcpStream) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    stream.set_read_timeout(Some(left))
 }
 
 /// The first address of `addr` that accepts a connection within `timeout`.
@@ -375,7 +427,8 @@ fn check_response(
 pub enum ClientError {
     /// Connecting, writing the request or reading the response failed.
     Io(io::Error),
-    /// The URL is not a usable `ws://` URL; the string says why.
+    /// The URL is not one the function called opens (`ws://` for [`connect`], `wss://` for
+    /// `connect_tls`), or has no usable host; the string says why.
     InvalidUrl(String),
     /// A subprotocol to offer is not an RFC 7230 token (e.g. it holds a space, a comma or a
     /// line break, which would corrupt or inject headers); nothing was sent.
@@ -396,6 +449,9 @@ pub enum ClientError {
     /// The server's `Sec-WebSocket-Extensions` names an extension we did not offer, or
     /// permessage-deflate parameters the offer does not allow.
     Extension(ExtensionError),
+    /// The TLS handshake of a `wss://` connection failed.
+    #[cfg(feature = "tls")]
+    Tls(TlsError),
 }
 
 impl fmt::Display for ClientError {
@@ -422,6 +478,8 @@ impl fmt::Display for ClientError {
                 write!(f, "server chose subprotocol {p:?}, which was not offered")
             }
             ClientError::Extension(e) => write!(f, "{e}"),
+            #[cfg(feature = "tls")]
+            ClientError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
 }
@@ -431,6 +489,8 @@ impl std::error::Error for ClientError {
         match self {
             ClientError::Io(e) => Some(e),
             ClientError::Extension(e) => Some(e),
+            #[cfg(feature = "tls")]
+            ClientError::Tls(e) => Some(e),
             _ => None,
         }
     }

@@ -1,16 +1,19 @@
-//! `wsbox.wasm`: the `core` world of `wsbox:websocket@0.1.0` over the `wsbox` library.
+//! `wsbox.wasm`: the `core` world of `wsbox:websocket@0.2.0` over the `wsbox` library.
 //!
 //! `handshake` maps WIT requests to `http::Request`s and calls
-//! [`wsbox::handshake::accept`]; `frames` wraps a [`wsbox::session::Session`] in a WIT
-//! resource. Nothing here knows
-//! RFC 6455 beyond what the library already does: this crate only converts types.
+//! [`wsbox::handshake::accept`] (and [`wsbox::deflate`]'s negotiation); `frames` wraps a
+//! [`wsbox::session::Session`] in a WIT resource. Nothing here knows RFC 6455 or RFC 7692
+//! beyond what the library already does: this crate only converts types.
 //!
 //! Build it with `scripts/build-wasm.sh`, which writes `target/wsbox.wasm`.
+
+mod deflate;
 
 use std::cell::RefCell;
 
 // The generated bindings add a module named `wsbox` (the WIT namespace), so the library
 // is always spelled `::wsbox`.
+use ::wsbox::handshake::Accepted;
 use ::wsbox::session::{Event, Session};
 use ::wsbox::{ClosedError, Config, Message, OsMasks, WebsocketError};
 
@@ -46,20 +49,58 @@ impl handshake::Guest for Component {
         req: types::Request,
         subprotocol: Option<String>,
     ) -> Result<types::Response, types::HandshakeError> {
-        let request = to_http_request(req).map_err(|reason| types::HandshakeError {
-            kind: types::WebsocketError::InvalidWebsocketRequest,
-            response: bad_request(&reason),
-            reason,
-        })?;
-        match ::wsbox::handshake::accept(&request, subprotocol.as_deref(), Config::default()) {
-            Ok(response) => Ok(to_wit_response(response.map(|()| Vec::new()))),
-            Err(error) => Err(to_handshake_error(&error)),
-        }
+        accept(req, subprotocol, Config::default()).map(|accepted| accepted.response)
     }
 
     fn accept_key(key: String) -> String {
         ::wsbox::handshake::accept_key(&key)
     }
+
+    fn start_with_deflate(
+        req: types::Request,
+        subprotocol: Option<String>,
+        options: types::DeflateOptions,
+    ) -> Result<handshake::Accepted, types::HandshakeError> {
+        let config = Config::default().deflate(Some(deflate::to_deflate(&options)));
+        accept(req, subprotocol, config)
+    }
+
+    fn deflate_offer(options: types::DeflateOptions) -> String {
+        ::wsbox::deflate::offer(&deflate::to_deflate(&options))
+    }
+
+    fn check_deflate_response(
+        headers: Vec<(String, Vec<u8>)>,
+        options: types::DeflateOptions,
+    ) -> Result<Option<types::DeflateParams>, handshake::ExtensionError> {
+        let headers = deflate::extension_headers(&headers)?;
+        ::wsbox::deflate::check_response(&headers, &deflate::to_deflate(&options))
+            .map(|params| params.map(deflate::from_params))
+            .map_err(deflate::from_extension_error)
+    }
+}
+
+/// Validates the upgrade request and builds the 101, with compression if `config` has it.
+fn accept(
+    req: types::Request,
+    subprotocol: Option<String>,
+    config: Config,
+) -> Result<handshake::Accepted, types::HandshakeError> {
+    let request = to_http_request(req).map_err(|reason| types::HandshakeError {
+        kind: types::WebsocketError::InvalidWebsocketRequest,
+        response: bad_request(&reason),
+        reason,
+    })?;
+    let response = ::wsbox::handshake::accept(&request, subprotocol.as_deref(), config)
+        .map_err(|error| to_handshake_error(&error))?;
+    let agreed = response
+        .extensions()
+        .get::<Accepted>()
+        .and_then(Accepted::deflate);
+    Ok(handshake::Accepted {
+        response: to_wit_response(response.map(|()| Vec::new())),
+        deflate: agreed.map(deflate::from_params),
+    })
 }
 
 /// Builds the `http` request the library validates. Everything here came from the host, and
@@ -111,49 +152,23 @@ struct SessionResource(RefCell<Session>);
 
 impl frames::GuestSession for SessionResource {
     fn new(role: frames::Role, limits: types::Limits) -> Self {
-        // A limit beyond the address space is no limit at all on a 32-bit guest.
-        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        let config = Config::default()
-            .max_frame_size(to_usize(limits.max_frame_size))
-            .max_message_size(to_usize(limits.max_message_size));
-        let session = match role {
-            frames::Role::Server => Session::server(config),
-            frames::Role::Client => Session::client(config, OsMasks::new()),
-        };
-        SessionResource(RefCell::new(session))
+        SessionResource(RefCell::new(new_session(role, limits, Config::default())))
+    }
+
+    fn with_deflate(
+        role: frames::Role,
+        limits: types::Limits,
+        params: types::DeflateParams,
+        options: types::DeflateOptions,
+    ) -> frames::Session {
+        let config = Config::default().deflate(Some(deflate::to_deflate(&options)));
+        let session = new_session(role, limits, config).with_deflate(deflate::to_params(&params));
+        frames::Session::new(SessionResource(RefCell::new(session)))
     }
 
     fn receive(&self, bytes: Vec<u8>) -> frames::Incoming {
         let mut session = self.0.borrow_mut();
-        let mut input = &bytes[..];
-        let mut events = Vec::new();
-        while let Some(event) = session.next_event(&mut input) {
-            events.push(match event {
-                Event::Message(Message::Text(text)) => {
-                    frames::Event::Message(types::Message::Text(text))
-                }
-                Event::Message(Message::Binary(data)) => {
-                    frames::Event::Message(types::Message::Binary(data))
-                }
-                Event::Ping(data) => frames::Event::Ping(data),
-                Event::Pong(data) => frames::Event::Pong(data),
-                Event::Close(close) => frames::Event::Close(types::CloseFrame {
-                    code: close.code.0,
-                    reason: close.reason,
-                }),
-            });
-        }
-        let failure = session.error().map(|e| types::CloseFrame {
-            code: e.close_code().0,
-            reason: e.to_string(),
-        });
-        let mut transmit = Vec::new();
-        session.poll_transmit(&mut transmit);
-        frames::Incoming {
-            events,
-            transmit,
-            failure,
-        }
+        deflate::with_engines(&mut session, |session| receive(session, &bytes))
     }
 
     fn send(&self, msg: types::Message) -> Result<Vec<u8>, frames::SendError> {
@@ -198,9 +213,55 @@ impl SessionResource {
         op: impl FnOnce(&mut Session) -> Result<(), ClosedError>,
     ) -> Result<Vec<u8>, frames::SendError> {
         let mut session = self.0.borrow_mut();
-        op(&mut session).map_err(|ClosedError| frames::SendError::Closed)?;
+        deflate::with_engines(&mut session, op).map_err(|ClosedError| frames::SendError::Closed)?;
         let mut out = Vec::new();
         session.poll_transmit(&mut out);
         Ok(out)
+    }
+}
+
+/// A session for `role` with `limits` and the rest of `config`.
+fn new_session(role: frames::Role, limits: types::Limits, config: Config) -> Session {
+    // A limit beyond the address space is no limit at all on a 32-bit guest.
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let config = config
+        .max_frame_size(to_usize(limits.max_frame_size))
+        .max_message_size(to_usize(limits.max_message_size));
+    match role {
+        frames::Role::Server => Session::server(config),
+        frames::Role::Client => Session::client(config, OsMasks::new()),
+    }
+}
+
+/// Feeds `bytes` to `session`: the events, what to write, and the violation if any.
+fn receive(session: &mut Session, bytes: &[u8]) -> frames::Incoming {
+    let mut input = bytes;
+    let mut events = Vec::new();
+    while let Some(event) = session.next_event(&mut input) {
+        events.push(match event {
+            Event::Message(Message::Text(text)) => {
+                frames::Event::Message(types::Message::Text(text))
+            }
+            Event::Message(Message::Binary(data)) => {
+                frames::Event::Message(types::Message::Binary(data))
+            }
+            Event::Ping(data) => frames::Event::Ping(data),
+            Event::Pong(data) => frames::Event::Pong(data),
+            Event::Close(close) => frames::Event::Close(types::CloseFrame {
+                code: close.code.0,
+                reason: close.reason,
+            }),
+        });
+    }
+    let failure = session.error().map(|e| types::CloseFrame {
+        code: e.close_code().0,
+        reason: e.to_string(),
+    });
+    let mut transmit = Vec::new();
+    session.poll_transmit(&mut transmit);
+    frames::Incoming {
+        events,
+        transmit,
+        failure,
     }
 }

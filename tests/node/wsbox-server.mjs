@@ -7,6 +7,9 @@ import { frames, handshake } from './gen/wsbox.js';
 
 export const DEFAULT_LIMITS = { maxFrameSize: 16n << 20n, maxMessageSize: 64n << 20n };
 
+/** The library's permessage-deflate defaults, as the WIT `deflate-options` record. */
+export const DEFAULT_DEFLATE = { level: 6, memLevel: 8, maxWindowBits: 15, noContextTakeover: false };
+
 /** The component's request record for an `http.IncomingMessage`. */
 function toRequest(req) {
   const headers = [];
@@ -35,18 +38,18 @@ function writeResponse(socket, { status, headers, body }) {
 }
 
 /**
- * One upgraded connection. Emits 'message' ({tag: 'text'|'binary', val}), 'ping', 'pong',
- * 'close' (the peer's close frame), 'failure' (the close frame we sent for a violation) and
- * 'end' (the transport is gone).
+ * One upgraded connection over a `frames.Session` of either role. Emits 'message'
+ * ({tag: 'text'|'binary', val}), 'ping', 'pong', 'close' (the peer's close frame), 'failure'
+ * (the close frame we sent for a violation) and 'end' (the transport is gone).
  */
 export class Connection extends EventEmitter {
   #socket;
   #session;
 
-  constructor(socket, limits) {
+  constructor(socket, session) {
     super();
     this.#socket = socket;
-    this.#session = new frames.Session('server', limits);
+    this.#session = session;
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.#receive(chunk));
     socket.on('error', () => {}); // a reset peer also ends in 'close'
@@ -86,16 +89,28 @@ export class Connection extends EventEmitter {
   close(code = 1000, reason = '') {
     this.#socket.write(this.#session.close(code, reason));
   }
+
+  /** Bytes read from and written to the socket so far, HTTP head included. */
+  get wire() {
+    return { read: this.#socket.bytesRead, written: this.#socket.bytesWritten };
+  }
 }
 
 /**
  * Completes an upgrade from `server.on('upgrade', ...)`. Returns the Connection, or null
- * after answering a refused handshake (400 with the reason, or 426).
+ * after answering a refused handshake (400 with the reason, or 426). With `deflate` (a WIT
+ * `deflate-options` record) permessage-deflate is accepted when the client offers it;
+ * `connection.deflate` is then the agreed `deflate-params` (else undefined).
  */
-export function accept(req, socket, head, { subprotocol, limits = DEFAULT_LIMITS } = {}) {
+export function accept(req, socket, head, { subprotocol, limits = DEFAULT_LIMITS, deflate } = {}) {
   let response;
+  let params;
   try {
-    response = handshake.start(toRequest(req), subprotocol);
+    if (deflate) {
+      ({ response, deflate: params } = handshake.startWithDeflate(toRequest(req), subprotocol, deflate));
+    } else {
+      response = handshake.start(toRequest(req), subprotocol);
+    }
   } catch (error) {
     // jco throws a ComponentError whose payload is the WIT `handshake-error`.
     if (!error.payload) throw error;
@@ -104,7 +119,11 @@ export function accept(req, socket, head, { subprotocol, limits = DEFAULT_LIMITS
     return null;
   }
   writeResponse(socket, response);
-  const connection = new Connection(socket, limits);
+  const session = params
+    ? frames.Session.withDeflate('server', limits, params, deflate)
+    : new frames.Session('server', limits);
+  const connection = new Connection(socket, session);
+  connection.deflate = params;
   // After the caller has attached its listeners, and before any later socket read.
   if (head.length > 0) process.nextTick(() => connection.receive(head));
   return connection;

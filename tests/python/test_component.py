@@ -2,13 +2,23 @@
 from the component, talked to by the `websockets` package's client and by raw sockets."""
 
 import asyncio
+import json
 import re
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wsbox_component import Core, record, start_server
+from wsbox_component import (
+    Core,
+    ExtensionError,
+    deflate_options,
+    field,
+    open_client,
+    record,
+    start_server,
+)
 
 TIMEOUT = 10
 
@@ -21,12 +31,12 @@ def echo(session, message):
     return session.send(message)
 
 
-def run(scenario):
+def run(scenario, deflate=None, limits=None):
     """Runs `scenario(url, port, log)` against a fresh server, bounded in time."""
 
     async def main():
         log = []
-        server = await start_server(echo, log)
+        server = await start_server(echo, log, deflate, limits)
         port = server.sockets[0].getsockname()[1]
         async with server:
             await asyncio.wait_for(scenario(f"ws://127.0.0.1:{port}/echo", port, log), TIMEOUT)
@@ -185,3 +195,129 @@ def test_requested_protocols_and_subprotocol_choice():
     response = core.start(request, "v1.chat")
     assert response.status == 101
     assert (("sec-websocket-protocol", b"v1.chat")) in response.headers
+
+
+# permessage-deflate: `websockets` offers it by default, as client and as server.
+
+
+def json_message(i):
+    """A JSON-like message, similar to its neighbours as chat or telemetry messages are."""
+    return json.dumps({
+        "seq": i,
+        "user": f"user-{i % 13}",
+        "room": "lobby",
+        "text": f"message number {i} from the load generator, nothing to see here",
+        "ts": 1_700_000_000_000 + i * 17,
+    })
+
+
+def test_websockets_negotiates_deflate_echo_is_compressed_with_takeover():
+    async def scenario(url, port, log):
+        async with connect(url) as ws:
+            assert ws.response.headers["Sec-WebSocket-Extensions"].startswith(
+                "permessage-deflate")
+            _, params, wire = await wait_logged(log, "open")
+            assert field(params, "server_no_context_takeover") is False
+            assert field(params, "client_no_context_takeover") is False
+            text = "".join(json_message(i) for i in range(600))
+            before = dict(wire)
+            await ws.send(text)
+            assert await ws.recv() == text
+            assert wire["read"] - before["read"] < len(text) / 4, wire
+            assert wire["written"] - before["written"] < len(text) / 4, wire
+            # Context takeover: each message refers back to the ones before it.
+            before = dict(wire)
+            payload = 0
+            for i in range(200):
+                await ws.send(json_message(i))
+                assert await ws.recv() == json_message(i)
+                payload += len(json_message(i))
+            assert wire["read"] - before["read"] < payload / 3, (payload, wire, before)
+            assert wire["written"] - before["written"] < payload / 3, (payload, wire, before)
+
+    run(scenario, deflate=deflate_options())
+
+
+def test_websockets_zip_bomb_closes_with_1009():
+    async def scenario(url, port, log):
+        async with connect(url) as ws:
+            # 16 MB of one letter: about 16 KB on the wire, 16x the 1 MB message limit.
+            await ws.send("a" * (16 << 20))
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 1009
+        failure = await wait_logged(log, "failure")
+        assert failure[1] == 1009
+        _, _, wire = await wait_logged(log, "open")
+        assert wire["read"] < 64 << 10, wire
+
+    run(scenario, deflate=deflate_options(),
+        limits={"max_frame_size": 1 << 20, "max_message_size": 1 << 20})
+
+
+def test_component_client_against_websockets_server():
+    async def echo_handler(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async def main():
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            core = Core()
+            options = deflate_options(max_window_bits=11, mem_level=4)
+            reader, writer, session, params, rest = await open_client(core, port, "/", options)
+            # We offered windows of 11 bits; websockets agrees to takeover within them.
+            assert params is not None
+            assert field(params, "server_max_window_bits") == 11
+            assert field(params, "client_max_window_bits") == 11
+            [peer] = server.connections
+            assert peer.response.headers["Sec-WebSocket-Extensions"].startswith(
+                "permessage-deflate")
+            messages = []
+
+            async def next_message():
+                nonlocal rest
+                while not messages:
+                    data, rest = rest or await reader.read(65536), b""
+                    assert data, "the server went away"
+                    incoming = session.receive(data)
+                    assert incoming.failure is None, incoming.failure
+                    writer.write(incoming.transmit)
+                    messages.extend(e.payload for e in incoming.events if e.tag == "message")
+                return messages.pop(0)
+
+            payload = written = 0
+            for i in range(150):
+                frame = session.send(json_message(i))
+                writer.write(frame)
+                written += len(frame)
+                payload += len(json_message(i))
+                assert await next_message() == json_message(i)
+            assert written < payload / 3, (written, payload)
+            big = json_message(0).encode() * 1000
+            writer.write(session.send(big))
+            assert await next_message() == big
+            writer.write(session.close(1000, "done"))
+            data = await reader.read()  # the server's close reply, then EOF
+            incoming = session.receive(data)
+            assert [e.payload.code for e in incoming.events if e.tag == "close"] == [1000]
+            assert session.is_finished()
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+def test_check_deflate_response_fails_what_the_offer_does_not_allow():
+    core = Core()
+    options = deflate_options()
+    assert core.check_deflate_response([], options) is None
+    with pytest.raises(ExtensionError, match="invalid-parameter"):
+        core.check_deflate_response(
+            [("Sec-WebSocket-Extensions", b"permessage-deflate; x-unknown")], options)
+    with pytest.raises(ExtensionError, match="unsupported-extension"):
+        core.check_deflate_response(
+            [("sec-websocket-extensions", b"x-webkit-deflate-frame")], options)
+    offer = core.deflate_offer(deflate_options(max_window_bits=10, no_context_takeover=True))
+    assert offer == ("permessage-deflate; server_no_context_takeover; "
+                     "client_no_context_takeover; server_max_window_bits=10; "
+                     "client_max_window_bits=10")

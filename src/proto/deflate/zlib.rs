@@ -184,7 +184,13 @@ impl Inflater {
                 self.stream.next_out = scratch.as_mut_ptr();
                 1
             } else {
-                out.reserve(allowed.min(CHUNK.max(input.len() * 4)));
+                // Amortised growth, but never a capacity past the limit: `reserve` alone
+                // could double a buffer just under the limit to twice the limit.
+                let want = allowed.min(CHUNK.max(input.len() * 4));
+                if out.capacity() - out.len() < want {
+                    let grown = out.capacity().saturating_mul(2).min(limit) - out.len();
+                    out.reserve_exact(grown.max(want));
+                }
                 let spare = out.spare_capacity_mut();
                 self.stream.next_out = spare.as_mut_ptr().cast();
                 spare.len().min(allowed).min(u32::MAX as usize)

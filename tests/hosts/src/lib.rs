@@ -2,12 +2,13 @@
 //!
 //! Every [`Guest`] is a fresh instance in its own `Store` whose WASI context grants nothing
 //! (no files, environment, arguments, network or stdio); only `wasi:random` works, which
-//! the client role needs for its masking keys.
+//! the client role needs for its masking keys. The store records how large the instance's
+//! linear memory grew ([`Guest::peak_memory`]).
 
 use std::sync::OnceLock;
 
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Engine, Result, Store};
+use wasmtime::{Engine, ResourceLimiter, Result, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 wasmtime::component::bindgen!({
@@ -17,17 +18,35 @@ wasmtime::component::bindgen!({
 });
 
 pub use crate::wsbox::websocket::types::{
-    CloseFrame, HandshakeError, Limits, Message, Request, Response, WebsocketError,
+    CloseFrame, DeflateOptions, DeflateParams, HandshakeError, Limits, Message, Request, Response,
+    WebsocketError,
 };
 pub use exports::wsbox::websocket::frames::{Event, Incoming, Role, SendError};
+pub use exports::wsbox::websocket::handshake::{Accepted, ExtensionError};
 
 /// The component this crate was built against (see `build.rs`).
 pub const WSBOX_WASM: &str = env!("WSBOX_WASM");
 
-/// A store's data: WASI state that denies everything.
+/// A store's data: WASI state that denies everything, and the memory high-water mark.
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
+    memory: Peak,
+}
+
+/// Allows every growth and remembers the largest linear memory asked for.
+#[derive(Default)]
+struct Peak(usize);
+
+impl ResourceLimiter for Peak {
+    fn memory_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> Result<bool> {
+        self.0 = self.0.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _: usize, _: usize, _: Option<usize>) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for Sandbox {
@@ -75,10 +94,47 @@ impl Guest {
             Sandbox {
                 wasi,
                 table: ResourceTable::new(),
+                memory: Peak::default(),
             },
         );
+        store.limiter(|sandbox| &mut sandbox.memory);
         let core = pre.instantiate(&mut store)?;
         Ok(Guest { store, core })
+    }
+
+    /// The largest size in bytes the instance's linear memory has had (memory never shrinks).
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().memory.0
+    }
+
+    /// `handshake.start-with-deflate`.
+    pub fn start_with_deflate(
+        &mut self,
+        req: &Request,
+        subprotocol: Option<&str>,
+        options: DeflateOptions,
+    ) -> Result<Result<Accepted, HandshakeError>> {
+        self.core
+            .wsbox_websocket_handshake()
+            .call_start_with_deflate(&mut self.store, req, subprotocol, options)
+    }
+
+    /// `handshake.deflate-offer`.
+    pub fn deflate_offer(&mut self, options: DeflateOptions) -> Result<String> {
+        self.core
+            .wsbox_websocket_handshake()
+            .call_deflate_offer(&mut self.store, options)
+    }
+
+    /// `handshake.check-deflate-response`.
+    pub fn check_deflate_response(
+        &mut self,
+        headers: &[(String, Vec<u8>)],
+        options: DeflateOptions,
+    ) -> Result<Result<Option<DeflateParams>, ExtensionError>> {
+        self.core
+            .wsbox_websocket_handshake()
+            .call_check_deflate_response(&mut self.store, headers, options)
     }
 
     /// `handshake.requested-protocols`.
@@ -113,6 +169,22 @@ impl Guest {
             .wsbox_websocket_frames()
             .session()
             .call_constructor(&mut self.store, role, limits)?;
+        Ok(Session(handle))
+    }
+
+    /// A new `frames.session` made by `session.with-deflate`.
+    pub fn session_with_deflate(
+        &mut self,
+        role: Role,
+        limits: Limits,
+        params: DeflateParams,
+        options: DeflateOptions,
+    ) -> Result<Session> {
+        let handle = self
+            .core
+            .wsbox_websocket_frames()
+            .session()
+            .call_with_deflate(&mut self.store, role, limits, params, options)?;
         Ok(Session(handle))
     }
 

@@ -6,7 +6,7 @@ use wsbox::Config;
 use wsbox::client::OsMasks;
 use wsbox::session::{self as native, Session as NativeSession};
 
-const DEFAULT_LIMITS: Limits = Limits {
+pub(crate) const DEFAULT_LIMITS: Limits = Limits {
     max_frame_size: 16 << 20,
     max_message_size: 64 << 20,
 };
@@ -31,7 +31,7 @@ impl Splitter {
 
 /// Feeds `chunks` to a component session; returns every event and every transmitted byte,
 /// and the failure if there was one.
-fn feed(guest: &mut Guest, session: Session, chunks: &[&[u8]]) -> Incoming {
+pub(crate) fn feed(guest: &mut Guest, session: Session, chunks: &[&[u8]]) -> Incoming {
     let mut all = Incoming {
         events: Vec::new(),
         transmit: Vec::new(),
@@ -48,7 +48,7 @@ fn feed(guest: &mut Guest, session: Session, chunks: &[&[u8]]) -> Incoming {
     all
 }
 
-fn messages(incoming: &Incoming) -> Vec<Message> {
+pub(crate) fn messages(incoming: &Incoming) -> Vec<Message> {
     incoming
         .events
         .iter()

@@ -4,12 +4,12 @@ use host_tests::{Guest, HandshakeError, Request, Response, WebsocketError};
 
 const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-fn header(name: &str, value: &str) -> (String, Vec<u8>) {
+pub(crate) fn header(name: &str, value: &str) -> (String, Vec<u8>) {
     (name.into(), value.as_bytes().to_vec())
 }
 
 /// The upgrade request of RFC 6455 §1.2.
-fn upgrade_request() -> Request {
+pub(crate) fn upgrade_request() -> Request {
     Request {
         method: "GET".into(),
         uri: "/chat".into(),
@@ -36,7 +36,7 @@ fn with_header(name: &str, value: Option<&str>) -> Request {
 }
 
 /// The same request as the native library sees it.
-fn native(req: &Request) -> http::Request<()> {
+pub(crate) fn native(req: &Request) -> http::Request<()> {
     let version = match req.version {
         10 => http::Version::HTTP_10,
         _ => http::Version::HTTP_11,
@@ -51,7 +51,7 @@ fn native(req: &Request) -> http::Request<()> {
     builder.body(()).expect("test requests are valid HTTP")
 }
 
-fn header_value<'a>(response: &'a Response, name: &str) -> Option<&'a [u8]> {
+pub(crate) fn header_value<'a>(response: &'a Response, name: &str) -> Option<&'a [u8]> {
     let mut values = response
         .headers
         .iter()
