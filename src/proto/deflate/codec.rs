@@ -108,7 +108,8 @@ impl Codec {
         Codec {
             send: params.compression(ours, server),
             send_takeover: send_takeover && !ours.no_context_takeover,
-            receive_window: receive_window.max(MIN_WINDOW_BITS),
+            // `Params` is public: a window past the RFC's range must not reach zlib.
+            receive_window: receive_window.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
             receive_takeover,
             deflater: None,
             inflater: None,

@@ -230,3 +230,23 @@ fn empty_and_incompressible_messages() {
         assert_eq!(out, payload);
     }
 }
+
+#[test]
+fn windows_out_of_range_in_hand_made_params_are_kept_in_range() {
+    let params = Params {
+        server_max_window_bits: Some(20),
+        client_max_window_bits: Some(20),
+        ..Params::default()
+    };
+    for server in [true, false] {
+        let mut codec = Codec::new(&params, &Deflate::default(), server);
+        let mut engines = Engines::default();
+        let mut wire = Vec::new();
+        codec.deflate(&mut engines, &message(1), &mut wire);
+        let mut back = Vec::new();
+        let mut peer = Codec::new(&params, &Deflate::default(), !server);
+        peer.inflate(&mut engines, &wire, &mut back, 1 << 20)
+            .expect("inflates");
+        assert_eq!(back, message(1));
+    }
+}
