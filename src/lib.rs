@@ -55,6 +55,7 @@
 
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod client;
 #[cfg(feature = "guest")]
 pub mod guest;
@@ -156,4 +157,52 @@ pub fn doc_request(protocols: &[&str]) -> http::Request<()> {
         request = request.header("Sec-WebSocket-Protocol", *protocol);
     }
     request.body(()).expect("static request is valid")
+}
+
+/// Implements `From` both ways between [`Message`] and a WIT `message` variant generated
+/// from `wit/` (`variant message { text(string), binary(list<u8>) }`), without copying the
+/// payload.
+///
+/// Every binding generator makes its own type for the variant (wasmtime's `bindgen!` in
+/// `wsbox-runner`, wit-bindgen in the guest SDK and in `wsbox.wasm`), so the conversion
+/// cannot be one `impl` here; this macro is the one place it is written. Call it once, in
+/// the crate that owns the generated type.
+///
+/// # Examples
+///
+/// ```
+/// // Stands in for a generated `wsbox:websocket/types.message`.
+/// pub enum WitMessage {
+///     Text(String),
+///     Binary(Vec<u8>),
+/// }
+/// wsbox::message_conversions!(WitMessage);
+///
+/// let message: wsbox::Message = WitMessage::Text("hi".into()).into();
+/// assert_eq!(message, wsbox::Message::Text("hi".into()));
+/// let back: WitMessage = wsbox::Message::Binary(vec![1, 2]).into();
+/// assert!(matches!(back, WitMessage::Binary(data) if data == [1, 2]));
+/// ```
+#[macro_export]
+macro_rules! message_conversions {
+    ($wit:ty) => {
+        impl ::core::convert::From<$wit> for $crate::Message {
+            fn from(message: $wit) -> Self {
+                type Wit = $wit;
+                match message {
+                    Wit::Text(text) => $crate::Message::Text(text),
+                    Wit::Binary(data) => $crate::Message::Binary(data),
+                }
+            }
+        }
+
+        impl ::core::convert::From<$crate::Message> for $wit {
+            fn from(message: $crate::Message) -> Self {
+                match message {
+                    $crate::Message::Text(text) => Self::Text(text),
+                    $crate::Message::Binary(data) => Self::Binary(data),
+                }
+            }
+        }
+    };
 }

@@ -17,15 +17,7 @@ thread_local! {
 
 /// Runs `op` with the instance's engines lent to `session`.
 pub(crate) fn with_engines<T>(session: &mut Session, op: impl FnOnce(&mut Session) -> T) -> T {
-    if !session.is_deflate() {
-        return op(session);
-    }
-    ENGINES.with_borrow_mut(|engines| {
-        session.swap_engines(engines);
-        let result = op(session);
-        session.swap_engines(engines);
-        result
-    })
+    ENGINES.with_borrow_mut(|engines| session.with_engines(engines, op))
 }
 
 /// The library clamps each option to its range.

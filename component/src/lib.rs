@@ -26,6 +26,8 @@ use crate::wsbox::websocket::types;
 use exports::wsbox::websocket::frames;
 use exports::wsbox::websocket::handshake;
 
+::wsbox::message_conversions!(types::Message);
+
 struct Component;
 
 export!(Component);
@@ -172,10 +174,7 @@ impl frames::GuestSession for SessionResource {
     }
 
     fn send(&self, msg: types::Message) -> Result<Vec<u8>, frames::SendError> {
-        let message = match msg {
-            types::Message::Text(text) => Message::Text(text),
-            types::Message::Binary(data) => Message::Binary(data),
-        };
+        let message = Message::from(msg);
         self.queue(|session| session.send_message(&message))
     }
 
@@ -239,12 +238,7 @@ fn receive(session: &mut Session, bytes: &[u8]) -> frames::Incoming {
     let mut events = Vec::new();
     while let Some(event) = session.next_event(&mut input) {
         events.push(match event {
-            Event::Message(Message::Text(text)) => {
-                frames::Event::Message(types::Message::Text(text))
-            }
-            Event::Message(Message::Binary(data)) => {
-                frames::Event::Message(types::Message::Binary(data))
-            }
+            Event::Message(message) => frames::Event::Message(message.into()),
             Event::Ping(data) => frames::Event::Ping(data),
             Event::Pong(data) => frames::Event::Pong(data),
             Event::Close(close) => frames::Event::Close(types::CloseFrame {

@@ -1,4 +1,5 @@
-//! Command-line flags and their validation into a [`Settings`] the rest of the runner reads.
+//! Command-line flags and their validation into the [`Settings`] the rest of the runner
+//! reads: only `main` sees the flags.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,8 @@ use clap::Parser;
 mod values;
 
 use values::{parse_dir, parse_duration, parse_env, parse_origin, parse_size};
+
+use crate::settings::{AppLimits, EPOCH_TICK, FIBER_STACK, Settings};
 
 /// Serves WebSocket handler components: every connection gets its own sandboxed instance.
 ///
@@ -92,7 +95,7 @@ pub struct Args {
     /// similar messages, ≈ --deflate-window-bits/--deflate-mem-level worth of state per
     /// connection; publishes reach it uncompressed); `off` declines.
     #[arg(long, value_name = "MODE", default_value = "shared")]
-    pub deflate: crate::deflate::Mode,
+    pub deflate: crate::settings::Mode,
 
     /// zlib compression level, 0 (store) to 9 (smallest).
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -272,53 +275,9 @@ const MIN_REQUEST_HEAD: u64 = 8 * 1024;
 /// The per-address cap when none is given: a quarter of `--max-connections`, but no less
 /// than this, so that small servers tried from one machine behave as configured.
 const MIN_DEFAULT_PER_ADDRESS: usize = 64;
-/// The epoch ticker's period: the granularity of the guest CPU limit.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Above this the pool's address-space reservation (connections × (guest memory + fiber
 /// stack)) cannot be mapped on x86-64/aarch64 with 47-bit user address spaces.
 const MAX_RESERVATION: u64 = 64 << 40;
-/// The fiber stack each connection's guest calls run on (wasmtime's default; address space,
-/// touched only as deep as a call goes).
-pub const FIBER_STACK: u64 = 2 << 20;
-
-/// Validated settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub handler: Option<PathBuf>,
-    pub listen: SocketAddr,
-    pub max_connections: usize,
-    pub max_instances: usize,
-    /// `None`: no per-address cap.
-    pub max_connections_per_address: Option<usize>,
-    /// `Some`: connections speak TLS (`--tls-cert`, `--tls-key`).
-    pub tls: Option<crate::tls::Tls>,
-    pub max_request_head: usize,
-    pub max_request_body: usize,
-    pub handshake_timeout: Duration,
-    pub idle_timeout: Option<Duration>,
-    pub max_frame_size: u64,
-    pub max_message_size: u64,
-    pub max_backpressure: usize,
-    pub close_on_backpressure: bool,
-    pub max_topics: u32,
-    pub max_topic_len: u32,
-    pub max_attachment: u32,
-    pub max_auto_responses: u32,
-    pub max_auto_response_size: u32,
-    pub hibernate_after: Duration,
-    pub memory_budget: usize,
-    pub watch: bool,
-    pub metrics: Option<SocketAddr>,
-    pub cluster: Option<crate::cluster::Settings>,
-    pub deflate: crate::deflate::Settings,
-    pub guest_memory: usize,
-    pub guest_cpu: Duration,
-    pub shutdown_timeout: Duration,
-    /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
-    pub allowed_origins: Vec<String>,
-    pub dirs: Vec<(PathBuf, String)>,
-    pub envs: Vec<(String, String)>,
-}
 
 impl Args {
     /// Checks the flags against each other; the error says which flag to change.
@@ -442,7 +401,7 @@ impl Args {
                         self.cluster_name
                     ));
                 }
-                Some(crate::cluster::Settings {
+                Some(crate::settings::Cluster {
                     url,
                     token: self.cluster_token,
                     creds: self.cluster_creds,
@@ -471,20 +430,24 @@ impl Args {
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             max_frame_size: self.max_frame_size,
             max_message_size: self.max_message_size,
-            max_backpressure: usize::try_from(self.max_backpressure)
-                .map_err(|_| "--max-backpressure is too large")?,
             close_on_backpressure: self.close_on_backpressure,
-            max_topics: self.max_topics,
-            max_topic_len,
-            max_attachment,
-            max_auto_responses: self.max_auto_responses,
-            max_auto_response_size,
+            app: AppLimits {
+                guest: wsbox::app::Limits::new(
+                    self.max_topics,
+                    max_topic_len,
+                    max_attachment,
+                    self.max_auto_responses,
+                    max_auto_response_size,
+                ),
+                max_backpressure: usize::try_from(self.max_backpressure)
+                    .map_err(|_| "--max-backpressure is too large")?,
+            },
             hibernate_after: self.hibernate_after,
             memory_budget: usize::try_from(memory_budget).unwrap_or(usize::MAX),
             watch: self.watch,
             metrics: self.metrics,
             cluster,
-            deflate: crate::deflate::Settings {
+            deflate: crate::settings::Deflate {
                 mode: self.deflate,
                 level: self.deflate_level,
                 window_bits: self.deflate_window_bits,

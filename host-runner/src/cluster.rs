@@ -17,7 +17,6 @@ mod counts;
 pub mod wire;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,11 +30,13 @@ use tracing::{debug, info, warn};
 use wsbox::frame::Data;
 
 use crate::deflate::Outgoing;
+use crate::id::Id;
 use crate::metrics::METRICS;
 use crate::peer::Refused;
-use crate::registry::{Id, Registry};
+use crate::registry::Registry;
+use crate::settings;
 use counts::Remote;
-use wire::{Request, Status, Subjects};
+use wire::{Command, Status, Subjects};
 
 /// How often a node says it is alive; [`counts::EXPIRY`] is three of these.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -49,18 +50,6 @@ const BURST: usize = 64;
 const ROUTE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// The `--cluster*` flags.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub url: String,
-    pub token: Option<String>,
-    pub creds: Option<PathBuf>,
-    pub name: String,
-    pub connect_timeout: Duration,
-    /// Publishes to other nodes that may wait for the link at once; more are dropped.
-    pub queue: usize,
-}
 
 /// Why a routed send or close got no answer.
 pub struct Unreachable;
@@ -89,7 +78,7 @@ impl Cluster {
     /// Connects to NATS (failing after `connect_timeout` if it cannot) and starts the tasks
     /// that serve this node's part of the cluster.
     pub async fn start(
-        settings: &Settings,
+        settings: &settings::Cluster,
         node: u32,
         registry: Arc<Registry>,
     ) -> Result<Arc<Cluster>, String> {
@@ -158,7 +147,7 @@ impl Cluster {
 
     /// Asks the node that holds `to` to send to it or close it, and waits for its answer.
     /// A node that is not running answers [`Status::Gone`] (NATS says nobody listens).
-    pub async fn route(&self, to: Id, request: Request<'_>) -> Result<Status, Unreachable> {
+    pub async fn route(&self, to: Id, request: Command<'_>) -> Result<Status, Unreachable> {
         if !self.is_up() {
             return Err(Unreachable);
         }
@@ -215,7 +204,7 @@ impl Cluster {
     async fn serve_requests(self: Arc<Self>, mut requests: Subscriber, registry: Arc<Registry>) {
         while let Some(message) = requests.next().await {
             let Some(reply) = message.reply else { continue };
-            let status = match Request::parse(&message.payload) {
+            let status = match Command::parse(&message.payload) {
                 Some(request) => serve(&registry, request),
                 None => {
                     warn!(subject = %message.subject, "malformed cluster request ignored");
@@ -388,9 +377,9 @@ async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Regi
 }
 
 /// Does what another node asked for one of this node's connections.
-fn serve(registry: &Registry, request: Request<'_>) -> Status {
+fn serve(registry: &Registry, request: Command<'_>) -> Status {
     let result = match request {
-        Request::Send(id, kind, data) => {
+        Command::Send(id, kind, data) => {
             let Some(peer) = registry.get(id) else {
                 return Status::Gone;
             };
@@ -402,7 +391,7 @@ fn serve(registry: &Registry, request: Request<'_>) -> Status {
                 }
             })
         }
-        Request::Close(id, code, reason) => match registry.get(id) {
+        Command::Close(id, code, reason) => match registry.get(id) {
             Some(peer) => peer.request_close(code, reason.to_owned()),
             None => return Status::Gone,
         },
@@ -415,7 +404,7 @@ fn serve(registry: &Registry, request: Request<'_>) -> Status {
 }
 
 async fn options(
-    settings: &Settings,
+    settings: &settings::Cluster,
     node: u32,
     link: Arc<Link>,
 ) -> Result<ConnectOptions, String> {

@@ -21,9 +21,10 @@ use tracing::{debug, info};
 use wsbox::session::Event;
 
 use crate::deflate;
-use crate::engine::Message;
+use crate::wit::Message;
 
 mod calls;
+mod timers;
 
 use crate::guest::Guest;
 use crate::http;
@@ -32,6 +33,7 @@ use crate::peer::Peer;
 use crate::server::Server;
 use crate::transport::Transport;
 use calls::Callback;
+use timers::{Timer, Timers};
 
 /// Socket reads per call: large messages arrive in few reads.
 const READ_BUFFER: usize = 64 * 1024;
@@ -69,7 +71,7 @@ pub async fn serve(
     server: Arc<Server>,
     _permit: OwnedSemaphorePermit,
 ) {
-    // The HTTP phase, the WebSocket, its loop and the guest calls are each boxed, so that
+    // The HTTP phase, the Task, its loop and the guest calls are each boxed, so that
     // a connection holds only what the phase it is in needs: one future holding them all
     // inline was 8 KiB per connection, most of a hibernated one's cost (measured: 9.4 KB
     // per hibernated connection inline, 5.1 KB with the phases boxed, 4.0 KB like this).
@@ -77,7 +79,7 @@ pub async fn serve(
     else {
         return;
     };
-    let Some(mut websocket) = WebSocket::open(transport, sandbox, address, server) else {
+    let Some(mut websocket) = Task::open(transport, sandbox, address, server) else {
         return;
     };
     let end = Box::pin(websocket.run(early)).await;
@@ -106,7 +108,7 @@ async fn upgrade(
 }
 
 /// An open WebSocket and its guest.
-struct WebSocket {
+struct Task {
     /// The client's address, for the log.
     address: SocketAddr,
     guest: Guest,
@@ -118,27 +120,22 @@ struct WebSocket {
     notified: bool,
     /// The last bytes have been written (or given up on): see [`Self::finish`].
     finished: bool,
-    /// Set once our close frame is out: when the client's answer is due.
-    close_deadline: Option<Instant>,
+    /// The deadlines: the close handshake, a stalled write, hibernation, idleness.
+    timers: Timers,
     /// The code of a close frame the session sent by itself (the reply to the client's, or
-    /// the one for a violation), for the log; closes started here are `Conn::close_sent`.
+    /// the one for a violation), for the log; closes started here are `State::close_sent`.
     session_close: Option<u16>,
     bytes_in: u64,
     opened: Instant,
-    last_read: Instant,
-    /// Since when the outbox has been waiting on a client that does not read.
-    stalled_since: Option<Instant>,
     /// "Never", for timers that are off.
     far: Instant,
     /// Reads in a row that filled the buffer (see [`FULL_READS_PER_TURN`]).
     full_reads: u32,
-    /// When the last guest call returned: the instance hibernates `--hibernate-after` later.
-    idle_since: Instant,
     /// Instances made for this connection after its first, for the log.
     wakes: u32,
 }
 
-impl WebSocket {
+impl Task {
     /// The WebSocket of an accepted upgrade, its socket attached to its peer.
     fn open(
         transport: Transport,
@@ -147,17 +144,26 @@ impl WebSocket {
         server: Arc<Server>,
     ) -> Option<Box<Self>> {
         let mut guest = Guest::Live(sandbox);
-        let conn = guest.conn();
-        let peer = conn.socket.as_ref()?.peer.clone();
+        let conn = guest.state();
+        let peer = conn.peer()?.clone();
         // A failed write marks the peer failed; the loop ends the connection then.
         let _ = peer.attach(transport);
-        let request = &conn.request;
+        let request = conn.request();
         let protocol = request.protocol.as_deref().unwrap_or_default();
         let deflate = peer.form().name();
-        info!(peer = %address, id = %conn.id, path = request.path, protocol, deflate, "websocket open");
-        METRICS.websockets_open.inc();
+        info!(peer = %address, id = %conn.id(), path = request.path, protocol, deflate, "websocket open");
+        METRICS.websockets_live.inc();
         let now = Instant::now();
-        Some(Box::new(WebSocket {
+        let mut timers = Timers::default();
+        timers.set(
+            Timer::Hibernate,
+            Some(now + server.settings.hibernate_after),
+        );
+        timers.set(
+            Timer::Idle,
+            server.settings.idle_timeout.map(|idle| now + idle),
+        );
+        Some(Box::new(Task {
             address,
             guest,
             peer,
@@ -165,33 +171,31 @@ impl WebSocket {
             faulted: false,
             notified: false,
             finished: false,
-            close_deadline: None,
+            timers,
             session_close: None,
             bytes_in: 0,
             opened: now,
-            last_read: now,
-            stalled_since: None,
             far: now + FAR,
             full_reads: 0,
-            idle_since: now,
             wakes: 0,
         }))
     }
 
     /// Unregisters the connection and logs its end.
     fn closed(&mut self, end: End) {
-        METRICS.websockets_open.dec();
-        if self.guest.live().is_none() {
+        if self.guest.live().is_some() {
+            METRICS.websockets_live.dec();
+        } else {
             METRICS.websockets_hibernated.dec();
         }
-        let conn = self.guest.conn();
+        let conn = self.guest.state();
         self.server.forget(conn);
         let (bytes_out, dropped) = self.peer.totals();
-        let close_code = conn.close_sent.or(self.session_close);
-        let request = &conn.request;
+        let close_code = conn.close_sent().or(self.session_close);
+        let request = conn.request();
         info!(
             peer = %self.address,
-            id = %conn.id,
+            id = %conn.id(),
             path = request.path,
             protocol = request.protocol.as_deref().unwrap_or_default(),
             duration_ms = self.opened.elapsed().as_millis() as u64,
@@ -213,7 +217,7 @@ type End = &'static str;
 /// every future it awaits inline, for the connection's life, and these two made it 5 KiB.
 type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl WebSocket {
+impl Task {
     async fn run(&mut self, early: Bytes) -> End {
         let end = self.exchange(early).await;
         // However it ended, the guest hears of it once: a no-op after its `on-close` or a
@@ -262,12 +266,11 @@ impl WebSocket {
                 tokio::task::yield_now().await;
             }
             let queued = self.peer.queued() > 0;
-            let now = Instant::now();
-            self.stalled_since = if queued {
-                Some(self.stalled_since.unwrap_or(now))
-            } else {
-                None
+            let stall = match self.timers.get(Timer::Stall) {
+                Some(at) if queued => Some(at),
+                _ => queued.then(|| Instant::now() + self.write_timeout()),
             };
+            self.timers.set(Timer::Stall, stall);
             // The idle deadline moves with every read: re-arming the timer each time costs
             // more than letting it fire early now and then, so it is only moved earlier.
             let deadline = self.next_deadline();
@@ -285,23 +288,11 @@ impl WebSocket {
                 }
                 () = &mut woken => {
                     woken.set(peer.woken());
-                    if let Some((code, reason)) = self.peer.take_close_request() {
-                        self.host_close(code, &reason, self.server.settings.handshake_timeout);
-                    }
+                    self.woken();
                     Ok(())
                 }
                 ready = peer.stream().writable(), if queued => match ready {
-                    Ok(()) => {
-                        let before = self.peer.queued();
-                        match self.peer.flush() {
-                            Ok(()) if self.peer.queued() < before => {
-                                self.stalled_since = None;
-                                Ok(())
-                            }
-                            Ok(()) => Ok(()),
-                            Err(_) => Err("write failed"),
-                        }
-                    }
+                    Ok(()) => self.writable(),
                     Err(_) => Err("write failed"),
                 },
                 ready = peer.stream().readable(), if read => match ready {
@@ -310,7 +301,7 @@ impl WebSocket {
                 },
                 () = &mut shutdown_begun, if !shutting_down => {
                     shutting_down = true;
-                    self.host_close(GOING_AWAY, "server shutting down", self.server.settings.shutdown_timeout);
+                    self.shutting_down();
                     Ok(())
                 }
                 () = timer.as_mut() => self.timer_fired().await,
@@ -321,6 +312,32 @@ impl WebSocket {
         }
     }
 
+    /// Another connection woke this one: it may have asked for a close.
+    fn woken(&mut self) {
+        if let Some((code, reason)) = self.peer.take_close_request() {
+            self.host_close(code, &reason, self.server.settings.handshake_timeout);
+        }
+    }
+
+    /// The socket takes more of what is queued; progress restarts the stall timer.
+    fn writable(&mut self) -> Result<(), End> {
+        let before = self.peer.queued();
+        match self.peer.flush() {
+            Ok(()) if self.peer.queued() < before => {
+                self.timers.set(Timer::Stall, None);
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+            Err(_) => Err("write failed"),
+        }
+    }
+
+    /// The runner is stopping: the client gets `--shutdown-timeout` to close.
+    fn shutting_down(&mut self) {
+        let timeout = self.server.settings.shutdown_timeout;
+        self.host_close(GOING_AWAY, "server shutting down", timeout);
+    }
+
     /// How long the outbox may wait on a client that does not read.
     fn write_timeout(&self) -> Duration {
         self.server.settings.idle_timeout.unwrap_or(STALLED_WRITE)
@@ -329,12 +346,15 @@ impl WebSocket {
     /// Drops the instance of a guest idle for `--hibernate-after`, or of one whose memory
     /// grew (its budget is better spent on others).
     fn maybe_hibernate(&mut self) {
-        let hibernate_after = self.server.settings.hibernate_after;
-        let idle_since = self.idle_since;
-        let Some(sandbox) = self.guest.live() else {
-            return;
-        };
-        if Instant::now() >= idle_since + hibernate_after || sandbox.is_bloated() {
+        let due = self
+            .timers
+            .get(Timer::Hibernate)
+            .is_some_and(|at| Instant::now() >= at);
+        if self
+            .guest
+            .live()
+            .is_some_and(|sandbox| due || sandbox.is_bloated())
+        {
             self.hibernate();
         }
     }
@@ -342,65 +362,44 @@ impl WebSocket {
     fn hibernate(&mut self) {
         if self.guest.live().is_some() {
             self.guest.hibernate();
+            self.timers.set(Timer::Hibernate, None);
             METRICS.hibernations.inc();
+            METRICS.websockets_live.dec();
             METRICS.websockets_hibernated.inc();
-            debug!(peer = %self.address, id = %self.guest.conn().id, "hibernated");
+            debug!(peer = %self.address, id = %self.guest.state().id(), "hibernated");
         }
     }
 
-    /// The earliest of the close, stall, alarm, hibernation and idle deadlines.
+    /// The guest's alarm, unless the guest failed (it gets no more calls).
+    fn alarm(&mut self) -> Option<Instant> {
+        let alarm = self.guest.state().alarm();
+        alarm.filter(|_| !self.faulted)
+    }
+
+    /// The earliest deadline, "never" when none is set.
     fn next_deadline(&mut self) -> Instant {
-        let mut deadline = self.far;
-        if let Some(since) = self.stalled_since {
-            deadline = deadline.min(since + self.write_timeout());
-        }
-        if self.guest.live().is_some() {
-            deadline = deadline.min(self.idle_since + self.server.settings.hibernate_after);
-        }
-        let settings = &self.server.settings;
-        match self.close_deadline {
-            Some(close) => deadline.min(close),
-            None => {
-                if let Some(idle) = settings.idle_timeout {
-                    deadline = deadline.min(self.last_read + idle);
-                }
-                if let Some(alarm) = self.guest.conn().alarm.filter(|_| !self.faulted) {
-                    deadline = deadline.min(alarm);
-                }
-                deadline
-            }
-        }
+        let alarm = self.alarm();
+        self.timers.next(alarm).unwrap_or(self.far)
     }
 
+    /// Acts on the deadline that is due, if any (the timer may fire early: see `exchange`).
     async fn timer_fired(&mut self) -> Result<(), End> {
-        let now = Instant::now();
-        if self.close_deadline.is_some_and(|close| now >= close) {
-            return Err("close handshake timed out");
+        let alarm = self.alarm();
+        match self.timers.due(Instant::now(), alarm) {
+            Some(Timer::Close) => Err("close handshake timed out"),
+            Some(Timer::Stall) => Err("write stalled"),
+            Some(Timer::Alarm) => {
+                self.guest.state().cancel_alarm();
+                self.call(Callback::Alarm).await
+            }
+            Some(Timer::Idle) => {
+                let timeout = self.server.settings.handshake_timeout;
+                self.host_close(NORMAL, "idle timeout", timeout);
+                Ok(())
+            }
+            // Hibernation happens at the top of the loop.
+            Some(Timer::Hibernate) | None => Ok(()),
         }
-        let write_timeout = self.write_timeout();
-        if self
-            .stalled_since
-            .is_some_and(|since| now >= since + write_timeout)
-        {
-            return Err("write stalled");
-        }
-        let settings = &self.server.settings;
-        if self.close_deadline.is_some() {
-            return Ok(());
-        }
-        let conn = self.guest.conn();
-        if conn.alarm.is_some_and(|alarm| now >= alarm) {
-            conn.alarm = None;
-            return self.call(Callback::Alarm).await;
-        }
-        if settings
-            .idle_timeout
-            .is_some_and(|idle| now >= self.last_read + idle)
-        {
-            let timeout = settings.handshake_timeout;
-            self.host_close(NORMAL, "idle timeout", timeout);
-        }
-        Ok(())
     }
 
     /// Reads what the client sent and runs the callbacks for it.
@@ -417,8 +416,8 @@ impl WebSocket {
             Ok(n) => {
                 self.bytes_in += n as u64;
                 METRICS.bytes_in.add(n as u64);
-                if self.close_deadline.is_none() {
-                    self.last_read = Instant::now();
+                if let Some(idle) = self.server.settings.idle_timeout {
+                    self.timers.set(Timer::Idle, Some(Instant::now() + idle));
                 }
                 self.full_reads = if n >= READ_BUFFER {
                     self.full_reads + 1
@@ -439,24 +438,21 @@ impl WebSocket {
     /// session must send (pongs, the close reply, the close frame for a violation).
     async fn receive(&mut self, mut input: &[u8]) -> Result<(), End> {
         loop {
-            let Some(socket) = self.guest.conn().socket.as_mut() else {
+            let Some(session) = self.guest.state().session() else {
                 return Err("closed");
             };
             // A compressed message borrows this thread's engines while it is inflated.
-            let next = deflate::with_engines(&mut socket.session, |s| s.next_event(&mut input));
+            let next = deflate::with_engines(session, |s| s.next_event(&mut input));
             let Some(event) = next else {
                 break;
             };
             match event {
                 // After our close frame the guest can answer nothing: dropped.
-                Event::Message(_) if self.close_deadline.is_some() || self.faulted => {}
+                Event::Message(_) if self.closing() || self.faulted => {}
                 Event::Message(message) => {
-                    let message = match message {
-                        wsbox::Message::Text(text) => Message::Text(text),
-                        wsbox::Message::Binary(data) => Message::Binary(data),
-                    };
+                    let message = Message::from(message);
                     METRICS.messages_in.inc();
-                    if self.guest.conn().auto_respond(&message) {
+                    if self.guest.state().auto_respond(&message) {
                         METRICS.auto_responses.inc();
                     } else {
                         self.call(Callback::Message(&message)).await?;
@@ -476,11 +472,11 @@ impl WebSocket {
             }
         }
         self.transmit();
-        let conn = self.guest.conn();
-        let failure = conn
-            .socket
-            .as_ref()
-            .and_then(|s| s.session.error())
+        let failure = self
+            .guest
+            .state()
+            .session()
+            .and_then(|session| session.error())
             .map(|error| (error.close_code().0, error.to_string()));
         if let Some((code, reason)) = failure {
             self.session_close = Some(code);
@@ -491,40 +487,38 @@ impl WebSocket {
 
     /// Moves the session's own output (pongs, close frames) into the cork.
     fn transmit(&mut self) {
-        let conn = self.guest.conn();
-        if let Some(socket) = conn.socket.as_mut() {
-            socket.session.poll_transmit(conn.cork.bytes());
-        }
+        self.guest.state().transmit();
     }
 
     /// The runner closes (idle, shutdown, backpressure, another connection's request).
     fn host_close(&mut self, code: u16, reason: &str, answer_within: Duration) {
-        let conn = self.guest.conn();
+        let conn = self.guest.state();
         if conn.is_closed() {
             return;
         }
         conn.close(code, reason);
-        self.close_deadline = Some(Instant::now() + answer_within);
+        self.timers
+            .set(Timer::Close, Some(Instant::now() + answer_within));
     }
 
     /// The guest closed in its callback: the client gets as long to answer as after an
     /// idle timeout, however much it sends meanwhile.
     fn note_guest_close(&mut self) {
-        if self.close_deadline.is_none() && self.guest.conn().close_sent.is_some() {
-            self.close_deadline = Some(Instant::now() + self.server.settings.handshake_timeout);
+        if !self.closing() && self.guest.state().close_sent().is_some() {
+            let answer_within = self.server.settings.handshake_timeout;
+            self.timers
+                .set(Timer::Close, Some(Instant::now() + answer_within));
         }
+    }
+
+    /// Whether our close frame is out and the client's answer awaited.
+    fn closing(&self) -> bool {
+        self.timers.get(Timer::Close).is_some()
     }
 
     /// Writes what the last callbacks sent, in one write.
     fn flush_cork(&mut self) {
-        let conn = self.guest.conn();
-        conn.flush_delivered();
-        let closed = conn.is_closed();
-        let peer = &self.peer;
-        conn.cork.drain(|slices| peer.write_own(slices, closed));
-        if closed {
-            peer.write_own(&[], true);
-        }
+        self.guest.state().write_cork(&self.peer);
     }
 
     /// Whether the close handshake is complete (or the session failed): then the last
@@ -535,10 +529,9 @@ impl WebSocket {
         }
         let finished = self
             .guest
-            .conn()
-            .socket
-            .as_ref()
-            .is_some_and(|s| s.session.is_finished());
+            .state()
+            .session()
+            .is_some_and(|session| session.is_finished());
         if !finished {
             return None;
         }
@@ -556,7 +549,8 @@ impl WebSocket {
             return;
         }
         let deadline = self
-            .close_deadline
+            .timers
+            .get(Timer::Close)
             .unwrap_or_else(|| Instant::now() + self.server.settings.handshake_timeout);
         let peer = self.peer.clone();
         peer.seal_close();

@@ -8,7 +8,7 @@ use std::io::IoSlice;
 use bytes::Bytes;
 use wsbox::frame::{Data, FrameHeader, OpCode, encode_frame};
 
-use crate::engine::Message;
+use crate::wit::{Message, parts};
 
 /// Payloads from this size on are moved into the cork rather than copied: an echo of a
 /// 64 KiB message otherwise copies it once more than it must.
@@ -22,14 +22,6 @@ thread_local! {
     /// The byte buffer is kept per worker thread rather than per connection, so that idle
     /// connections hold none: a callback takes it and the write gives it back.
     static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// A message's kind and bytes.
-pub fn parts(message: &Message) -> (Data, &[u8]) {
-    match message {
-        Message::Text(text) => (Data::Text, text.as_bytes()),
-        Message::Binary(data) => (Data::Binary, data.as_slice()),
-    }
 }
 
 /// Appends a message as the one frame that carries it (server frames are unmasked).

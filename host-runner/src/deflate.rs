@@ -19,29 +19,9 @@ use wsbox::frame::{Data, OpCode, RSV1, encode_frame_with};
 use wsbox::session::Session;
 
 use crate::metrics::METRICS;
+use crate::settings::{self, Mode};
 
-/// `--deflate`: whether and how the runner negotiates compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// Never: offers are declined.
-    Off,
-    /// No context takeover either way: no deflate state per connection.
-    Shared,
-    /// Context takeover where the client allows it, in windows of `--deflate-window-bits`.
-    Takeover,
-}
-
-/// The compression settings (flags of the same names).
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    pub mode: Mode,
-    pub level: u8,
-    pub window_bits: u8,
-    pub mem_level: u8,
-    pub threshold: usize,
-}
-
-impl Settings {
+impl settings::Deflate {
     /// What the handshake may agree to, `None` when compression is off.
     pub fn deflate(&self) -> Option<Deflate> {
         let deflate = Deflate::default().level(self.level);
@@ -104,15 +84,7 @@ thread_local! {
 /// Runs `f` with `session` holding this thread's engines (a compressed message it reads or
 /// sends borrows them), and takes them back after.
 pub fn with_engines<R>(session: &mut Session, f: impl FnOnce(&mut Session) -> R) -> R {
-    if !session.is_deflate() {
-        return f(session);
-    }
-    ENGINES.with_borrow_mut(|engines| {
-        session.swap_engines(engines);
-        let result = f(session);
-        session.swap_engines(engines);
-        result
-    })
+    ENGINES.with_borrow_mut(|engines| session.with_engines(engines, f))
 }
 
 /// Appends the frame that carries a message to a connection sent messages as `form`.
@@ -197,8 +169,8 @@ mod tests {
     use wsbox::Config;
     use wsbox::session::Event;
 
-    fn settings(mode: Mode) -> Settings {
-        Settings {
+    fn settings(mode: Mode) -> settings::Deflate {
+        settings::Deflate {
             mode,
             level: 1,
             window_bits: 11,

@@ -1,6 +1,6 @@
 //! The wasmtime side: one engine with a pooling allocator, the handler compiled and
 //! pre-instantiated once, and a [`Sandbox`] (fresh `Store` + instance) per connection,
-//! whose store holds the connection's [`Conn`] for the `connection` imports.
+//! whose store holds the connection's [`State`] for the `connection` imports.
 //!
 //! Guest calls are async calls on fibers, so that no guest holds a tokio worker: at every
 //! epoch tick a running guest yields, and resumes only after the worker has run the other
@@ -22,8 +22,10 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::cli::{EPOCH_TICK, FIBER_STACK, Settings};
-use crate::conn::Conn;
+use crate::alloc;
+use crate::metrics::METRICS;
+use crate::settings::{EPOCH_TICK, FIBER_STACK, Settings};
+use crate::state::State;
 
 mod budget;
 mod clock;
@@ -35,21 +37,8 @@ use budget::{Limiter, OverBudget, OverLimit};
 use clock::{CallClock, OutOfTime};
 use stdio::{GuestLog, Which};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "app",
-        // Routing to another runner waits for its answer; every other import acts at once.
-        imports: {
-            "wsbox:websocket/connection.send-to": async,
-            "wsbox:websocket/connection.close-other": async,
-        },
-        exports: { default: async },
-    });
-}
-
-pub use bindings::wsbox::websocket::types::{Message, Request, Response};
-use bindings::{App, AppPre};
+use crate::wit::bindings::{App, AppPre};
+use crate::wit::{Message, Request, Response};
 
 /// Core instances one component may create: a Rust guest has its module plus the adapter
 /// shims wit-component adds.
@@ -74,16 +63,16 @@ const KEEP_RESIDENT_STACK: usize = 0;
 
 /// What each connection's store holds: WASI (stdio into the log, grants from the flags),
 /// the store's limits, and the connection as its imports see it.
-pub struct SandboxState {
+pub struct StoreData {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limiter,
     stdout: GuestLog,
     stderr: GuestLog,
-    pub conn: Conn,
+    state: State,
 }
 
-impl WasiView for SandboxState {
+impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -120,6 +109,19 @@ impl std::fmt::Display for Fault {
     }
 }
 
+impl Fault {
+    /// Counts the fault by kind, for `--metrics`.
+    pub fn count(&self) {
+        let m = &METRICS;
+        match self {
+            Fault::Cpu => m.faults_cpu.inc(),
+            Fault::Memory => m.faults_memory.inc(),
+            Fault::Budget | Fault::Full => m.faults_budget.inc(),
+            Fault::Trap(_) => m.faults_trap.inc(),
+        }
+    }
+}
+
 impl From<wasmtime::Error> for Fault {
     fn from(error: wasmtime::Error) -> Self {
         if error.downcast_ref::<OutOfTime>().is_some() {
@@ -141,7 +143,7 @@ impl From<wasmtime::Error> for Fault {
 
 /// One compiled and linked handler component.
 pub struct Version {
-    pre: AppPre<SandboxState>,
+    pre: AppPre<StoreData>,
     /// 1 for the handler the runner started with, then one more per reload.
     pub number: u64,
 }
@@ -149,7 +151,7 @@ pub struct Version {
 /// The engine and the current handler, shared by every connection.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<SandboxState>,
+    linker: Linker<StoreData>,
     current: RwLock<Arc<Version>>,
     /// `current`'s number, read without the lock before every guest call.
     latest: AtomicU64,
@@ -195,7 +197,7 @@ impl Runtime {
             .async_stack_zeroing(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
-        let mut linker = Linker::<SandboxState>::new(&engine);
+        let mut linker = Linker::<StoreData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         App::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         let pre = link(&engine, &linker, wasm)?;
@@ -232,7 +234,7 @@ impl Runtime {
 
     /// Compiles and links `wasm` as the next version, makes one instance of it to be sure
     /// it can be instantiated, and makes it current. On error the current version stays.
-    pub async fn reload(&self, wasm: Vec<u8>, conn: Conn) -> wasmtime::Result<u64> {
+    pub async fn reload(&self, wasm: Vec<u8>, state: State) -> wasmtime::Result<u64> {
         let (engine, linker) = (self.engine.clone(), self.linker.clone());
         // Compiling takes seconds of CPU: off the workers that serve connections.
         let pre = tokio::task::spawn_blocking(move || link(&engine, &linker, &wasm))
@@ -241,7 +243,7 @@ impl Runtime {
         let number = self.latest() + 1;
         let version = Arc::new(Version { pre, number });
         let unassigned = SocketAddr::from(([0, 0, 0, 0], 0));
-        self.instantiate_version(&version, unassigned, conn)
+        self.instantiate_version(&version, unassigned, state)
             .await
             .map_err(|fault| wasmtime::format_err!("{fault}"))?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = version;
@@ -251,23 +253,23 @@ impl Runtime {
 
     /// A fresh instance of the current version with its own store and limits, for a
     /// connection from `peer`.
-    pub async fn instantiate(&self, peer: SocketAddr, conn: Conn) -> Result<Sandbox, Fault> {
+    pub async fn instantiate(&self, peer: SocketAddr, state: State) -> Result<Sandbox, Fault> {
         let version = self
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        self.instantiate_version(&version, peer, conn).await
+        self.instantiate_version(&version, peer, state).await
     }
 
     async fn instantiate_version(
         &self,
         version: &Version,
         peer: SocketAddr,
-        conn: Conn,
+        state: State,
     ) -> Result<Sandbox, Fault> {
         // Most of the store's host-side state is allocated here; see `crate::alloc`.
-        let _arena = crate::alloc::InstanceArena::enter();
+        let _arena = alloc::InstanceArena::enter();
         let stdout = GuestLog::new(peer, Which::Stdout);
         let stderr = GuestLog::new(peer, Which::Stderr);
         let mut wasi = WasiCtxBuilder::new();
@@ -279,13 +281,13 @@ impl Runtime {
             wasi.preopened_dir(host, guest, FsPerms::ReadWrite)?;
         }
         let clock = CallClock::new(self.guest_cpu);
-        let state = SandboxState {
+        let state = StoreData {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: Limiter::new(self.budget.clone(), self.guest_memory),
             stdout,
             stderr,
-            conn,
+            state,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter_async(|state| &mut state.limits);
@@ -313,16 +315,16 @@ impl Runtime {
 /// Compiles `wasm` and links it against WASI and the `connection` interface.
 fn link(
     engine: &Engine,
-    linker: &Linker<SandboxState>,
+    linker: &Linker<StoreData>,
     wasm: &[u8],
-) -> wasmtime::Result<AppPre<SandboxState>> {
+) -> wasmtime::Result<AppPre<StoreData>> {
     let component = Component::new(engine, wasm)?;
     AppPre::new(linker.instantiate_pre(&component)?)
 }
 
 /// One connection's instance. After a [`Fault`] the instance is unusable: drop it.
 pub struct Sandbox {
-    store: Store<SandboxState>,
+    store: Store<StoreData>,
     bindings: App,
     clock: CallClock,
     /// The [`Version`] it is an instance of.
@@ -374,8 +376,8 @@ impl Sandbox {
         state.stderr.set_peer(peer);
     }
 
-    pub fn conn(&mut self) -> &mut Conn {
-        &mut self.store.data_mut().conn
+    pub fn state(&mut self) -> &mut State {
+        &mut self.store.data_mut().state
     }
 
     /// Whether its memory grew past twice what it started with: then it holds more of the

@@ -1,7 +1,7 @@
 //! The guest side of one open WebSocket: live (an instance whose store holds the
-//! connection's [`Conn`]) or hibernated (the `Conn` alone, no instance). Hibernating moves
-//! the `Conn` out of the store and drops the instance; waking moves it into a fresh one.
-//! Everything the host does for a connection acts on the `Conn`, so it works the same
+//! connection's [`State`]) or hibernated (the `State` alone, no instance). Hibernating moves
+//! the `State` out of the store and drops the instance; waking moves it into a fresh one.
+//! Everything the host does for a connection acts on the `State`, so it works the same
 //! either way; only guest calls need an instance.
 
 use std::net::SocketAddr;
@@ -10,21 +10,21 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::conn::Conn;
 use crate::engine::Sandbox;
 use crate::server::{NoSandbox, Server};
+use crate::state::State;
 
 // Not boxed: most connections spend most of their life hibernated, in the large variant.
 #[allow(clippy::large_enum_variant)]
 pub enum Guest {
     Live(Sandbox),
-    Hibernated(Conn),
+    Hibernated(State),
 }
 
 impl Guest {
-    pub fn conn(&mut self) -> &mut Conn {
+    pub fn state(&mut self) -> &mut State {
         match self {
-            Guest::Live(sandbox) => sandbox.conn(),
+            Guest::Live(sandbox) => sandbox.state(),
             Guest::Hibernated(conn) => conn,
         }
     }
@@ -40,9 +40,9 @@ impl Guest {
     /// back to the pool, its share of the memory budget to the others.
     pub fn hibernate(&mut self) {
         if let Guest::Live(sandbox) = self {
-            let conn = sandbox.conn();
-            // An empty `Conn` takes its place in the store being dropped.
-            let mut kept = Conn::new(conn.id, conn.bus.clone(), conn.limits);
+            let conn = sandbox.state();
+            // An empty `State` takes its place in the store being dropped.
+            let mut kept = conn.placeholder();
             std::mem::swap(conn, &mut kept);
             *self = Guest::Hibernated(kept);
             // The instance's blocks go back to their arena, not to the next allocations
@@ -68,11 +68,11 @@ impl Guest {
         let started = Instant::now();
         let patience = server.settings.handshake_timeout;
         let mut sandbox = server.sandbox(address, patience).await?;
-        // The fresh instance's own, unused `Conn` is dropped with the old variant.
-        std::mem::swap(sandbox.conn(), conn);
+        // The fresh instance's own, unused `State` is dropped with the old variant.
+        std::mem::swap(sandbox.state(), conn);
         debug!(
             peer = %address,
-            id = %sandbox.conn().id,
+            id = %sandbox.state().id(),
             wake_us = started.elapsed().as_micros() as u64,
             "woke"
         );

@@ -19,9 +19,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
-use crate::conn::RequestInfo;
-use crate::engine::{Fault, Request, Response, Sandbox};
+use crate::engine::{Fault, Sandbox};
 use crate::server::{NoSandbox, Server};
+use crate::state::RequestInfo;
+use crate::wit::{Request, Response};
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
@@ -152,7 +153,7 @@ impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let sandbox = lock(self.slot).sandbox.take();
         if let Some(mut sandbox) = sandbox {
-            self.server.forget(sandbox.conn());
+            self.server.forget(sandbox.state());
         }
     }
 }
@@ -225,9 +226,9 @@ async fn respond(
             }
         },
     };
-    sandbox.conn().request = info;
+    sandbox.state().set_request(info);
     let answer = sandbox.handle(&request).await;
-    sandbox.conn().flush_delivered();
+    sandbox.state().flush_delivered();
     let answer = match answer {
         Ok(answer) => answer,
         Err(fault) => {
@@ -254,7 +255,7 @@ async fn respond(
         slot.upgrade = Some(on_upgrade);
     } else {
         // What the guest set up for a WebSocket that did not open is dropped.
-        sandbox.conn().reset();
+        sandbox.state().reset();
     }
     slot.sandbox = Some(sandbox);
     response
@@ -299,8 +300,8 @@ fn accept(
     for (name, value) in guest_headers.headers() {
         response.headers_mut().append(name, value.clone());
     }
-    sandbox.conn().request.protocol = protocol;
-    shared.register(sandbox.conn(), accepted);
+    sandbox.state().set_protocol(protocol);
+    shared.register(sandbox.state(), accepted);
     Ok(response)
 }
 

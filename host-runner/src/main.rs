@@ -1,17 +1,18 @@
 //! `wsbox-runner`: serves a WebSocket handler component, one sandboxed instance per
 //! connection. See `--help` and the README's Runner section.
 
+mod admin;
 mod alloc;
 mod bus;
 mod cli;
 mod cluster;
-mod conn;
 mod connection;
 mod cork;
 mod deflate;
 mod engine;
 mod guest;
 mod http;
+mod id;
 mod limits;
 mod linger;
 mod logging;
@@ -20,9 +21,12 @@ mod peer;
 mod registry;
 mod reload;
 mod server;
+mod settings;
 mod shutdown;
+mod state;
 mod tls;
 mod transport;
+mod wit;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(settings: cli::Settings) -> Result<(), String> {
+fn run(settings: settings::Settings) -> Result<(), String> {
     limits::raise_nofile(settings.max_connections);
     let wasm = match &settings.handler {
         Some(path) => {
@@ -95,7 +99,7 @@ fn node_id() -> Result<u32, String> {
     Ok(u32::from_be_bytes(bytes))
 }
 
-async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result<(), String> {
+async fn serve(runtime: Arc<engine::Runtime>, settings: settings::Settings) -> Result<(), String> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -111,7 +115,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
     let refusals = limits::Refusals::new();
     let shutdown_timeout = settings.shutdown_timeout;
     let metrics = match settings.metrics {
-        Some(addr) => Some(metrics::bind(addr).await?),
+        Some(addr) => Some(admin::bind(addr).await?),
         None => None,
     };
     let node = node_id()?;
@@ -133,7 +137,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: cli::Settings) -> Result
         let _ = stdout.flush();
     }
     if let Some(listener) = metrics {
-        tokio::spawn(metrics::serve(listener, shared.clone()));
+        tokio::spawn(admin::serve(listener, shared.clone()));
     }
     let reloads = tokio::spawn(reload::run(shared.clone()));
 

@@ -1,29 +1,21 @@
-//! `--metrics ADDR`: what the runner is doing, as Prometheus text at `GET /metrics`.
+//! The runner's counters and gauges: process-wide atomics, bumped where the work happens
+//! (relaxed: a scrape needs no ordering between them), read only by a scrape
+//! ([`crate::admin`] serves them with `--metrics`). A leaf.
 //!
-//! The counters are process-wide atomics, bumped where the work happens (relaxed: a scrape
-//! needs no ordering between them), and read only by a scrape.
+//! Each metric is declared once, in the table below, with the exposition it appears in:
+//! the struct, its static and the Prometheus text all come from that table.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
-
-use crate::engine::Fault;
-use crate::server::Server;
 
 /// A counter or gauge.
 pub struct Value(AtomicI64);
 
 impl Value {
+    const fn new(value: i64) -> Self {
+        Value(AtomicI64::new(value))
+    }
+
     pub fn add(&self, n: u64) {
         self.0
             .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
@@ -41,320 +33,155 @@ impl Value {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn get(&self) -> i64 {
+    pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
-pub struct Metrics {
-    pub websockets_open: Value,
-    pub websockets_hibernated: Value,
-    pub messages_in: Value,
-    pub auto_responses: Value,
-    pub bytes_in: Value,
-    pub bytes_out: Value,
-    pub publishes: Value,
-    pub deliveries: Value,
-    pub dropped: Value,
-    /// Messages compressed, and their bytes before and after (a publish counts once per
-    /// window its subscribers agreed to, however many they are).
-    pub deflated: Value,
-    pub deflate_raw: Value,
-    pub deflate_compressed: Value,
-    pub wakes: Value,
-    pub hibernations: Value,
-    pub faults_cpu: Value,
-    pub faults_memory: Value,
-    pub faults_budget: Value,
-    pub faults_trap: Value,
-    pub reloads_ok: Value,
-    pub reloads_refused: Value,
-    pub refused_503: Value,
-    /// With `--cluster`: 1 while the NATS link is up; -1 (not shown) without a cluster.
-    pub cluster_connected: Value,
-    pub cluster_sent: Value,
-    pub cluster_received: Value,
-    pub cluster_dropped: Value,
-    pub cluster_sends: Value,
-    pub cluster_reconnects: Value,
-    pub cluster_lost: Value,
-}
-
-pub static METRICS: Metrics = Metrics {
-    websockets_open: Value(AtomicI64::new(0)),
-    websockets_hibernated: Value(AtomicI64::new(0)),
-    messages_in: Value(AtomicI64::new(0)),
-    auto_responses: Value(AtomicI64::new(0)),
-    bytes_in: Value(AtomicI64::new(0)),
-    bytes_out: Value(AtomicI64::new(0)),
-    publishes: Value(AtomicI64::new(0)),
-    deliveries: Value(AtomicI64::new(0)),
-    dropped: Value(AtomicI64::new(0)),
-    deflated: Value(AtomicI64::new(0)),
-    deflate_raw: Value(AtomicI64::new(0)),
-    deflate_compressed: Value(AtomicI64::new(0)),
-    wakes: Value(AtomicI64::new(0)),
-    hibernations: Value(AtomicI64::new(0)),
-    faults_cpu: Value(AtomicI64::new(0)),
-    faults_memory: Value(AtomicI64::new(0)),
-    faults_budget: Value(AtomicI64::new(0)),
-    faults_trap: Value(AtomicI64::new(0)),
-    reloads_ok: Value(AtomicI64::new(0)),
-    reloads_refused: Value(AtomicI64::new(0)),
-    refused_503: Value(AtomicI64::new(0)),
-    cluster_connected: Value(AtomicI64::new(-1)),
-    cluster_sent: Value(AtomicI64::new(0)),
-    cluster_received: Value(AtomicI64::new(0)),
-    cluster_dropped: Value(AtomicI64::new(0)),
-    cluster_sends: Value(AtomicI64::new(0)),
-    cluster_reconnects: Value(AtomicI64::new(0)),
-    cluster_lost: Value(AtomicI64::new(0)),
-};
-
-/// Counts a guest fault by kind.
-pub fn count_fault(fault: &Fault) {
-    let m = &METRICS;
-    match fault {
-        Fault::Cpu => m.faults_cpu.inc(),
-        Fault::Memory => m.faults_memory.inc(),
-        Fault::Budget | Fault::Full => m.faults_budget.inc(),
-        Fault::Trap(_) => m.faults_trap.inc(),
+/// Writes one metric family in the Prometheus text format: `# HELP`, `# TYPE`, then one
+/// sample per `(labels, value)`.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, i64)]) {
+    let _ = writeln!(out, "# HELP wsbox_{name} {help}");
+    let _ = writeln!(out, "# TYPE wsbox_{name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "wsbox_{name}{labels} {value}");
     }
 }
 
-/// The exposition: `# TYPE` lines and one sample per series.
-fn render(server: &Server) -> String {
-    let m = &METRICS;
-    let mut out = String::with_capacity(4096);
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, i64)]| {
-        let _ = writeln!(out, "# HELP wsbox_{name} {help}");
-        let _ = writeln!(out, "# TYPE wsbox_{name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "wsbox_{name}{labels} {value}");
+/// Declares the metrics: each family (its name, type and help, and `if METHOD` when it is
+/// shown only while `Metrics::METHOD` is true), then its series: a new value
+/// (`field = initial`) or one declared above (`@field`), with its labels.
+macro_rules! metrics {
+    ($(
+        $family:literal $kind:ident $help:literal $(if $shown:ident)? {
+            $( $(@$again:ident)? $( $(#[$doc:meta])* $field:ident = $init:literal )? $labels:literal; )+
+        }
+    )+) => {
+        pub struct Metrics {
+            $($( $( $(#[$doc])* pub $field: Value, )? )+)+
+        }
+
+        pub static METRICS: Metrics = Metrics {
+            $($( $( $field: Value::new($init), )? )+)+
+        };
+
+        impl Metrics {
+            /// Every family of the table, in the Prometheus text format.
+            pub fn render(&self, out: &mut String) {
+                $(
+                    if true $(&& self.$shown())? {
+                        family(out, $family, stringify!($kind), $help, &[
+                            $( ($labels, $(self.$again.get())? $(self.$field.get())?), )+
+                        ]);
+                    }
+                )+
+            }
         }
     };
-    let open = m.websockets_open.get();
-    let hibernated = m.websockets_hibernated.get();
-    family(
-        "websockets",
-        "gauge",
-        "Open WebSockets, by whether their guest has a live instance.",
-        &[
-            ("{state=\"live\"}", open - hibernated),
-            ("{state=\"hibernated\"}", hibernated),
-        ],
-    );
-    family(
-        "messages_received_total",
-        "counter",
-        "Messages from clients (auto-answered ones included).",
-        &[("", m.messages_in.get())],
-    );
-    family(
-        "auto_responses_total",
-        "counter",
-        "Messages answered by an auto-response, without the guest.",
-        &[("", m.auto_responses.get())],
-    );
-    family(
-        "bytes_total",
-        "counter",
-        "WebSocket bytes read from and written to clients.",
-        &[
-            ("{direction=\"in\"}", m.bytes_in.get()),
-            ("{direction=\"out\"}", m.bytes_out.get()),
-        ],
-    );
-    family(
-        "publishes_total",
-        "counter",
-        "publish calls here (local) and publishes received from other nodes (remote).",
-        &[
-            ("{scope=\"local\"}", m.publishes.get()),
-            ("{scope=\"remote\"}", m.cluster_received.get()),
-        ],
-    );
-    family(
-        "deliveries_total",
-        "counter",
-        "Messages queued to other connections by publish and send-to.",
-        &[("", m.deliveries.get())],
-    );
-    family(
-        "backpressure_drops_total",
-        "counter",
-        "Messages dropped because their connection had --max-backpressure waiting.",
-        &[("", m.dropped.get())],
-    );
-    family(
-        "deflate_messages_total",
-        "counter",
-        "Messages compressed for clients (a publish once per window its subscribers agreed to).",
-        &[("", m.deflated.get())],
-    );
-    family(
-        "deflate_bytes_total",
-        "counter",
-        "Messages compressed: their payload bytes (raw) and their frames' (compressed).",
-        &[
-            ("{stage=\"raw\"}", m.deflate_raw.get()),
-            ("{stage=\"compressed\"}", m.deflate_compressed.get()),
-        ],
-    );
-    family(
-        "hibernations_total",
-        "counter",
-        "Instances dropped from idle WebSockets.",
-        &[("", m.hibernations.get())],
-    );
-    family(
-        "wakes_total",
-        "counter",
-        "Fresh instances made for hibernated WebSockets.",
-        &[("", m.wakes.get())],
-    );
-    family(
-        "guest_faults_total",
-        "counter",
-        "Guest calls that failed, by kind.",
-        &[
-            ("{kind=\"cpu\"}", m.faults_cpu.get()),
-            ("{kind=\"memory\"}", m.faults_memory.get()),
-            ("{kind=\"budget\"}", m.faults_budget.get()),
-            ("{kind=\"trap\"}", m.faults_trap.get()),
-        ],
-    );
-    family(
-        "refused_total",
-        "counter",
-        "Connections answered 503 (connection limits, memory budget, instances).",
-        &[("", m.refused_503.get())],
-    );
-    family(
-        "reloads_total",
-        "counter",
-        "Handler reloads, by result.",
-        &[
-            ("{result=\"ok\"}", m.reloads_ok.get()),
-            ("{result=\"refused\"}", m.reloads_refused.get()),
-        ],
-    );
-    if m.cluster_connected.get() >= 0 {
-        family(
-            "cluster_connected",
-            "gauge",
-            "1 while the NATS link of --cluster is up, 0 while it is down.",
-            &[("", m.cluster_connected.get())],
-        );
-        let nodes = server.bus.cluster().map_or(0, |c| c.nodes());
-        family(
-            "cluster_nodes",
-            "gauge",
-            "Other runners of the cluster heard from lately.",
-            &[("", i64::try_from(nodes).unwrap_or(i64::MAX))],
-        );
-        for (name, help, value) in [
-            (
-                "publishes_sent",
-                "Publishes written to NATS for other nodes.",
-                &m.cluster_sent,
-            ),
-            (
-                "publishes_received",
-                "Publishes from other nodes.",
-                &m.cluster_received,
-            ),
-            (
-                "publishes_dropped",
-                "Publishes not offered to other nodes: made while the link was down, or --cluster-queue full.",
-                &m.cluster_dropped,
-            ),
-            (
-                "sends",
-                "send-to and close-other routed to other nodes.",
-                &m.cluster_sends,
-            ),
-            (
-                "reconnects",
-                "Times the NATS link came back.",
-                &m.cluster_reconnects,
-            ),
-        ] {
-            family(
-                &format!("cluster_{name}_total"),
-                "counter",
-                help,
-                &[("", value.get())],
-            );
-        }
-    }
-    let runtime = &server.runtime;
-    family(
-        "handler_version",
-        "gauge",
-        "The handler version serving (1 at start, one more per reload).",
-        &[("", i64::try_from(runtime.latest()).unwrap_or(i64::MAX))],
-    );
-    let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    family(
-        "guest_memory_bytes",
-        "gauge",
-        "Linear memory held by live instances, and --memory-budget.",
-        &[
-            ("{kind=\"used\"}", to_i64(runtime.budget.used())),
-            ("{kind=\"budget\"}", to_i64(runtime.budget.limit())),
-        ],
-    );
-    out
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, server: Arc<Server>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "metrics: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let server = server.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(answer(&request, &server)) }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, %error, "metrics connection ended");
-            }
-        });
+metrics! {
+    "websockets" gauge "Open WebSockets, by whether their guest has a live instance." {
+        websockets_live = 0 "{state=\"live\"}";
+        websockets_hibernated = 0 "{state=\"hibernated\"}";
+    }
+    "messages_received_total" counter "Messages from clients (auto-answered ones included)." {
+        messages_in = 0 "";
+    }
+    "auto_responses_total" counter "Messages answered by an auto-response, without the guest." {
+        auto_responses = 0 "";
+    }
+    "bytes_total" counter "WebSocket bytes read from and written to clients." {
+        bytes_in = 0 "{direction=\"in\"}";
+        bytes_out = 0 "{direction=\"out\"}";
+    }
+    "publishes_total" counter "publish calls here (local) and publishes received from other nodes (remote)." {
+        publishes = 0 "{scope=\"local\"}";
+        cluster_received = 0 "{scope=\"remote\"}";
+    }
+    "deliveries_total" counter "Messages queued to other connections by publish and send-to." {
+        deliveries = 0 "";
+    }
+    "backpressure_drops_total" counter "Messages dropped because their connection had --max-backpressure waiting." {
+        dropped = 0 "";
+    }
+    "deflate_messages_total" counter "Messages compressed for clients (a publish once per window its subscribers agreed to)." {
+        /// Messages compressed (a publish counts once per window its subscribers agreed
+        /// to, however many they are), and their bytes before and after.
+        deflated = 0 "";
+    }
+    "deflate_bytes_total" counter "Messages compressed: their payload bytes (raw) and their frames' (compressed)." {
+        deflate_raw = 0 "{stage=\"raw\"}";
+        deflate_compressed = 0 "{stage=\"compressed\"}";
+    }
+    "hibernations_total" counter "Instances dropped from idle WebSockets." {
+        hibernations = 0 "";
+    }
+    "wakes_total" counter "Fresh instances made for hibernated WebSockets." {
+        wakes = 0 "";
+    }
+    "guest_faults_total" counter "Guest calls that failed, by kind." {
+        faults_cpu = 0 "{kind=\"cpu\"}";
+        faults_memory = 0 "{kind=\"memory\"}";
+        faults_budget = 0 "{kind=\"budget\"}";
+        faults_trap = 0 "{kind=\"trap\"}";
+    }
+    "refused_total" counter "Connections answered 503 (connection limits, memory budget, instances)." {
+        refused_503 = 0 "";
+    }
+    "reloads_total" counter "Handler reloads, by result." {
+        reloads_ok = 0 "{result=\"ok\"}";
+        reloads_refused = 0 "{result=\"refused\"}";
+    }
+    "cluster_connected" gauge "1 while the NATS link of --cluster is up, 0 while it is down." if clustered {
+        /// With `--cluster`: 1 while the NATS link is up; -1 (not shown) without a cluster.
+        cluster_connected = -1 "";
+    }
+    "cluster_publishes_sent_total" counter "Publishes written to NATS for other nodes." if clustered {
+        cluster_sent = 0 "";
+    }
+    "cluster_publishes_received_total" counter "Publishes from other nodes." if clustered {
+        @cluster_received "";
+    }
+    "cluster_publishes_dropped_total" counter "Publishes not offered to other nodes: made while the link was down, or --cluster-queue full." if clustered {
+        cluster_dropped = 0 "";
+    }
+    "cluster_sends_total" counter "send-to and close-other routed to other nodes." if clustered {
+        cluster_sends = 0 "";
+    }
+    "cluster_reconnects_total" counter "Times the NATS link came back." if clustered {
+        cluster_reconnects = 0 "";
+    }
+    "cluster_lost_total" counter "Messages from NATS lost because this runner read them too slowly (slow consumer)." if clustered {
+        cluster_lost = 0 "";
     }
 }
 
-fn answer(request: &hyper::Request<Incoming>, server: &Server) -> hyper::Response<Full<Bytes>> {
-    if request.method() != Method::GET || request.uri().path() != "/metrics" {
-        return crate::http::plain(StatusCode::NOT_FOUND, "metrics are at GET /metrics\n");
+impl Metrics {
+    /// Whether the runner is in a cluster (`--cluster`): its families are shown then.
+    pub fn clustered(&self) -> bool {
+        self.cluster_connected.get() >= 0
     }
-    let mut response = hyper::Response::new(Full::new(Bytes::from(render(server))));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
 }
 
-/// Binds `addr` and logs where the metrics are.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen for --metrics on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the metrics address: {e}"))?;
-    info!(addr = %local, "metrics at http://{local}/metrics");
-    Ok(listener)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_declared_again_shows_the_same_value() {
+        let mut out = String::new();
+        METRICS.render(&mut out);
+        assert!(out.contains("# TYPE wsbox_websockets gauge\n"));
+        assert!(out.contains("wsbox_bytes_total{direction=\"in\"} "));
+        // Not in a cluster: its families are left out.
+        assert!(!out.contains("cluster_"));
+        METRICS.cluster_connected.set(1);
+        METRICS.cluster_received.add(3);
+        let mut out = String::new();
+        METRICS.render(&mut out);
+        METRICS.cluster_connected.set(-1);
+        assert!(out.contains("wsbox_publishes_total{scope=\"remote\"} 3\n"));
+        assert!(out.contains("wsbox_cluster_publishes_received_total 3\n"));
+    }
 }

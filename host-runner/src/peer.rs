@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::deflate::Form;
+use crate::id::Id;
 use crate::metrics::METRICS;
-use crate::registry::Id;
 use crate::transport::Transport;
 
 thread_local! {

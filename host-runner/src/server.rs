@@ -10,15 +10,15 @@ use tokio::time::Instant;
 
 use tracing::debug;
 
-use crate::cli::Settings;
+use crate::settings::Settings;
 use wsbox::handshake::Accepted;
 
 use crate::bus::Bus;
-use crate::conn::{AppLimits, Conn, Socket};
 use crate::engine::{Fault, Runtime, Sandbox};
+use crate::id::Id;
 use crate::peer::Peer;
-use crate::registry::Id;
 use crate::shutdown::Shutdown;
+use crate::state::State;
 
 /// Instances made ahead of the connections that will use them, so that a new connection
 /// does not wait for its instantiation (measured: 10 µs of a 75 µs upgrade).
@@ -68,33 +68,27 @@ impl Server {
     /// Makes the connection a WebSocket for the others: its peer (writable as soon as
     /// its socket is attached), its id and its subscriptions. `accepted` is what its
     /// handshake agreed to.
-    pub fn register(&self, conn: &mut Conn, accepted: &Accepted) {
+    pub fn register(&self, conn: &mut State, accepted: &Accepted) {
         let settings = &self.settings;
         let session = accepted.session();
         let peer = Arc::new(Peer::new(
-            conn.id,
-            settings.max_backpressure,
+            conn.id(),
+            settings.app.max_backpressure,
             settings.close_on_backpressure,
             settings.deflate.form(accepted.deflate()),
         ));
-        conn.socket = Some(Socket {
-            session,
-            peer: peer.clone(),
-        });
-        if let Some((code, reason)) = conn.early_close.take() {
-            conn.close(code, &reason);
-        }
+        conn.upgrade(session, peer.clone());
         self.bus.registry.insert(peer.clone());
-        for topic in &conn.topics {
+        for topic in conn.topics() {
             self.bus.subscribe(topic, &peer);
         }
     }
 
     /// Unregisters a connection that ended, with its subscriptions.
-    pub fn forget(&self, conn: &mut Conn) {
+    pub fn forget(&self, conn: &mut State) {
         conn.flush_delivered();
-        if let Some(socket) = &conn.socket {
-            self.bus.remove(&socket.peer, &conn.topics);
+        if let Some(peer) = conn.peer() {
+            self.bus.remove(peer, conn.topics());
         }
     }
 
@@ -145,12 +139,12 @@ impl Server {
         Ok(sandbox)
     }
 
-    /// A `Conn` that belongs to no connection yet.
-    pub fn new_conn(&self) -> Result<Conn, getrandom::Error> {
-        Ok(Conn::new(
+    /// A `State` that belongs to no connection yet.
+    pub fn new_conn(&self) -> Result<State, getrandom::Error> {
+        Ok(State::new(
             Id::random(self.bus.node())?,
             self.bus.clone(),
-            self.app_limits(),
+            self.settings.app,
         ))
     }
 
@@ -184,18 +178,6 @@ impl Server {
                 }
             }
         });
-    }
-
-    pub fn app_limits(&self) -> AppLimits {
-        let settings = &self.settings;
-        AppLimits {
-            max_topics: settings.max_topics,
-            max_topic_len: settings.max_topic_len,
-            max_attachment: settings.max_attachment,
-            max_auto_responses: settings.max_auto_responses,
-            max_auto_response_size: settings.max_auto_response_size,
-            max_backpressure: settings.max_backpressure,
-        }
     }
 
     /// The protocol limits of every session.

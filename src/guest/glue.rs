@@ -10,6 +10,8 @@ use super::{Close, Handler, Websocket};
 use crate::proto::frame::CloseCode;
 use crate::proto::session::Message;
 
+crate::message_conversions!(WitMessage);
+
 thread_local! {
     // The host runs one connection per instance and calls it from one thread, one call at a
     // time, so the instance's single handler lives here between calls. A fresh instance has
@@ -58,10 +60,7 @@ pub fn on_open(make: Make) {
 
 /// `on-message`: the payload moves into the handler's [`Message`], uncopied.
 pub fn on_message(make: Make, message: WitMessage) {
-    let message = match message {
-        WitMessage::Text(text) => Message::Text(text),
-        WitMessage::Binary(data) => Message::Binary(data),
-    };
+    let message = Message::from(message);
     with_connection(make, |handler, websocket| {
         handler.on_message(websocket, message);
     });

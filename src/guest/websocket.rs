@@ -426,21 +426,7 @@ pub struct Close {
     pub clean: bool,
 }
 
-/// The host's limits, from [`Websocket::limits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Topics one connection may subscribe to (at least 64).
-    pub max_topics: u32,
-    /// Bytes in a topic name (at least 256).
-    pub max_topic_len: u32,
-    /// Bytes in an attachment (16 KiB by default).
-    pub max_attachment: u32,
-    /// Auto-response pairs one connection may have (8 by default).
-    pub max_auto_responses: u32,
-    /// Bytes in an auto-response's request, and in its response (2 KiB by default).
-    pub max_auto_response_size: u32,
-}
+pub use crate::app::Limits;
 
 /// Why a message was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

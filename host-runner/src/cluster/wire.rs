@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::{BufMut, Bytes, BytesMut};
 use wsbox::frame::Data;
 
-use crate::registry::Id;
+use crate::id::Id;
 
 /// The longest topic name a cluster takes (`--max-topic-len` is held to it): a longer one
 /// would make a subject past NATS's 4 KiB control line.
@@ -93,23 +93,23 @@ fn checked(kind: u8, data: &[u8]) -> Option<(Data, &[u8])> {
 
 /// What a node is asked to do for one of its connections.
 #[derive(Debug, PartialEq)]
-pub enum Request<'a> {
+pub enum Command<'a> {
     Send(Id, Data, &'a [u8]),
     Close(Id, u16, &'a str),
 }
 
 const CLOSE: u8 = 3;
 
-impl Request<'_> {
+impl Command<'_> {
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         match self {
-            Request::Send(id, kind, data) => {
+            Command::Send(id, kind, data) => {
                 out.put_u8(kind_byte(*kind));
                 out.put_slice(id.as_bytes());
                 out.put_slice(data);
             }
-            Request::Close(id, code, reason) => {
+            Command::Close(id, code, reason) => {
                 out.put_u8(CLOSE);
                 out.put_slice(id.as_bytes());
                 out.put_u16(*code);
@@ -119,21 +119,21 @@ impl Request<'_> {
         out.freeze()
     }
 
-    pub fn parse(payload: &[u8]) -> Option<Request<'_>> {
+    pub fn parse(payload: &[u8]) -> Option<Command<'_>> {
         let (&op, rest) = payload.split_first()?;
         let (id, rest) = rest.split_first_chunk::<16>()?;
         let id = Id::from_bytes(*id);
         if op == CLOSE {
             let (code, reason) = rest.split_first_chunk::<2>()?;
             let reason = std::str::from_utf8(reason).ok()?;
-            return Some(Request::Close(id, u16::from_be_bytes(*code), reason));
+            return Some(Command::Close(id, u16::from_be_bytes(*code), reason));
         }
         let (kind, data) = checked(op, rest)?;
-        Some(Request::Send(id, kind, data))
+        Some(Command::Send(id, kind, data))
     }
 }
 
-/// A node's answer to a [`Request`].
+/// A node's answer to a [`Command`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Status {
     Ok,
@@ -250,17 +250,17 @@ mod tests {
     fn requests_round_trip_and_refuse_garbage() {
         let id = Id::from_bytes([7; 16]);
         for request in [
-            Request::Send(id, Data::Text, b"hello"),
-            Request::Send(id, Data::Binary, &[0, 255]),
-            Request::Close(id, 4000, "bye"),
+            Command::Send(id, Data::Text, b"hello"),
+            Command::Send(id, Data::Binary, &[0, 255]),
+            Command::Close(id, 4000, "bye"),
         ] {
-            assert_eq!(Request::parse(&request.encode()), Some(request));
+            assert_eq!(Command::parse(&request.encode()), Some(request));
         }
-        assert_eq!(Request::parse(b""), None);
-        assert_eq!(Request::parse(&[1, 2, 3]), None);
-        let mut bad_text = Request::Send(id, Data::Binary, &[0xff]).encode().to_vec();
+        assert_eq!(Command::parse(b""), None);
+        assert_eq!(Command::parse(&[1, 2, 3]), None);
+        let mut bad_text = Command::Send(id, Data::Binary, &[0xff]).encode().to_vec();
         bad_text[0] = 1;
-        assert_eq!(Request::parse(&bad_text), None);
+        assert_eq!(Command::parse(&bad_text), None);
         for status in [
             Status::Ok,
             Status::Closed,

@@ -4,9 +4,11 @@
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::{Boxed, End, INTERNAL_ERROR, TRY_AGAIN_LATER, WebSocket};
-use crate::engine::{Fault, Message, Sandbox};
-use crate::metrics::{METRICS, count_fault};
+use super::timers::Timer;
+use super::{Boxed, End, INTERNAL_ERROR, TRY_AGAIN_LATER, Task};
+use crate::engine::{Fault, Sandbox};
+use crate::metrics::METRICS;
+use crate::wit::Message;
 
 /// A guest callback.
 pub(super) enum Callback<'a> {
@@ -16,7 +18,7 @@ pub(super) enum Callback<'a> {
     Close(u16, &'a str, bool),
 }
 
-impl WebSocket {
+impl Task {
     /// Calls the guest. A fault ends the connection: 1011, unless our close frame is out.
     pub(super) fn call<'a>(&'a mut self, callback: Callback<'a>) -> Boxed<'a, Result<(), End>> {
         Box::pin(self.call_now(callback))
@@ -36,7 +38,9 @@ impl WebSocket {
             Callback::Alarm => sandbox.on_alarm().await,
             Callback::Close(code, reason, clean) => sandbox.on_close(code, reason, clean).await,
         };
-        self.idle_since = Instant::now();
+        let hibernate_after = self.server.settings.hibernate_after;
+        let at = Instant::now() + hibernate_after;
+        self.timers.set(Timer::Hibernate, Some(at));
         match result {
             Ok(()) => {
                 self.note_guest_close();
@@ -65,9 +69,10 @@ impl WebSocket {
                 self.wakes += 1;
                 METRICS.wakes.inc();
                 METRICS.websockets_hibernated.dec();
+                METRICS.websockets_live.inc();
             }
             Err(error) => {
-                let id = self.guest.conn().id;
+                let id = self.guest.state().id();
                 warn!(peer = %self.address, %id, %error, "cannot wake the guest");
                 return None;
             }
@@ -82,14 +87,14 @@ impl WebSocket {
     }
 
     pub(super) async fn fault(&mut self, fault: Fault) -> End {
-        count_fault(&fault);
-        let conn = self.guest.conn();
+        fault.count();
+        let conn = self.guest.state();
         if conn.is_closed() {
-            warn!(peer = %self.address, id = %conn.id, %fault, "guest failed after its close frame");
+            warn!(peer = %self.address, id = %conn.id(), %fault, "guest failed after its close frame");
         } else {
-            warn!(peer = %self.address, id = %conn.id, %fault, "closing the connection with 1011");
+            warn!(peer = %self.address, id = %conn.id(), %fault, "closing the connection with 1011");
             // What the failed callback sent is dropped with it.
-            conn.cork.clear();
+            conn.drop_sent();
         }
         self.give_up(INTERNAL_ERROR, "handler failed").await;
         "guest fault"
@@ -99,7 +104,7 @@ impl WebSocket {
     /// writes what is queued and ends.
     async fn give_up(&mut self, code: u16, reason: &str) {
         self.faulted = true;
-        self.guest.conn().close(code, reason);
+        self.guest.state().close(code, reason);
         self.flush_cork();
         self.finish().await;
     }

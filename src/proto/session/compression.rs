@@ -49,6 +49,38 @@ impl Session {
         std::mem::swap(&mut self.engines, engines);
     }
 
+    /// Runs `f` with `engines` lent to this session, and takes them back after: the one
+    /// way to share a set of [`Engines`] among sessions (one set per thread, say), so that
+    /// idle sessions hold no compression memory. A session without permessage-deflate is
+    /// handed to `f` as it is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsbox::deflate::{Engines, Params};
+    /// use wsbox::session::{Event, Session};
+    /// use wsbox::{Config, Message};
+    ///
+    /// let params = Params::default();
+    /// let mut shared = Engines::default();
+    /// let mut client = Session::client(Config::default(), || [1, 2, 3, 4]).with_deflate(params);
+    /// let mut server = Session::server(Config::default()).with_deflate(params);
+    /// client.send_text(&"compressible ".repeat(100)).unwrap();
+    /// let mut wire = Vec::new();
+    /// client.poll_transmit(&mut wire);
+    /// let event = server.with_engines(&mut shared, |server| server.next_event(&mut &wire[..]));
+    /// assert!(matches!(event, Some(Event::Message(Message::Text(text))) if text.len() == 1300));
+    /// ```
+    pub fn with_engines<R>(&mut self, engines: &mut Engines, f: impl FnOnce(&mut Self) -> R) -> R {
+        if !self.is_deflate() {
+            return f(self);
+        }
+        self.swap_engines(engines);
+        let result = f(self);
+        self.swap_engines(engines);
+        result
+    }
+
     pub(super) fn allowed_rsv(&self) -> u8 {
         if self.deflate.is_some() { RSV1 } else { 0 }
     }

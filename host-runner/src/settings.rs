@@ -1,0 +1,93 @@
+//! What the flags decided, validated: one [`Settings`] (with its [`Deflate`] and
+//! [`Cluster`] parts) that the engine, the data plane, the server and each connection
+//! read. Plain data near the bottom of the runner, so that none of them needs the flags;
+//! `cli` (the only module that sees them) builds it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::tls::Tls;
+
+/// The epoch ticker's period: the granularity of the guest CPU limit.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The fiber stack each connection's guest calls run on (wasmtime's default; address space,
+/// touched only as deep as a call goes).
+pub const FIBER_STACK: u64 = 2 << 20;
+
+/// What one connection may hold in the runner: what its guest keeps (topics, attachment,
+/// auto-responses; the values of its `max-*` imports) and what waits to be written to it.
+#[derive(Debug, Clone, Copy)]
+pub struct AppLimits {
+    pub guest: wsbox::app::Limits,
+    /// `--max-backpressure`: bytes waiting for the client before sends to it are dropped.
+    pub max_backpressure: usize,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub handler: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub max_instances: usize,
+    /// `None`: no per-address cap.
+    pub max_connections_per_address: Option<usize>,
+    /// `Some`: connections speak TLS (`--tls-cert`, `--tls-key`).
+    pub tls: Option<Tls>,
+    pub max_request_head: usize,
+    pub max_request_body: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_frame_size: u64,
+    pub max_message_size: u64,
+    pub close_on_backpressure: bool,
+    /// What one connection may hold in the runner.
+    pub app: AppLimits,
+    pub hibernate_after: Duration,
+    pub memory_budget: usize,
+    pub watch: bool,
+    pub metrics: Option<SocketAddr>,
+    pub cluster: Option<Cluster>,
+    pub deflate: Deflate,
+    pub guest_memory: usize,
+    pub guest_cpu: Duration,
+    pub shutdown_timeout: Duration,
+    /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
+    pub allowed_origins: Vec<String>,
+    pub dirs: Vec<(PathBuf, String)>,
+    pub envs: Vec<(String, String)>,
+}
+
+/// `--deflate`: whether and how the runner negotiates compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Never: offers are declined.
+    Off,
+    /// No context takeover either way: no deflate state per connection.
+    Shared,
+    /// Context takeover where the client allows it, in windows of `--deflate-window-bits`.
+    Takeover,
+}
+
+/// The compression settings (`--deflate*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Deflate {
+    pub mode: Mode,
+    pub level: u8,
+    pub window_bits: u8,
+    pub mem_level: u8,
+    pub threshold: usize,
+}
+
+/// The `--cluster*` flags.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub url: String,
+    pub token: Option<String>,
+    pub creds: Option<PathBuf>,
+    pub name: String,
+    pub connect_timeout: Duration,
+    /// Publishes to other nodes that may wait for the link at once; more are dropped.
+    pub queue: usize,
+}
