@@ -15,9 +15,9 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Topics one connection may subscribe to (64 by default).
+    /// Topics one connection may subscribe to (64 by default, at least 1).
     pub max_topics: u32,
-    /// Bytes in a topic name (256 by default).
+    /// Bytes in a topic name (256 by default, at least 1).
     pub max_topic_len: u32,
     /// Bytes in an attachment (16 KiB by default).
     pub max_attachment: u32,

@@ -33,10 +33,12 @@ pub fn nick(query: &str) -> Option<String> {
     (!nick.is_empty()).then_some(nick)
 }
 
-/// The nickname of a member who asked for none: `guest-` and the first four characters of
-/// its connection id (random, so two guests rarely share one).
+/// The nickname of a member who asked for none: `guest-` and the last four characters of
+/// its connection id. The last: an id starts with its runner's node id, the same for every
+/// connection of a runner; it ends in random digits, so two guests rarely share one.
 pub fn default_nick(id: &str) -> String {
-    let short: String = id.chars().take(4).collect();
+    let chars: Vec<char> = id.chars().collect();
+    let short: String = chars[chars.len().saturating_sub(4)..].iter().collect();
     format!("guest-{short}")
 }
 
@@ -119,7 +121,12 @@ mod tests {
 
     #[test]
     fn default_nicknames_come_from_the_id() {
-        assert_eq!(default_nick("1a2b3c4d5e6f"), "guest-1a2b");
+        // Two connections of one runner share the id's first (node) digits.
+        assert_eq!(default_nick("1a2b3c4d5e6f"), "guest-5e6f");
+        assert_ne!(
+            default_nick("deadbeef000000000000000000001234"),
+            default_nick("deadbeef000000000000000000005678")
+        );
         assert_eq!(default_nick("ab"), "guest-ab");
     }
 
