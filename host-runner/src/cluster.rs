@@ -14,7 +14,9 @@
 //! publishes share one NATS connection, and each topic is read by one task.
 
 mod counts;
-pub mod wire;
+
+/// The wire format, a crate of its own so that `fuzz/` reaches its parsers.
+pub use wsbox_cluster_wire as wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

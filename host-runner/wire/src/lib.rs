@@ -1,4 +1,7 @@
-//! What runners say to each other over NATS: the subjects, and the payloads on them.
+//! What wsbox runners say to each other over NATS: the subjects, and the payloads on them.
+//! A crate of its own so that `fuzz/` reaches every parser here; `wsbox-runner` uses it as
+//! `cluster::wire`. Every parser takes untrusted bytes (anyone who may publish on the
+//! cluster's NATS subjects) and returns `None` for anything it would not have encoded.
 //!
 //! Every subject starts with the cluster's namespace (`--cluster-name`, `wsbox` by default):
 //! - `NS.t.TOPIC`: a publish to TOPIC, its name base64url-encoded (any bytes become a
@@ -16,7 +19,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::{BufMut, Bytes, BytesMut};
 use wsbox::frame::Data;
 
-use crate::id::Id;
+mod id;
+
+pub use id::Id;
 
 /// The longest topic name a cluster takes (`--max-topic-len` is held to it): a longer one
 /// would make a subject past NATS's 4 KiB control line.
