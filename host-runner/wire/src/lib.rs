@@ -209,7 +209,9 @@ pub fn counts<'a>(
     batches
 }
 
-/// The node and its (topic, count) pairs; `None` if malformed anywhere.
+/// The node and its (topic, count) pairs; `None` if malformed anywhere, a topic longer
+/// than [`MAX_TOPIC`] included (the length field would allow 64 KiB; [`counts`] never
+/// writes one).
 pub fn parse_counts(payload: &[u8]) -> Option<(u32, Vec<(&str, u32)>)> {
     let (node, mut rest) = payload.split_first_chunk::<4>()?;
     let mut entries = Vec::new();
@@ -217,7 +219,7 @@ pub fn parse_counts(payload: &[u8]) -> Option<(u32, Vec<(&str, u32)>)> {
         let (count, tail) = rest.split_first_chunk::<4>()?;
         let (len, tail) = tail.split_first_chunk::<2>()?;
         let len = usize::from(u16::from_be_bytes(*len));
-        if tail.len() < len {
+        if len > MAX_TOPIC || tail.len() < len {
             return None;
         }
         let (topic, tail) = tail.split_at(len);
@@ -298,5 +300,22 @@ mod tests {
             Some((Data::Text, &b"hi"[..]))
         );
         assert_eq!(parse_message(&[1, 0xff]), None);
+    }
+
+    #[test]
+    fn counts_refuse_a_topic_past_max_topic() {
+        // Encoded by hand: `counts` itself skips such topics.
+        let entry = |len: usize| {
+            let mut out = 7u32.to_be_bytes().to_vec();
+            out.extend(1u32.to_be_bytes());
+            out.extend(u16::try_from(len).expect("short").to_be_bytes());
+            out.extend(std::iter::repeat_n(b'a', len));
+            out
+        };
+        let longest = entry(MAX_TOPIC);
+        let (_, entries) = parse_counts(&longest).expect("the longest topic");
+        assert_eq!(entries[0].0.len(), MAX_TOPIC);
+        assert_eq!(parse_counts(&entry(MAX_TOPIC + 1)), None);
+        assert_eq!(parse_counts(&entry(usize::from(u16::MAX))), None);
     }
 }
