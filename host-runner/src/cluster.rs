@@ -8,6 +8,9 @@
 //! change and beats once a second; `subscribers` adds the counts of the nodes heard lately.
 //! A node that starts, gets its link back or hears a node new to it says hello: every node
 //! answers with all its counts, so that no announcement lost in an outage is missed for long.
+//! Such full answers go at most once per [`counts::PACE`] (more wait for the next beat), and
+//! the other nodes' counts are remembered within [`counts::Bounds`]: anyone on NATS can
+//! speak as a node.
 //!
 //! Delivery across nodes is at most once: while the link is down, publishes to other nodes
 //! are dropped and counted, not queued. Order holds per publisher and topic: one node's
@@ -111,7 +114,7 @@ impl Cluster {
             node,
             client,
             subjects,
-            remote: Remote::default(),
+            remote: Remote::new(node),
             link,
             outbox,
             dirty: Mutex::new(HashSet::new()),
@@ -245,8 +248,13 @@ impl Cluster {
                     self.announce(&announce).await;
                 }
                 _ = beat.tick() => {
-                    self.beat(false).await;
-                    for node in self.remote.expire(Instant::now()) {
+                    let now = Instant::now();
+                    let held = self.remote.handle_tick(now);
+                    self.beat(held.hello).await;
+                    if held.announce {
+                        self.announce(&registry.topics()).await;
+                    }
+                    for node in self.remote.expire(now) {
                         info!(node = %format_args!("{node:08x}"), "cluster node gone");
                     }
                 }
@@ -259,41 +267,37 @@ impl Cluster {
                     let Some((node, hello)) = wire::parse_heartbeat(&message.payload) else {
                         continue;
                     };
-                    let joined = self.heard(node).await;
-                    if hello && !joined {
-                        self.announce(&registry.topics()).await;
-                    }
-                    if joined {
-                        // A node that says hello tells its counts too; any other is asked.
-                        if !hello {
-                            self.beat(true).await;
-                        }
-                        self.announce(&registry.topics()).await;
-                    }
+                    let answer = self.remote.handle_heartbeat(node, hello, Instant::now());
+                    self.answer(answer, &registry).await;
                 }
                 Some(message) = counts.next() => {
                     let Some((node, entries)) = wire::parse_counts(&message.payload) else {
                         continue;
                     };
-                    if self.heard(node).await {
-                        self.beat(true).await;
-                        self.announce(&registry.topics()).await;
-                    }
-                    for (topic, count) in entries {
-                        self.remote.set(node, topic, count);
-                    }
+                    let answer = self.remote.handle_counts(node, entries, Instant::now());
+                    self.answer(answer, &registry).await;
                 }
             }
         }
     }
 
-    /// Notes that `node` spoke; true (and logged) if it is new to this node.
-    async fn heard(&self, node: u32) -> bool {
-        if node == self.node || !self.remote.heard(node, Instant::now()) {
-            return false;
+    /// Does what hearing from another node asks of this one.
+    async fn answer(&self, answer: counts::Answer, registry: &Registry) {
+        if let Some(node) = answer.joined {
+            info!(node = %format_args!("{node:08x}"), "cluster node joined");
         }
-        info!(node = %format_args!("{node:08x}"), "cluster node joined");
-        true
+        if answer.full {
+            warn!(
+                "cluster table full: some nodes or counts are not remembered (logged once \
+                 until a node expires)"
+            );
+        }
+        if answer.hello {
+            self.beat(true).await;
+        }
+        if answer.announce {
+            self.announce(&registry.topics()).await;
+        }
     }
 
     /// Keeps this node subscribed to `topic`'s subject exactly while `wanted`.
