@@ -258,6 +258,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub cluster_queue: usize,
 
+    /// The bytes those publishes may hold together (their subjects and payloads): past it,
+    /// publishes to other runners are dropped (and counted), as past --cluster-queue, so a
+    /// slow NATS link holds at most this much, not --cluster-queue × the message size
+    /// (64 GiB at 1 MiB). A publish larger than it never crosses. Default: 64MiB.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub cluster_queue_bytes: u64,
+
     /// Log filter, e.g. `info`, `debug`, `wsbox_runner=trace` (default: RUST_LOG, else info).
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -408,6 +415,7 @@ impl Args {
                     name: self.cluster_name,
                     connect_timeout: self.cluster_connect_timeout,
                     queue: self.cluster_queue.max(1),
+                    queue_bytes: usize::try_from(self.cluster_queue_bytes).unwrap_or(usize::MAX),
                 })
             }
             None => None,

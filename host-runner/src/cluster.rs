@@ -17,6 +17,7 @@
 //! publishes share one NATS connection, and each topic is read by one task.
 
 mod counts;
+mod queue;
 
 /// The wire format, a crate of its own so that `fuzz/` reaches its parsers.
 pub use wsbox_cluster_wire as wire;
@@ -27,9 +28,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event, Subscriber};
-use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wsbox::frame::Data;
@@ -41,6 +41,7 @@ use crate::peer::Refused;
 use crate::registry::Registry;
 use crate::settings;
 use counts::Remote;
+use queue::{Queue, Waiting};
 use wire::{Command, Status, Subjects};
 
 /// How often a node says it is alive; [`counts::EXPIRY`] is three of these.
@@ -55,6 +56,15 @@ const BURST: usize = 64;
 const ROUTE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// NATS messages each subscription (a topic's, this node's requests, the heartbeats, the
+/// counts) holds before its task reads them; more are dropped by async-nats and counted
+/// (`cluster_lost`). Its default, 65,536, let one topic hold 64 GiB at nats-server's
+/// default 1 MiB `max_payload`; this holds 1 GiB at worst (the server's `max_payload` is
+/// the knob for less) and, with small messages, a few MiB. It is still 16 × [`BURST`],
+/// what a topic's task takes at once, and holds the largest burst an honest node sends
+/// here: a full announcement, 1,024 × [`ANNOUNCEMENT`] = 16 MiB of counts (about 700,000
+/// topics of 16-byte names).
+const SUBSCRIPTION_CAPACITY: usize = 1024;
 
 /// Why a routed send or close got no answer.
 pub struct Unreachable;
@@ -65,7 +75,8 @@ pub struct Cluster {
     subjects: Subjects,
     remote: Remote,
     link: Arc<Link>,
-    outbox: mpsc::Sender<(String, Bytes)>,
+    /// Publishes to the other nodes, waiting for [`Cluster::forward`].
+    queue: Queue,
     /// Topics whose local count changed since the last announcement.
     dirty: Mutex<HashSet<Box<str>>>,
     changed: Notify,
@@ -109,19 +120,19 @@ impl Cluster {
             .await
             .map_err(cannot)?;
         let counts = client.subscribe(subjects.counts()).await.map_err(cannot)?;
-        let (outbox, outgoing) = mpsc::channel(settings.queue.max(1));
+        let (queue, waiting) = queue::new(settings.queue, settings.queue_bytes);
         let cluster = Arc::new(Cluster {
             node,
             client,
             subjects,
             remote: Remote::new(node),
             link,
-            outbox,
+            queue,
             dirty: Mutex::new(HashSet::new()),
             changed: Notify::new(),
         });
         info!(url = %settings.url, node = %format_args!("{node:08x}"), "cluster connected");
-        tokio::spawn(cluster.clone().forward(outgoing));
+        tokio::spawn(cluster.clone().forward(waiting));
         tokio::spawn(cluster.clone().serve_requests(requests, registry.clone()));
         tokio::spawn(cluster.clone().keep_counts(heartbeats, counts, registry));
         Ok(cluster)
@@ -133,7 +144,8 @@ impl Cluster {
 
     /// Sends a publish to the other nodes that have subscribers of `topic` (as they
     /// announced); never waits. While the link is down every publish is dropped (and
-    /// counted), as is one that finds the queue full.
+    /// counted), as is one that finds the queue full (`--cluster-queue` publishes or
+    /// `--cluster-queue-bytes`).
     pub fn publish(&self, topic: &str, kind: Data, data: &[u8]) {
         if !self.is_up() {
             METRICS.cluster_dropped.inc();
@@ -144,8 +156,8 @@ impl Cluster {
         if self.remote_subscribers(topic) == 0 {
             return;
         }
-        let message = (self.subjects.topic(topic), wire::message(kind, data));
-        if self.outbox.try_send(message).is_err() {
+        let subject = self.subjects.topic(topic);
+        if !self.queue.push(subject, wire::message(kind, data)) {
             METRICS.cluster_dropped.inc();
         }
     }
@@ -192,8 +204,8 @@ impl Cluster {
     }
 
     /// Writes queued publishes to NATS in order.
-    async fn forward(self: Arc<Self>, mut outgoing: mpsc::Receiver<(String, Bytes)>) {
-        while let Some((subject, payload)) = outgoing.recv().await {
+    async fn forward(self: Arc<Self>, mut waiting: Waiting) {
+        while let Some((subject, payload)) = waiting.pop().await {
             if !self.is_up() {
                 METRICS.cluster_dropped.inc();
                 continue;
@@ -429,6 +441,7 @@ async fn options(
         .no_echo()
         .connection_timeout(settings.connect_timeout)
         .request_timeout(Some(ROUTE_TIMEOUT))
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| {
             let exponent = u32::try_from(attempts.min(6)).unwrap_or(6);

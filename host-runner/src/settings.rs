@@ -90,4 +90,6 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// Publishes to other nodes that may wait for the link at once; more are dropped.
     pub queue: usize,
+    /// The bytes those publishes may hold together (subjects and payloads); more are dropped.
+    pub queue_bytes: usize,
 }
