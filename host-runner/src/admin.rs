@@ -6,13 +6,15 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{METRICS, family};
@@ -55,28 +57,47 @@ fn render(server: &Server) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends.
+/// Scrapers served at once; a connection past them is closed at once. A scraper needs
+/// one; the bound keeps idle sockets from taking the descriptors sized for
+/// `--max-connections`.
+const MAX_CONNECTIONS: usize = 16;
+/// How long a metrics connection may take to send its request head, and to live in all.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+const LIFETIME: Duration = Duration::from_secs(30);
+
+/// Serves `GET /metrics` on `listener` until the process ends: at most
+/// [`MAX_CONNECTIONS`] at once, each for at most [`LIFETIME`].
 pub async fn serve(listener: TcpListener, server: Arc<Server>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
                 warn!(%error, "metrics: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            debug!(%peer, "metrics connection refused: {MAX_CONNECTIONS} are open");
+            continue;
+        };
         let server = server.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |request| {
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(answer(&request, &server)) }
             });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, %error, "metrics connection ended");
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(LIFETIME, connection).await {
+                Ok(Err(error)) => debug!(%peer, %error, "metrics connection ended"),
+                Err(_) => debug!(%peer, "metrics connection closed after {LIFETIME:?}"),
+                Ok(Ok(())) => {}
             }
         });
     }

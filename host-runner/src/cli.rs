@@ -150,9 +150,20 @@ pub struct Args {
 
     /// Linear memory of all live guest instances together. A new connection whose
     /// instance does not fit gets 503; a growing guest waits for others to hibernate, up
-    /// to --guest-cpu, then fails (1011). Default: half of physical memory.
+    /// to --guest-cpu, then fails (1011). Default: half of physical memory (with
+    /// --host-memory's quarter, a quarter stays for the kernel and the runner itself).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_budget: Option<u64>,
+
+    /// Bytes the host may hold for all connections together, beside each one's
+    /// --max-backpressure: frames waiting for clients that read slowly (each counted with
+    /// a 64-byte overhead) and TLS records sealed and not yet written (64 KiB a connection
+    /// at most). Past it, messages to other connections and a connection's own sends are
+    /// dropped and counted (`wsbox_host_refusals_total`), as past --max-backpressure.
+    /// Default: a quarter of physical memory, so that it and --memory-budget (half) stay
+    /// below physical memory together.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub host_memory: Option<u64>,
 
     /// Reload the handler when its file changes (checked every 500 ms), as on SIGHUP: new
     /// connections and every next call of an open one run the new version; no socket is
@@ -200,7 +211,8 @@ pub struct Args {
 
     /// Serve Prometheus metrics at http://ADDR/metrics (WebSockets live and hibernated,
     /// messages, bytes, publishes, drops, wakes, guest faults, reloads, guest memory). Port 0
-    /// picks one; the bound address is logged.
+    /// picks one; the bound address is logged. At most 16 connections at once (more are
+    /// closed), each with 5 s to send its request and 30 s to live.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
@@ -350,6 +362,12 @@ impl Args {
         if memory_budget == 0 {
             return Err("--memory-budget must be positive".into());
         }
+        let host_memory = self
+            .host_memory
+            .unwrap_or_else(crate::limits::default_host_memory);
+        if host_memory == 0 {
+            return Err("--host-memory must be positive".into());
+        }
         if self.guest_memory > u64::from(u32::MAX) + 1 {
             return Err("--guest-memory cannot exceed 4GiB (32-bit guests)".into());
         }
@@ -452,6 +470,7 @@ impl Args {
             },
             hibernate_after: self.hibernate_after,
             memory_budget: usize::try_from(memory_budget).unwrap_or(usize::MAX),
+            host_memory: usize::try_from(host_memory).unwrap_or(usize::MAX),
             watch: self.watch,
             metrics: self.metrics,
             cluster,

@@ -62,11 +62,21 @@ impl Guest {
         server: &Arc<Server>,
         address: SocketAddr,
     ) -> Result<bool, NoSandbox> {
+        let patience = server.settings.handshake_timeout;
+        self.wake_within(server, address, patience).await
+    }
+
+    /// [`Self::wake`], waiting at most `patience` for memory or an instance.
+    pub async fn wake_within(
+        &mut self,
+        server: &Arc<Server>,
+        address: SocketAddr,
+        patience: std::time::Duration,
+    ) -> Result<bool, NoSandbox> {
         let Guest::Hibernated(conn) = self else {
             return Ok(false);
         };
         let started = Instant::now();
-        let patience = server.settings.handshake_timeout;
         let mut sandbox = server.sandbox(address, patience).await?;
         // The fresh instance's own, unused `State` is dropped with the old variant.
         std::mem::swap(sandbox.state(), conn);

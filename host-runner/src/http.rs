@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
 use crate::engine::{Fault, Sandbox};
+use crate::guest::Guest;
 use crate::server::{NoSandbox, Server};
 use crate::state::RequestInfo;
 use crate::wit::{Request, Response};
@@ -35,13 +36,15 @@ pub struct Upgraded<S> {
     pub sandbox: Sandbox,
 }
 
-/// What the requests of one connection share: the sandbox, made by the first request and
-/// kept for the connection's life, and the upgrade once one was accepted. hyper's service
-/// futures must be `Send` and `'static`, hence a lock; it is never held across an await:
-/// a request takes the sandbox out for its guest call and puts it back.
+/// What the requests of one connection share: its guest — the connection's state (its id)
+/// from the first request on, with a live instance only while a request is answered or
+/// after an upgrade was accepted: between keep-alive requests the instance hibernates, so an
+/// idle HTTP connection holds none — and the upgrade once one was accepted. hyper's
+/// service futures must be `Send` and `'static`, hence a lock; it is never held across an
+/// await: a request takes the guest out for its call and puts it back.
 #[derive(Default)]
 struct Slot {
-    sandbox: Option<Sandbox>,
+    guest: Option<Guest>,
     upgrade: Option<OnUpgrade>,
 }
 
@@ -134,10 +137,13 @@ where
         warn!(%peer, "upgraded connection is not the accepted stream");
         return None;
     };
+    let Some(Guest::Live(sandbox)) = lock(&slot).guest.take() else {
+        return None;
+    };
     Some(Upgraded {
         stream: parts.io.into_inner(),
         early: parts.read_buf,
-        sandbox: lock(&slot).sandbox.take()?,
+        sandbox,
     })
 }
 
@@ -151,9 +157,9 @@ struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        let sandbox = lock(self.slot).sandbox.take();
-        if let Some(mut sandbox) = sandbox {
-            self.server.forget(sandbox.state());
+        let guest = lock(self.slot).guest.take();
+        if let Some(mut guest) = guest {
+            self.server.forget(guest.state());
         }
     }
 }
@@ -210,21 +216,38 @@ async fn respond(
         protocol: None,
     };
 
-    let taken = lock(slot).sandbox.take();
-    let mut sandbox = match taken {
-        Some(sandbox) => sandbox,
-        None => match shared.sandbox(peer, NEW_CONNECTION_PATIENCE).await {
-            Ok(sandbox) => sandbox,
+    let taken = lock(slot).guest.take();
+    let made = match taken {
+        // A keep-alive connection's next request: a fresh instance for its state.
+        Some(mut guest) => match guest
+            .wake_within(shared, peer, NEW_CONNECTION_PATIENCE)
+            .await
+        {
+            Ok(_) => Ok(guest),
             Err(error) => {
-                warn!(%peer, %error, "no instance for a connection: 503");
-                crate::metrics::METRICS.refused_503.inc();
-                let reason = match error {
-                    NoSandbox::Fault(Fault::Budget) => "memory budget exhausted\n",
-                    _ => "no capacity\n",
-                };
-                return closing(plain(StatusCode::SERVICE_UNAVAILABLE, reason));
+                lock(slot).guest = Some(guest);
+                Err(error)
             }
         },
+        None => shared
+            .sandbox(peer, NEW_CONNECTION_PATIENCE)
+            .await
+            .map(Guest::Live),
+    };
+    let mut guest = match made {
+        Ok(guest) => guest,
+        Err(error) => {
+            warn!(%peer, %error, "no instance for a request: 503");
+            crate::metrics::METRICS.refused_503.inc();
+            let reason = match error {
+                NoSandbox::Fault(Fault::Budget) => "memory budget exhausted\n",
+                _ => "no capacity\n",
+            };
+            return closing(plain(StatusCode::SERVICE_UNAVAILABLE, reason));
+        }
+    };
+    let Some(sandbox) = guest.live() else {
+        return closing(plain(StatusCode::SERVICE_UNAVAILABLE, "no capacity\n"));
     };
     sandbox.state().set_request(info);
     let answer = sandbox.handle(&request).await;
@@ -238,7 +261,7 @@ async fn respond(
     };
     let head = hyper::Request::from_parts(parts, ());
     let response = if answer.status == 101 {
-        accept(&head, answer, shared, &mut sandbox)
+        accept(&head, answer, shared, sandbox)
     } else {
         to_hyper(answer)
     };
@@ -250,14 +273,15 @@ async fn respond(
         }
     };
     debug!(%peer, method = %head.method(), path, status = response.status().as_u16(), "request");
-    let mut slot = lock(slot);
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        slot.upgrade = Some(on_upgrade);
+        lock(slot).upgrade = Some(on_upgrade);
     } else {
-        // What the guest set up for a WebSocket that did not open is dropped.
+        // What the guest set up for a WebSocket that did not open is dropped, and so is
+        // the instance until the connection's next request.
         sandbox.state().reset();
+        guest.hibernate();
     }
-    slot.sandbox = Some(sandbox);
+    lock(slot).guest = Some(guest);
     response
 }
 

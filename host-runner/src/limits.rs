@@ -16,9 +16,8 @@ use tracing::{info, warn};
 /// wasmtime's memfds, stdio, preopened directories).
 const SPARE_DESCRIPTORS: u64 = 64;
 
-/// The default `--memory-budget`: half of physical memory, so that guests cannot take the memory the
-/// host's own buffers and the kernel's socket buffers need.
-pub fn default_memory_budget() -> u64 {
+/// Physical memory, `None` when the system does not say.
+fn physical_memory() -> Option<u64> {
     // SAFETY: sysconf reads system constants and has no preconditions.
     let (pages, size) = unsafe {
         (
@@ -27,10 +26,23 @@ pub fn default_memory_budget() -> u64 {
         )
     };
     match (u64::try_from(pages), u64::try_from(size)) {
-        (Ok(pages), Ok(size)) if pages > 0 && size > 0 => pages.saturating_mul(size) / 2,
-        // Unknown: 4 GiB, room for 64 instances at the default --guest-memory.
-        _ => 4 << 30,
+        (Ok(pages), Ok(size)) if pages > 0 && size > 0 => Some(pages.saturating_mul(size)),
+        _ => None,
     }
+}
+
+/// The default `--memory-budget`: half of physical memory, so that guests cannot take the memory the
+/// host's own buffers and the kernel's socket buffers need.
+pub fn default_memory_budget() -> u64 {
+    // Unknown: 4 GiB, room for 64 instances at the default --guest-memory.
+    physical_memory().map_or(4 << 30, |bytes| bytes / 2)
+}
+
+/// The default `--host-memory`: a quarter of physical memory, so that with the default
+/// `--memory-budget` (half) guests and the host's buffers together leave a quarter to the
+/// kernel (socket buffers, page cache) and the runner's own code and tables.
+pub fn default_host_memory() -> u64 {
+    physical_memory().map_or(2 << 30, |bytes| bytes / 4)
 }
 
 /// Raises RLIMIT_NOFILE to what `max_connections` sockets need: the soft limit up to the

@@ -68,6 +68,7 @@ fn main() -> ExitCode {
 
 fn run(settings: settings::Settings) -> Result<(), String> {
     limits::raise_nofile(settings.max_connections);
+    peer::limit_host_memory(settings.host_memory);
     let wasm = match &settings.handler {
         Some(path) => {
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?

@@ -21,6 +21,11 @@ impl Value {
             .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
+    pub fn sub(&self, n: u64) {
+        self.0
+            .fetch_sub(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
@@ -125,6 +130,13 @@ metrics! {
         faults_memory = 0 "{kind=\"memory\"}";
         faults_budget = 0 "{kind=\"budget\"}";
         faults_trap = 0 "{kind=\"trap\"}";
+    }
+    "host_bytes" gauge "Bytes the host holds for connections, by kind: frames waiting for slow clients (outbox, each entry counted with its overhead) and TLS records sealed and not yet written (sealed)." {
+        host_outbox = 0 "{kind=\"outbox\"}";
+        host_sealed = 0 "{kind=\"sealed\"}";
+    }
+    "host_refusals_total" counter "Frames dropped because the host held --host-memory for all connections together." {
+        host_refusals = 0 "";
     }
     "refused_total" counter "Connections answered 503 (connection limits, memory budget, instances)." {
         refused_503 = 0 "";

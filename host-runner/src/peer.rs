@@ -9,13 +9,21 @@
 //! lock, so frames from different writers interleave only at frame boundaries, and
 //! nothing follows the close frame.
 //!
-//! Over TLS the outbox holds ciphertext: a frame is sealed when it is queued or written
-//! (under the lock, so that records go out in the order they were sealed), a publish once
-//! per subscriber. Frames queued before the socket is attached are sealed when it is.
+//! Over TLS the outbox holds plaintext frames, shared like on plain TCP, and seals them
+//! only when the socket can take them, [`SEAL_CHUNK`] at a time (under the lock, so that
+//! records go out in the order they were sealed): a connection that does not read holds at
+//! most one chunk of ciphertext, however much is published to it. A record once sealed is
+//! always written whole, so that dropping a backlog never breaks the TLS stream.
+//!
+//! What waits is counted in bytes *and* entries ([`ENTRY_COST`] each), against
+//! `--max-backpressure`: a flood of empty messages costs what it holds. A frame is refused
+//! when what waits is not empty and the frame would take it past the bound, so at most one
+//! message larger than the bound waits, alone.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
@@ -45,6 +53,17 @@ pub enum Refused {
 /// The close code for a connection closed by `--close-on-backpressure`.
 pub const POLICY_VIOLATION: u16 = 1008;
 
+/// What one waiting frame costs beyond its bytes: its slot in the queue (a `Bytes`, 32
+/// bytes, in a ring that may be twice as long as it is full) and the allocator's rounding
+/// of a small frame's own allocation.
+pub const ENTRY_COST: usize = 64;
+/// Over TLS, plaintext is sealed this much at a time, when the socket can take it: what a
+/// connection holds sealed and unwritten.
+const SEAL_CHUNK: usize = 64 * 1024;
+/// A queue ring longer than this is given back once it empties (a burst of small frames
+/// leaves its slots behind otherwise).
+const KEEP_SLOTS: usize = 64;
+
 /// One WebSocket's socket and outbox.
 pub struct Peer {
     pub id: Id,
@@ -64,9 +83,15 @@ pub struct Peer {
 
 #[derive(Default)]
 struct Outbox {
-    /// Frames (or the unwritten rest of the first one) waiting for the socket.
+    /// Frames (or the unwritten rest of the first one) waiting for the socket: wire bytes
+    /// on plain TCP, plaintext to be sealed over TLS.
     queue: VecDeque<Bytes>,
-    /// Bytes in `queue`.
+    /// Over TLS: records sealed and not yet written (the rest of the last chunk).
+    sealed: Bytes,
+    /// Over TLS: `close_notify` is to be sealed once `queue` is.
+    close_notify: bool,
+    /// What waits, as counted against `--max-backpressure`: every byte of `queue` and
+    /// `sealed`, and [`ENTRY_COST`] per entry of `queue`.
     queued: usize,
     /// The close frame has been written or queued.
     closed: bool,
@@ -100,24 +125,11 @@ impl Peer {
         }
     }
 
-    /// Gives the peer its socket and writes what was queued before (sealed first, for TLS).
+    /// Gives the peer its socket and writes what was queued before (sealed as it goes,
+    /// over TLS).
     pub fn attach(&self, transport: Transport) -> std::io::Result<()> {
-        {
-            let mut outbox = self.outbox();
-            // Only the connection's own task attaches, once.
-            let transport = self.transport.get_or_init(|| transport);
-            if matches!(transport, Transport::Tls(..)) {
-                let plain: Vec<_> = outbox.queue.iter().map(|b| IoSlice::new(b)).collect();
-                let mut sealed = Vec::new();
-                transport.seal(&plain, &mut sealed);
-                drop(plain);
-                outbox.queue.clear();
-                outbox.queued = sealed.len();
-                if !sealed.is_empty() {
-                    outbox.queue.push_back(Bytes::from(sealed));
-                }
-            }
-        }
+        // Only the connection's own task attaches, once.
+        let _ = self.transport.set(transport);
         self.flush()
     }
 
@@ -153,7 +165,14 @@ impl Peer {
         if outbox.closed {
             return Err(Refused::Closed);
         }
-        if outbox.queued > self.max_backpressure {
+        let cost = frame.len() + ENTRY_COST;
+        if !host_memory_fits(cost) {
+            outbox.dropped += 1;
+            METRICS.dropped.inc();
+            METRICS.host_refusals.inc();
+            return Err(Refused::Backpressure);
+        }
+        if outbox.queued > 0 && outbox.queued + cost > self.max_backpressure {
             outbox.dropped += 1;
             METRICS.dropped.inc();
             if self.close_on_backpressure && !outbox.overflowed {
@@ -163,16 +182,8 @@ impl Peer {
             }
             return Err(Refused::Backpressure);
         }
-        let first = outbox.queue.is_empty();
-        let mut sealed = Vec::new();
-        let frame = match self.transport.get() {
-            Some(transport) if transport.seal(&[IoSlice::new(frame)], &mut sealed) => {
-                Bytes::from(sealed)
-            }
-            _ => frame.clone(),
-        };
-        outbox.queued += frame.len();
-        outbox.queue.push_back(frame);
+        let first = outbox.queued == 0;
+        outbox.push(frame.clone());
         Ok(first)
     }
 
@@ -210,17 +221,33 @@ impl Peer {
             return;
         };
         let mut outbox = self.outbox();
+        if outbox.queued > 0 {
+            outbox.close_notify = true;
+            return;
+        }
         let mut sealed = Vec::new();
         transport.seal_close(&mut sealed);
         let total = sealed.len();
         self.write_wire(&mut outbox, &[IoSlice::new(&sealed)], total);
     }
 
-    /// [`Self::write_wire`], sealed first over TLS.
+    /// [`Self::write_wire`], sealed first over TLS. Behind frames that wait, the parts
+    /// wait too, as plaintext, to be sealed in their turn.
     fn write_or_queue(&self, outbox: &mut Outbox, parts: &[IoSlice<'_>], total: usize) {
         let Some(transport @ Transport::Tls(..)) = self.transport.get() else {
             return self.write_wire(outbox, parts, total);
         };
+        if outbox.queued > 0 {
+            if total > 0 {
+                let mut plain = Vec::with_capacity(total);
+                for part in parts {
+                    plain.extend_from_slice(part);
+                }
+                outbox.push(Bytes::from(plain));
+            }
+            // What rustls has to send by itself goes with the next chunk.
+            return;
+        }
         let mut sealed = SPARE_SEALED.take();
         sealed.clear();
         transport.seal(parts, &mut sealed);
@@ -231,15 +258,15 @@ impl Peer {
         }
     }
 
-    /// Writes `parts` now if nothing is queued ahead of them; queues what the socket did
-    /// not take (one copy) and wakes the owner to flush it. Behind a queue they wait their
-    /// turn: whoever made the queue non-empty flushes it.
+    /// Writes `parts` (wire bytes) now if nothing waits ahead of them, and keeps what the
+    /// socket did not take (one copy), waking the owner to flush it. Behind a queue they
+    /// wait their turn: whoever made the queue non-empty flushes it.
     fn write_wire(&self, outbox: &mut Outbox, parts: &[IoSlice<'_>], total: usize) {
         if outbox.failed || total == 0 {
             return;
         }
         let mut written = 0;
-        if outbox.queue.is_empty()
+        if outbox.queued == 0
             && let Some(stream) = self.transport.get().map(Transport::socket)
         {
             let result = match parts {
@@ -255,8 +282,7 @@ impl Peer {
                     return;
                 }
             }
-            outbox.bytes_out += written as u64;
-            METRICS.bytes_out.add(written as u64);
+            outbox.count_out(written);
             if written == total {
                 return;
             }
@@ -272,43 +298,53 @@ impl Peer {
             rest.extend_from_slice(&part[skip..]);
             skip = 0;
         }
-        outbox.queued += rest.len();
-        outbox.queue.push_back(Bytes::from(rest));
+        match self.transport.get() {
+            // Wire bytes over TLS are sealed records: kept whole, apart from the queue.
+            Some(Transport::Tls(..)) if outbox.queue.is_empty() && outbox.sealed.is_empty() => {
+                outbox.hold(rest.len(), Held::Sealed);
+                outbox.sealed = Bytes::from(rest);
+            }
+            _ => outbox.push(Bytes::from(rest)),
+        }
     }
 
-    /// Writes queued frames until the socket would block. `Err` when the peer is gone.
+    /// Writes what waits until the socket would block (sealing it as it goes, over TLS).
+    /// `Err` when the peer is gone.
     pub fn flush(&self) -> std::io::Result<()> {
-        let Some(stream) = self.transport.get().map(Transport::socket) else {
+        let Some(transport) = self.transport.get() else {
             return Ok(());
         };
+        let stream = transport.socket();
+        let tls = matches!(transport, Transport::Tls(..));
         let mut outbox = self.outbox();
-        while !outbox.queue.is_empty() && !outbox.failed {
-            let slices: Vec<IoSlice<'_>> = outbox
-                .queue
-                .iter()
-                .take(MAX_SLICES)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            let result = stream.try_write_vectored(&slices);
-            drop(slices);
+        while outbox.queued > 0 && !outbox.failed {
+            if tls && outbox.sealed.is_empty() {
+                outbox.seal_chunk(transport);
+                if outbox.sealed.is_empty() {
+                    break;
+                }
+            }
+            let result = if tls {
+                stream.try_write(&outbox.sealed)
+            } else {
+                let slices: Vec<IoSlice<'_>> = outbox
+                    .queue
+                    .iter()
+                    .take(MAX_SLICES)
+                    .map(|b| IoSlice::new(b))
+                    .collect();
+                stream.try_write_vectored(&slices)
+            };
             match result {
                 Ok(0) => outbox.failed = true,
-                Ok(mut n) => {
-                    outbox.bytes_out += n as u64;
-                    METRICS.bytes_out.add(n as u64);
-                    outbox.queued -= n;
-                    while n > 0 {
-                        let Some(front) = outbox.queue.front_mut() else {
-                            break;
-                        };
-                        if n >= front.len() {
-                            n -= front.len();
-                            outbox.queue.pop_front();
-                        } else {
-                            let _ = front.split_to(n);
-                            n = 0;
-                        }
-                    }
+                Ok(n) if tls => {
+                    let _ = outbox.sealed.split_to(n);
+                    outbox.release(n, Held::Sealed);
+                    outbox.count_out(n);
+                }
+                Ok(n) => {
+                    outbox.count_out(n);
+                    outbox.consume(n);
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(error) => {
@@ -363,9 +399,19 @@ impl Peer {
         let mut outbox = self.outbox();
         let request = outbox.close_request.take()?;
         if outbox.overflowed {
-            let backlog: usize = outbox.queue.iter().skip(1).map(Bytes::len).sum();
-            outbox.queued -= backlog;
-            outbox.queue.truncate(1);
+            // Over TLS the queue is plaintext not sealed yet: all of it can go, and the
+            // client still gets whole records. On plain TCP the first frame may be half
+            // written: it stays.
+            let keep = match self.transport.get() {
+                Some(Transport::Tls(..)) => 0,
+                _ => 1,
+            };
+            while outbox.queue.len() > keep {
+                let Some(frame) = outbox.queue.pop_back() else {
+                    break;
+                };
+                outbox.release(frame.len() + ENTRY_COST, Held::Outbox);
+            }
         }
         Some(request)
     }
@@ -379,5 +425,135 @@ impl Peer {
     pub fn totals(&self) -> (u64, u64) {
         let outbox = self.outbox();
         (outbox.bytes_out, outbox.dropped)
+    }
+}
+
+/// What a byte the outbox holds is, for the process-wide count (`wsbox_host_bytes`).
+#[derive(Clone, Copy)]
+enum Held {
+    /// Frames waiting (with their [`ENTRY_COST`]).
+    Outbox,
+    /// TLS records sealed and not yet written.
+    Sealed,
+}
+
+/// `--host-memory`: what all outboxes together may hold; past it frames for other
+/// connections are dropped (and counted), as for a connection over its own bound.
+static HOST_MEMORY: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets `--host-memory`, once at start.
+pub fn limit_host_memory(bytes: usize) {
+    HOST_MEMORY.store(bytes, Ordering::Relaxed);
+}
+
+/// What all outboxes hold now.
+pub fn host_memory_held() -> usize {
+    let held = METRICS
+        .host_outbox
+        .get()
+        .saturating_add(METRICS.host_sealed.get());
+    usize::try_from(held).unwrap_or(0)
+}
+
+/// Whether `more` bytes fit under `--host-memory`.
+pub fn host_memory_fits(more: usize) -> bool {
+    host_memory_held().saturating_add(more) <= HOST_MEMORY.load(Ordering::Relaxed)
+}
+
+impl Drop for Outbox {
+    /// What a connection that ended still held is no longer held.
+    fn drop(&mut self) {
+        let sealed = self.sealed.len();
+        let waiting = self.queued - sealed;
+        self.release(sealed, Held::Sealed);
+        self.release(waiting, Held::Outbox);
+    }
+}
+
+impl Outbox {
+    fn gauge(held: Held) -> &'static crate::metrics::Value {
+        match held {
+            Held::Outbox => &METRICS.host_outbox,
+            Held::Sealed => &METRICS.host_sealed,
+        }
+    }
+
+    /// Counts `n` more bytes held, here and process-wide.
+    fn hold(&mut self, n: usize, held: Held) {
+        self.queued += n;
+        Self::gauge(held).add(n as u64);
+    }
+
+    /// Counts `n` bytes no longer held.
+    fn release(&mut self, n: usize, held: Held) {
+        self.queued -= n;
+        Self::gauge(held).sub(n as u64);
+    }
+
+    /// Queues a frame behind the others.
+    fn push(&mut self, frame: Bytes) {
+        self.hold(frame.len() + ENTRY_COST, Held::Outbox);
+        self.queue.push_back(frame);
+    }
+
+    fn count_out(&mut self, written: usize) {
+        self.bytes_out += written as u64;
+        METRICS.bytes_out.add(written as u64);
+    }
+
+    /// Takes `n` written bytes off the front of the queue.
+    fn consume(&mut self, mut n: usize) {
+        // One update of the process-wide count for the whole write, not one per frame.
+        let mut released = 0;
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            let len = front.len();
+            if n >= len {
+                n -= len;
+                released += len + ENTRY_COST;
+                self.queue.pop_front();
+            } else {
+                let _ = front.split_to(n);
+                released += n;
+                n = 0;
+            }
+        }
+        self.release(released, Held::Outbox);
+        self.tidy();
+    }
+
+    /// Seals up to [`SEAL_CHUNK`] of the queue's plaintext (then `close_notify`, if it is
+    /// due) into `sealed`, which must be empty.
+    fn seal_chunk(&mut self, transport: &Transport) {
+        let mut plain: Vec<IoSlice<'_>> = Vec::new();
+        let mut take = 0;
+        for frame in &self.queue {
+            if take >= SEAL_CHUNK || plain.len() >= MAX_SLICES {
+                break;
+            }
+            let part = &frame[..frame.len().min(SEAL_CHUNK - take)];
+            take += part.len();
+            plain.push(IoSlice::new(part));
+        }
+        let mut sealed = Vec::with_capacity(take + take / 16 + 64);
+        if !plain.is_empty() || transport.wants_write() {
+            transport.seal(&plain, &mut sealed);
+        }
+        drop(plain);
+        self.consume(take);
+        if self.queue.is_empty() && std::mem::take(&mut self.close_notify) {
+            transport.seal_close(&mut sealed);
+        }
+        self.hold(sealed.len(), Held::Sealed);
+        self.sealed = Bytes::from(sealed);
+    }
+
+    /// Gives back the ring a burst left behind, once it is empty.
+    fn tidy(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_SLOTS {
+            self.queue = VecDeque::new();
+        }
     }
 }

@@ -46,6 +46,8 @@ pub struct Settings {
     pub app: AppLimits,
     pub hibernate_after: Duration,
     pub memory_budget: usize,
+    /// `--host-memory`: what all connections' outboxes may hold together.
+    pub host_memory: usize,
     pub watch: bool,
     pub metrics: Option<SocketAddr>,
     pub cluster: Option<Cluster>,

@@ -18,7 +18,7 @@ use crate::cork::Cork;
 use crate::deflate::{self, Form, Outgoing};
 use crate::id::Id;
 use crate::metrics::METRICS;
-use crate::peer::{Peer, Refused};
+use crate::peer::{ENTRY_COST, Peer, Refused, host_memory_fits};
 use crate::settings::AppLimits;
 use crate::wit::Message;
 use crate::wit::bindings::wsbox::websocket::connection::{
@@ -192,6 +192,10 @@ impl State {
         if let Some(upgraded) = &mut self.upgraded {
             upgraded.session.shrink_to_fit();
         }
+        // A reload may hibernate an instance between two callbacks of one read: what the
+        // first delivered to other connections is written now, not forgotten (they would
+        // wait for their own next event).
+        self.flush_delivered();
         self.delivered = Vec::new();
         if self.cork.is_empty() {
             self.cork = Cork::default();
@@ -294,8 +298,15 @@ impl State {
         let Some(auto) = self.auto_responses.iter().find(|a| a.answers(message)) else {
             return false;
         };
-        if !self.is_closed() {
+        if self.is_closed() {
+            return true;
+        }
+        // A flood of small messages must not queue as many large answers: the answer
+        // is held to the bound like any send (and dropped, counted, past it).
+        if self.fits(auto.frame.len()) {
             self.cork.bytes().extend_from_slice(&auto.frame);
+        } else {
+            self.count_drop();
         }
         true
     }
@@ -310,16 +321,30 @@ impl State {
         self.alarm = None;
     }
 
+    /// Whether `len` more bytes for this connection fit under `--max-backpressure`, with
+    /// what waits for it and what the callback sent: as for other connections' frames
+    /// ([`Peer::deliver`]), nothing waiting, or room for the bytes and an entry.
+    fn fits(&self, len: usize) -> bool {
+        let held = self.peer().map_or(0, |peer| peer.queued()) + self.cork.len();
+        let fits = held == 0 || held + len + ENTRY_COST <= self.limits.max_backpressure;
+        fits && host_memory_fits(len + ENTRY_COST)
+    }
+
+    /// Counts a message to this connection dropped for backpressure.
+    fn count_drop(&self) {
+        match self.peer() {
+            Some(peer) => peer.count_drop(),
+            None => METRICS.dropped.inc(),
+        }
+    }
+
     /// `send`: queues a message to this connection, behind what the callback sent before.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        let waiting = self.peer().map_or(0, |peer| peer.queued());
-        if waiting + self.cork.len() > self.limits.max_backpressure {
-            if let Some(peer) = self.peer() {
-                peer.count_drop();
-            }
+        if !self.fits(crate::wit::parts(&message).1.len()) {
+            self.count_drop();
             return Err(SendError::Backpressure);
         }
         self.push(message);
@@ -397,11 +422,16 @@ impl State {
             .publish(topic, &mut outgoing, own.as_ref(), &mut self.delivered);
         METRICS.publishes.inc();
         METRICS.deliveries.add(u64::from(queued));
-        // Our own copy goes with our other sends, in order.
+        // Our own copy goes with our other sends, in order, held to the bound as they are.
         if include_self && self.is_subscribed(topic) && !self.is_closed() {
             let form = own.as_ref().map_or(Form::Plain, |peer| peer.form());
-            self.cork.bytes().extend_from_slice(outgoing.frame(form));
-            queued = queued.saturating_add(1);
+            let frame = outgoing.frame(form);
+            if self.fits(frame.len()) {
+                self.cork.bytes().extend_from_slice(frame);
+                queued = queued.saturating_add(1);
+            } else {
+                self.count_drop();
+            }
         }
         queued
     }
@@ -464,5 +494,49 @@ impl From<Refused> for SendError {
             Refused::Closed => SendError::Closed,
             Refused::Backpressure => SendError::Backpressure,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deflate::Form;
+    use crate::transport::Transport;
+    use tokio::io::AsyncReadExt;
+
+    /// A peer whose socket's other end is returned, to read what it is sent.
+    async fn peer_pair(id: Id) -> (Arc<Peer>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let peer = Arc::new(Peer::new(id, 1 << 20, false, Form::Plain));
+        peer.attach(Transport::Plain(server)).expect("attach");
+        (peer, client)
+    }
+
+    #[tokio::test]
+    async fn going_idle_writes_what_was_delivered_to_others() {
+        let bus = Arc::new(Bus::new(1));
+        let limits = AppLimits {
+            guest: wsbox::app::Limits::new(8, 64, 1024, 4, 1024),
+            max_backpressure: 1 << 20,
+        };
+        let mut state = State::new(Id::random(1).expect("id"), bus, limits);
+        let (other, mut client) = peer_pair(Id::random(1).expect("id")).await;
+        let frame = bytes::Bytes::from_static(b"\x82\x02hi");
+        // A callback delivered to `other`; the caller must flush it (its queue was empty).
+        assert_eq!(other.deliver(&frame), Ok(true));
+        state.delivered.push(other.clone());
+        // The instance goes (a reload, before the read's next callback).
+        state.shrink();
+        let mut got = [0; 4];
+        tokio::time::timeout(Duration::from_secs(2), client.read_exact(&mut got))
+            .await
+            .expect("the delivery was written when the state went idle")
+            .expect("read");
+        assert_eq!(&got, b"\x82\x02hi");
     }
 }

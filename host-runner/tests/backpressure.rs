@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{BINARY, CLOSE, Client, RawClient, Runner, TEXT, close_code, log_field};
@@ -18,19 +18,9 @@ const BATCH: u32 = 2;
 const BATCHES: u32 = 400;
 const SIZE: usize = 16 * 1024;
 
-/// A socket with a 4 KiB receive buffer, so that a client that does not read stops the
-/// runner's writes after a few KiB instead of megabytes.
-fn slow_socket(runner: &Runner) -> TcpStream {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.connect(&runner.addr.into()).expect("connect");
-    socket.into()
-}
-
-/// A client on a [`slow_socket`] subscribed to `firehose`, which it will not read.
+/// A client on a [`Runner::slow_socket`] subscribed to `firehose`, which it will not read.
 fn slow_subscriber(runner: &Runner) -> RawClient {
-    let mut slow = runner.connect_raw_on(slow_socket(runner), "/topics");
+    let mut slow = runner.connect_raw_on(runner.slow_socket(), "/topics");
     slow.send(TEXT, b"sub firehose").expect("send");
     let answer = slow.read_frame().expect("read");
     assert_eq!(answer, Some((TEXT, b"subscribed".to_vec())));
@@ -121,7 +111,7 @@ fn a_subscriber_that_stops_reading_loses_deliveries_and_they_are_counted() {
 #[test]
 fn send_to_a_client_that_stops_reading_reports_backpressure() {
     let runner = Runner::with_test_handler(&["--max-backpressure", "256KiB"]);
-    let mut slow = runner.connect_raw_on(slow_socket(&runner), "/id");
+    let mut slow = runner.connect_raw_on(runner.slow_socket(), "/id");
     let slow_peer = slow.stream.local_addr().expect("local address");
     let Some((TEXT, id)) = slow.read_frame().expect("read") else {
         panic!("no id");
@@ -155,7 +145,7 @@ fn send_to_a_client_that_stops_reading_reports_backpressure() {
 #[test]
 fn a_connection_flooding_itself_gets_backpressure() {
     let runner = Runner::with_test_handler(&["--max-backpressure", "256KiB"]);
-    let mut client = runner.connect_raw_on(slow_socket(&runner), "/flood");
+    let mut client = runner.connect_raw_on(runner.slow_socket(), "/flood");
     let peer = client.stream.local_addr().expect("local address");
     client
         .send(TEXT, format!("self 800 {SIZE}").as_bytes())

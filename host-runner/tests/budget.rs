@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::Runner;
+use common::{Runner, rss};
 
 const MIB: u64 = 1 << 20;
 /// `--memory-budget`: room for one instance grown by [`GROW_MIB`], not for two.
@@ -25,18 +25,6 @@ const MAX_MESSAGE: u64 = 64 * 1024;
 /// slack for its instance's tables and host-side state (a freed pool slot keeps nothing
 /// resident: see `KEEP_RESIDENT_*` in the runner's engine).
 const PER_CALL: u64 = 2 * MIB + 208 * 1024;
-
-/// The runner's resident set, from /proc.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
-        .expect("a VmRSS line")
-}
 
 /// Samples `pid`'s RSS every 2 ms while `work` runs; returns the highest sample.
 fn peak_rss_during(pid: u32, work: impl FnOnce()) -> u64 {

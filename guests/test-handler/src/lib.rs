@@ -27,7 +27,8 @@
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
 //!   that call the `connection` imports and answer with their results (see [`commands`]);
 //! - `/count`, `/auto`, `/version`, `/grow`: hibernation, auto-responses, reloads and the
-//!   memory budget (see [`lifecycle`]).
+//!   memory budget (see [`lifecycle`]);
+//! - `/hostile`: alarm loops publishing to itself, large auto-responses (see [`hostile`]).
 //!
 //! Hibernation: an instance that did not run `handle` (woken, or of a new version) takes
 //! its mode from the request path the host kept, so every mode works with the runner's
@@ -48,6 +49,7 @@
 use std::cell::RefCell;
 
 mod commands;
+mod hostile;
 mod lifecycle;
 
 mod bindings {
@@ -82,6 +84,7 @@ enum Mode {
     Auto,
     Version,
     Grow,
+    Hostile,
 }
 
 /// The mode of a WebSocket on `path`; `None` for a path that is not an upgrade's.
@@ -109,6 +112,7 @@ fn mode_of(path: &str) -> Option<Mode> {
         "/auto" => Mode::Auto,
         "/version" => Mode::Version,
         "/grow" => Mode::Grow,
+        "/hostile" => Mode::Hostile,
         _ => return None,
     })
 }
@@ -269,6 +273,7 @@ impl Guest for Handler {
             }
             Some(Mode::TrapOpen) => panic!("trap requested in on-open"),
             Some(Mode::Auto) => lifecycle::register_auto_responses(),
+            Some(Mode::Hostile) => hostile::on_open(),
             _ => {}
         }
     }
@@ -293,7 +298,8 @@ impl Guest for Handler {
             | Mode::Id
             | Mode::Request
             | Mode::TrapOpen
-            | Mode::TrapClose => {
+            | Mode::TrapClose
+            | Mode::Hostile => {
                 let _ = connection::send(&msg);
             }
             Mode::Trap => panic!("trap requested by the test"),
@@ -342,6 +348,9 @@ impl Guest for Handler {
         println!("on-alarm");
         if mode() == Some(Mode::TrapAlarm) {
             panic!("trap requested in on-alarm");
+        }
+        if mode() == Some(Mode::Hostile) {
+            return hostile::on_alarm();
         }
         let _ = connection::send(&Message::Text("alarm".into()));
     }

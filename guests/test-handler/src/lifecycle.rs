@@ -129,7 +129,7 @@ fn prefixed(prefix: &[u8], data: Vec<u8>) -> Vec<u8> {
     out
 }
 
-fn auto_error(error: AutoResponseError) -> &'static str {
+pub(crate) fn auto_error(error: AutoResponseError) -> &'static str {
     match error {
         AutoResponseError::TooLarge => "too-large",
         AutoResponseError::TooMany => "too-many",

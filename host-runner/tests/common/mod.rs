@@ -45,7 +45,22 @@ pub struct Runner {
 impl Runner {
     /// Starts the runner with `args` (plus `--listen 127.0.0.1:0`) and waits for its address.
     pub fn start(args: &[&str]) -> Runner {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox-runner"))
+        Runner::start_under(&[], args)
+    }
+
+    /// [`Runner::start`], run by `wrapper` (a command and its arguments that then runs the
+    /// runner, e.g. `prlimit --nofile=256:256`).
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Runner {
+        let runner = env!("CARGO_BIN_EXE_wsbox-runner");
+        let mut command = match wrapper {
+            [] => Command::new(runner),
+            [program, rest @ ..] => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(runner);
+                command
+            }
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
             .args(args)
             .stdout(Stdio::piped())
@@ -540,4 +555,29 @@ pub fn guest(package: &'static str) -> PathBuf {
 /// guests/test-handler, built for wasm32-wasip2 once per test process.
 pub fn test_handler() -> PathBuf {
     guest("guest-test-handler")
+}
+
+/// A process's resident set, from /proc.
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .expect("a VmRSS line")
+}
+
+impl Runner {
+    /// A socket to the runner with a 4 KiB receive buffer: a client that does not read
+    /// stops the runner's writes after a few KiB, so the kernel does not hide what the
+    /// runner queues for it.
+    pub fn slow_socket(&self) -> TcpStream {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket.connect(&self.addr.into()).expect("connect");
+        socket.into()
+    }
 }

@@ -14,6 +14,7 @@ use tungstenite::WebSocket;
 use super::IO_TIMEOUT;
 
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub type TlsWebSocket = WebSocket<TlsStream>;
 
 /// A CA, a leaf for `localhost` and 127.0.0.1 signed by it, and their files (removed on drop).
 pub struct Certs {
@@ -94,7 +95,11 @@ impl Certs {
 
     /// The TLS handshake's result: `Err` when the server's certificate is refused.
     pub fn try_connect(&self, addr: SocketAddr) -> std::io::Result<TlsStream> {
-        let tcp = TcpStream::connect(addr)?;
+        self.try_connect_on(TcpStream::connect(addr)?)
+    }
+
+    /// The TLS handshake over the connected `tcp`.
+    pub fn try_connect_on(&self, tcp: TcpStream) -> std::io::Result<TlsStream> {
         tcp.set_read_timeout(Some(IO_TIMEOUT))?;
         tcp.set_write_timeout(Some(IO_TIMEOUT))?;
         let name = ServerName::try_from("localhost").expect("server name");
@@ -108,10 +113,18 @@ impl Certs {
     }
 
     /// A WebSocket over TLS (`wss://localhost:PORT{path}`).
-    pub fn wss(&self, addr: SocketAddr, path: &str) -> WebSocket<TlsStream> {
-        let url = format!("wss://localhost:{}{path}", addr.port());
-        let (socket, response) =
-            tungstenite::client::client(url, self.connect(addr)).expect("wss handshake");
+    pub fn wss(&self, addr: SocketAddr, path: &str) -> TlsWebSocket {
+        self.wss_on(TcpStream::connect(addr).expect("connect"), path)
+    }
+
+    /// A WebSocket over TLS on the connected `tcp` (e.g. one with a small receive buffer).
+    pub fn wss_on(&self, tcp: TcpStream, path: &str) -> TlsWebSocket {
+        let url = format!(
+            "wss://localhost:{}{path}",
+            tcp.peer_addr().expect("peer").port()
+        );
+        let stream = self.try_connect_on(tcp).expect("TLS handshake");
+        let (socket, response) = tungstenite::client::client(url, stream).expect("wss handshake");
         assert_eq!(response.status(), 101);
         socket
     }

@@ -1,0 +1,259 @@
+//! What the runner holds for a client or a guest that does not play along stays within the
+//! bound it states: `--max-backpressure` (+ [`SLACK_PER_CONNECTION`]) per connection,
+//! whatever the message sizes, counts and transport. Each test is one way a hostile client
+//! or guest made the host hold more, and failed before its fix:
+//!
+//! - many empty messages to subscribers that never read (queue entries were not counted);
+//! - a guest publishing to itself from an alarm loop (include-self skipped the bound);
+//! - auto-responses answering a flood of small messages (they skipped it too);
+//! - a large publish to `wss://` subscribers (sealed once per subscriber, at queue time);
+//! - `--close-on-backpressure` over TLS (dropping sealed records broke the stream).
+//!
+//! RSS is the runner's, from /proc, after the guests hibernated (their linear memory is
+//! not what these bound).
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::tls::Certs;
+use common::{RawClient, Runner, TEXT, rss};
+
+const MIB: u64 = 1 << 20;
+/// What a connection may hold beyond `--max-backpressure`: the part of a TLS chunk sealed
+/// and not written (64 KiB), as the runner documents.
+const SLACK_PER_CONNECTION: u64 = 64 * 1024;
+/// Allocator and kernel noise in a runner's RSS over a test.
+const NOISE: u64 = 12 * MIB;
+
+/// Waits until every guest has hibernated (`--hibernate-after` is short in these tests),
+/// so that RSS is the host's.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(600));
+}
+
+#[test]
+fn empty_messages_to_subscribers_that_never_read_cost_their_bound() {
+    const SUBSCRIBERS: u64 = 4;
+    // Enough that the kernel's socket buffers (a few MB per connection on loopback) cannot
+    // take them all: the rest waits in the runner.
+    const MESSAGES: u64 = 2_500_000;
+    let runner = Runner::with_test_handler(&["--hibernate-after", "300ms", "--guest-cpu", "120s"]);
+    let slow: Vec<RawClient> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut client = runner.connect_raw_on(runner.slow_socket(), "/topics");
+            client.send(TEXT, b"sub room").expect("send");
+            assert_eq!(
+                client.read_frame().expect("read"),
+                Some((TEXT, b"subscribed".to_vec()))
+            );
+            client
+        })
+        .collect();
+    let mut publisher = runner.connect("/flood");
+    settle();
+    let before = rss(runner.pid());
+    // One guest call publishes them all: empty binary messages, 2-byte frames. It takes
+    // seconds in a debug build: the answer gets a minute.
+    publisher.send(tungstenite::Message::text(format!("pub room {MESSAGES} 0")));
+    let answer = publisher.within(Duration::from_secs(60));
+    assert!(
+        matches!(&answer, Some(Ok(m)) if m.to_string().starts_with("published")),
+        "{answer:?}"
+    );
+    settle();
+    let grown = rss(runner.pid()).saturating_sub(before);
+    let bound = SUBSCRIBERS * (MIB + SLACK_PER_CONNECTION) + NOISE;
+    assert!(
+        grown <= bound,
+        "{SUBSCRIBERS} subscribers that never read {MESSAGES} empty messages grew the runner by \
+         {} KiB (bound {} KiB)",
+        grown / 1024,
+        bound / 1024
+    );
+    drop(slow);
+}
+
+#[test]
+fn a_guest_publishing_to_itself_in_a_loop_is_held_to_the_bound() {
+    const SIZE: usize = 256 * 1024;
+    const COUNT: usize = 400;
+    let runner = Runner::with_test_handler(&["--hibernate-after", "300ms"]);
+    let path = format!("/hostile?selfpub={SIZE}&count={COUNT}");
+    let before = rss(runner.pid());
+    let client = runner.connect_raw_on(runner.slow_socket(), &path);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !runner.log().contains("selfpub 1 queued") {
+        assert!(Instant::now() < deadline, "the guest's loop did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    settle();
+    let grown = rss(runner.pid()).saturating_sub(before);
+    let bound = MIB + SLACK_PER_CONNECTION + NOISE;
+    assert!(
+        grown <= bound,
+        "{COUNT} self-publishes of {SIZE} bytes to a client that does not read grew the runner \
+         by {} KiB (bound {} KiB)",
+        grown / 1024,
+        bound / 1024
+    );
+    let log = runner.log();
+    assert!(
+        log.contains("queued 0"),
+        "no self-publish was refused:\n{log}"
+    );
+    drop(client);
+}
+
+#[test]
+fn auto_responses_to_a_flood_are_held_to_the_bound() {
+    const RESPONSE: usize = 2048;
+    const MESSAGES: usize = 100_000;
+    let runner = Runner::with_test_handler(&["--hibernate-after", "300ms"]);
+    let client = runner.connect_raw_on(runner.slow_socket(), &format!("/hostile?auto={RESPONSE}"));
+    settle();
+    let before = rss(runner.pid());
+    let flood = RawClient::frame(TEXT, b"p").repeat(MESSAGES);
+    let mut writer = client.stream.try_clone().expect("clone");
+    // The runner stops reading a client whose answers wait: the write may never finish.
+    writer
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = writer.write_all(&flood);
+    settle();
+    let grown = rss(runner.pid()).saturating_sub(before);
+    let bound = MIB + SLACK_PER_CONNECTION + NOISE;
+    assert!(
+        grown <= bound,
+        "{MESSAGES} auto-answered messages of a client that does not read grew the runner by \
+         {} KiB (bound {} KiB)",
+        grown / 1024,
+        bound / 1024
+    );
+    drop(client);
+}
+
+/// A TLS client on a socket with a small receive buffer, subscribed to `topic` and then
+/// never reading.
+fn slow_wss_subscriber(runner: &Runner, certs: &Certs, topic: &str) -> common::tls::TlsWebSocket {
+    let mut socket = certs.wss_on(runner.slow_socket(), "/topics");
+    socket
+        .send(tungstenite::Message::text(format!("sub {topic}")))
+        .expect("send");
+    let answer = socket.read().expect("answer");
+    assert_eq!(answer, tungstenite::Message::text("subscribed"));
+    socket
+}
+
+#[test]
+fn a_large_publish_to_wss_subscribers_is_held_once_not_once_each() {
+    const SUBSCRIBERS: u64 = 8;
+    const SIZE: usize = 8 << 20;
+    let certs = Certs::new("host-memory");
+    let mut flags = certs.flags();
+    flags.extend(["--hibernate-after".to_owned(), "300ms".to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let runner = Runner::with_test_handler(&flags);
+    let slow: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| slow_wss_subscriber(&runner, &certs, "big"))
+        .collect();
+    let mut publisher = certs.wss(runner.addr, "/topics");
+    settle();
+    let before = rss(runner.pid());
+    let text = format!("pub big {}", "x".repeat(SIZE));
+    publisher
+        .send(tungstenite::Message::text(text))
+        .expect("publish");
+    let answer = publisher.read().expect("answer");
+    assert_eq!(
+        answer,
+        tungstenite::Message::text(format!("published {SUBSCRIBERS}"))
+    );
+    settle();
+    let grown = rss(runner.pid()).saturating_sub(before);
+    // One shared copy of the frame, and a sealed chunk per subscriber.
+    let bound = SIZE as u64 + SUBSCRIBERS * SLACK_PER_CONNECTION + NOISE;
+    assert!(
+        grown <= bound,
+        "an {} MiB publish to {SUBSCRIBERS} wss subscribers that do not read grew the runner by \
+         {} KiB (bound {} KiB)",
+        SIZE >> 20,
+        grown / 1024,
+        bound / 1024
+    );
+    drop(slow);
+}
+
+#[test]
+fn close_on_backpressure_over_tls_sends_whole_records_then_1008() {
+    let certs = Certs::new("host-memory-close");
+    let mut flags = certs.flags();
+    flags.extend(["--close-on-backpressure", "--max-backpressure", "64KiB"].map(str::to_owned));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let runner = Runner::with_test_handler(&flags);
+    let mut slow = slow_wss_subscriber(&runner, &certs, "firehose");
+    let mut publisher = certs.wss(runner.addr, "/flood");
+    publisher
+        .send(tungstenite::Message::text("pub firehose 200 16384"))
+        .expect("flood");
+    let answer = publisher.read().expect("answer");
+    assert!(answer.to_string().starts_with("published"), "{answer}");
+    // Now it reads: whole TLS records, frames, then the runner's close with 1008.
+    let code = loop {
+        match slow.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(error) => panic!("the stream broke before the close frame: {error}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+}
+
+#[test]
+fn all_outboxes_together_are_held_to_host_memory() {
+    const SUBSCRIBERS: usize = 8;
+    const HOST_MEMORY: i64 = 2 << 20;
+    let runner = Runner::with_test_handler(&[
+        "--metrics",
+        "127.0.0.1:0",
+        "--host-memory",
+        "2MiB",
+        "--max-backpressure",
+        "1MiB",
+    ]);
+    let metrics = common::scrape::metrics_addr(&runner);
+    let slow: Vec<RawClient> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut client = runner.connect_raw_on(runner.slow_socket(), "/topics");
+            client.send(TEXT, b"sub firehose").expect("send");
+            assert_eq!(
+                client.read_frame().expect("read"),
+                Some((TEXT, b"subscribed".to_vec()))
+            );
+            client
+        })
+        .collect();
+    // 8 subscribers × 1 MiB each would be 8 MiB; all together may hold 2 MiB.
+    let mut publisher = runner.connect("/flood");
+    let answer = publisher.ask("pub firehose 64 65536");
+    assert!(answer.starts_with("published"), "{answer}");
+    let samples = common::scrape::scrape(metrics);
+    let held = common::scrape::value(&samples, "wsbox_host_bytes{kind=\"outbox\"}")
+        + common::scrape::value(&samples, "wsbox_host_bytes{kind=\"sealed\"}");
+    // At most one frame (and its entry) past the bound.
+    assert!(
+        held <= HOST_MEMORY + 65536 + 64,
+        "the outboxes hold {held} bytes"
+    );
+    assert!(common::scrape::value(&samples, "wsbox_host_refusals_total") > 0);
+    drop(slow);
+    // What ended connections held is no longer counted.
+    let after = common::scrape::scrape_until(metrics, |s| {
+        s.get("wsbox_host_bytes{kind=\"outbox\"}") == Some(&0)
+    });
+    assert_eq!(
+        common::scrape::value(&after, "wsbox_host_bytes{kind=\"outbox\"}"),
+        0
+    );
+}
