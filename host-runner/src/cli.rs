@@ -184,6 +184,14 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub guest_cpu: Duration,
 
+    /// Time a connection's guest calls may hold it per second, on average (one second's
+    /// worth may be spent at once, and one more owed). A guest over it is called for nothing
+    /// more — its client is not read and its alarm waits — until it is back under, so that
+    /// a guest keeping itself busy (an alarm loop, a client that never stops asking) cannot
+    /// hold a core. `1s` is a whole core per connection.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub guest_cpu_rate: Duration,
+
     /// On SIGINT/SIGTERM, how long open WebSockets get to finish the close handshake
     /// (code 1001) before the process exits anyway.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -338,6 +346,11 @@ impl Args {
         if self.guest_cpu < EPOCH_TICK {
             return Err(format!("--guest-cpu must be at least {EPOCH_TICK:?}"));
         }
+        if self.guest_cpu_rate < EPOCH_TICK || self.guest_cpu_rate > Duration::from_secs(1) {
+            return Err(format!(
+                "--guest-cpu-rate must be between {EPOCH_TICK:?} and 1s (a whole core)"
+            ));
+        }
         if self.max_frame_size == 0 || self.max_message_size == 0 {
             return Err("--max-frame-size and --max-message-size must be positive".into());
         }
@@ -485,6 +498,7 @@ impl Args {
             guest_memory: usize::try_from(guest_memory)
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,
+            guest_cpu_rate: self.guest_cpu_rate,
             shutdown_timeout: self.shutdown_timeout,
             allowed_origins: self.allowed_origins,
             dirs: self.dirs,

@@ -24,6 +24,7 @@ use crate::deflate;
 use crate::wit::Message;
 
 mod calls;
+mod cpu;
 mod timers;
 
 use crate::guest::Guest;
@@ -33,6 +34,7 @@ use crate::peer::Peer;
 use crate::server::Server;
 use crate::transport::Transport;
 use calls::Callback;
+use cpu::CpuRate;
 use timers::{Timer, Timers};
 
 /// Socket reads per call: large messages arrive in few reads.
@@ -122,6 +124,8 @@ struct Task {
     finished: bool,
     /// The deadlines: the close handshake, a stalled write, hibernation, idleness.
     timers: Timers,
+    /// What is left of `--guest-cpu-rate`.
+    cpu: CpuRate,
     /// The code of a close frame the session sent by itself (the reply to the client's, or
     /// the one for a violation), for the log; closes started here are `State::close_sent`.
     session_close: Option<u16>,
@@ -163,6 +167,7 @@ impl Task {
             Timer::Idle,
             server.settings.idle_timeout.map(|idle| now + idle),
         );
+        let cpu = CpuRate::new(server.settings.guest_cpu_rate, now);
         Some(Box::new(Task {
             address,
             guest,
@@ -172,6 +177,7 @@ impl Task {
             notified: false,
             finished: false,
             timers,
+            cpu,
             session_close: None,
             bytes_in: 0,
             opened: now,
@@ -277,7 +283,10 @@ impl Task {
             if deadline < timer.deadline() || timer.is_elapsed() {
                 timer.as_mut().reset(deadline);
             }
-            let read = !self.peer.should_pause_reading();
+            // A guest over its CPU rate is called for nothing more until it is back under.
+            let throttle = self.cpu.ready_at(Instant::now());
+            self.timers.set(Timer::Throttle, throttle);
+            let read = !self.peer.should_pause_reading() && throttle.is_none();
             let live = self.guest.live().is_some();
             let step = tokio::select! {
                 biased;
@@ -397,8 +406,8 @@ impl Task {
                 self.host_close(NORMAL, "idle timeout", timeout);
                 Ok(())
             }
-            // Hibernation happens at the top of the loop.
-            Some(Timer::Hibernate) | None => Ok(()),
+            // Hibernation and the throttle's end are acted on at the top of the loop.
+            Some(Timer::Hibernate | Timer::Throttle) | None => Ok(()),
         }
     }
 

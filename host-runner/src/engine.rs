@@ -308,6 +308,7 @@ impl Runtime {
             clock,
             version: version.number,
             initial_memory,
+            last_call: Duration::ZERO,
         })
     }
 }
@@ -331,6 +332,8 @@ pub struct Sandbox {
     pub version: u64,
     /// Linear memory it had once instantiated.
     initial_memory: usize,
+    /// How long the last call held its connection, yields excluded.
+    last_call: Duration,
 }
 
 /// Calls one export the way every export is called: under the call clock (yielding at each
@@ -393,7 +396,14 @@ impl Sandbox {
     }
 
     /// Logs stdio lines the call left unfinished.
-    fn end(&self) {
+    /// How long the last call held its connection (running or waiting in WASI), the time
+    /// it yielded to others excluded: what `--guest-cpu-rate` charges.
+    pub fn last_call(&self) -> Duration {
+        self.last_call
+    }
+
+    fn end(&mut self) {
+        self.last_call = self.clock.held();
         let state = self.store.data();
         state.stdout.end_call();
         state.stderr.end_call();

@@ -54,6 +54,8 @@ pub struct Settings {
     pub deflate: Deflate,
     pub guest_memory: usize,
     pub guest_cpu: Duration,
+    /// `--guest-cpu-rate`: what a connection's calls may hold it per second, on average.
+    pub guest_cpu_rate: Duration,
     pub shutdown_timeout: Duration,
     /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
     pub allowed_origins: Vec<String>,

@@ -67,3 +67,18 @@ fn a_spinning_guest_still_hits_its_cpu_limit() {
     let log = runner.wait_for_log("CPU time");
     assert!(log.contains("CPU time"), "{log}");
 }
+
+/// A guest that keeps itself busy from an alarm loop (`set-alarm(0)` after 20 ms of work
+/// each time) gets its `--guest-cpu-rate`, not a core: 100 ms a second here.
+#[test]
+fn an_alarm_loop_is_held_to_its_cpu_rate() {
+    let runner = Runner::with_test_handler(&["--guest-cpu-rate", "100ms"]);
+    let _client = runner.connect("/hostile?spin=20&count=1000");
+    let watched = Duration::from_secs(3);
+    std::thread::sleep(watched);
+    let alarms = runner.log().matches("spun ").count();
+    // 100 ms to spend at once, one more owed, then 100 ms a second: about 15 alarms of 20
+    // ms in 3 s (a core would run 150).
+    eprintln!("{alarms} alarms of 20 ms in {watched:?}");
+    assert!((5..=40).contains(&alarms), "{alarms} alarms ran");
+}

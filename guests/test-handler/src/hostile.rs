@@ -5,6 +5,8 @@
 //!   after each) publishes N binary messages of SIZE bytes to `self` with include-self, to a
 //!   client that may not read. The count left lives in the attachment, so the loop survives
 //!   hibernation; each publish prints `selfpub N`.
+//! - `spin=MS&count=N`: from the same alarm loop, keeps the CPU busy for MS milliseconds
+//!   in each of N alarms (printing `spun N` each time), instead of publishing.
 //! - `auto=SIZE`: registers an auto-response: the text `p` is answered with SIZE bytes of
 //!   `a`, without the guest: one small client message, one large answer.
 //!
@@ -42,9 +44,17 @@ pub(crate) fn on_alarm() {
     if left == 0 {
         return;
     }
-    let size = param("selfpub").unwrap_or(0);
-    let queued = connection::publish("self", &Message::Binary(vec![7; size]), true);
-    println!("selfpub {left} queued {queued}");
+    if let Some(ms) = param("spin") {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms as u64);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        println!("spun {left}");
+    } else {
+        let size = param("selfpub").unwrap_or(0);
+        let queued = connection::publish("self", &Message::Binary(vec![7; size]), true);
+        println!("selfpub {left} queued {queued}");
+    }
     let _ = connection::set_attachment(&(left - 1).to_be_bytes());
     connection::set_alarm(0);
 }

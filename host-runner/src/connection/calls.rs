@@ -38,9 +38,12 @@ impl Task {
             Callback::Alarm => sandbox.on_alarm().await,
             Callback::Close(code, reason, clean) => sandbox.on_close(code, reason, clean).await,
         };
+        let used = sandbox.last_call();
+        let now = Instant::now();
+        self.cpu.charge(used, now);
         let hibernate_after = self.server.settings.hibernate_after;
-        let at = Instant::now() + hibernate_after;
-        self.timers.set(Timer::Hibernate, Some(at));
+        self.timers
+            .set(Timer::Hibernate, Some(now + hibernate_after));
         match result {
             Ok(()) => {
                 self.note_guest_close();

@@ -16,6 +16,8 @@ pub(super) enum Timer {
     Idle,
     /// The guest's alarm (`set-alarm`).
     Alarm,
+    /// The guest's calls used up `--guest-cpu-rate`: reading and the alarm resume then.
+    Throttle,
 }
 
 /// One deadline per [`Timer`] but the alarm, which the guest sets in its state and is
@@ -26,6 +28,7 @@ pub(super) struct Timers {
     stall: Option<Instant>,
     hibernate: Option<Instant>,
     idle: Option<Instant>,
+    throttle: Option<Instant>,
 }
 
 impl Timers {
@@ -35,6 +38,7 @@ impl Timers {
             Timer::Stall => self.stall = at,
             Timer::Hibernate => self.hibernate = at,
             Timer::Idle => self.idle = at,
+            Timer::Throttle => self.throttle = at,
             Timer::Alarm => {}
         }
     }
@@ -45,6 +49,7 @@ impl Timers {
             Timer::Stall => self.stall,
             Timer::Hibernate => self.hibernate,
             Timer::Idle => self.idle,
+            Timer::Throttle => self.throttle,
             Timer::Alarm => None,
         }
     }
@@ -52,14 +57,17 @@ impl Timers {
     /// Every deadline in force, in the order they are acted on when several are due. Once
     /// our close frame is out only the close, a stalled write and hibernation count: the
     /// guest's alarm and the idle timeout have nothing left to do.
-    fn in_force(&self, alarm: Option<Instant>) -> [(Timer, Option<Instant>); 5] {
+    fn in_force(&self, alarm: Option<Instant>) -> [(Timer, Option<Instant>); 6] {
         let open = self.close.is_none();
+        // A throttled guest's alarm waits for the throttle.
+        let alarm = alarm.map(|at| self.throttle.map_or(at, |until| at.max(until)));
         [
             (Timer::Close, self.close),
             (Timer::Stall, self.stall),
             (Timer::Alarm, alarm.filter(|_| open)),
             (Timer::Idle, self.idle.filter(|_| open)),
             (Timer::Hibernate, self.hibernate),
+            (Timer::Throttle, self.throttle),
         ]
     }
 

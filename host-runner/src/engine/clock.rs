@@ -46,13 +46,19 @@ impl CallClock {
         self.0.yielded.store(0, Ordering::Relaxed);
     }
 
-    /// The time the current call has left.
-    fn left(&self) -> Duration {
+    /// How long the current (or last) call has held its connection so far, yields
+    /// excluded.
+    pub fn held(&self) -> Duration {
         let held = self
             .now()
             .saturating_sub(self.0.started.load(Ordering::Relaxed))
             .saturating_sub(self.0.yielded.load(Ordering::Relaxed));
-        self.0.limit.saturating_sub(Duration::from_nanos(held))
+        Duration::from_nanos(held)
+    }
+
+    /// The time the current call has left.
+    fn left(&self) -> Duration {
+        self.0.limit.saturating_sub(self.held())
     }
 
     /// The epoch callback: the guest is running and a tick passed. Out of time, it traps;
