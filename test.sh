@@ -2,26 +2,108 @@
 # Runs every test of the project. Installs what the tests need first (idempotent):
 # the wasm32-wasip2 target, a Python venv with the pinned peers, Node packages, Debian's
 # chromium and nats-server.
+#
+# Builds once, with the settings of `test_build_env` (scripts/setup.sh: the release profile
+# with debug assertions and overflow checks for our crates, so the first command's
+# dependencies are reused), in three package selections. Cargo unifies features per
+# selection, and these three keep wasmtime's builds to the two that cannot be shared:
+# - wsbox-runner: exactly the first command's dependencies;
+# - the library, its examples, the guests natively, wsbox.wasm's crate (wsbox with all its
+#   features, as under `--workspace`): no wasmtime;
+# - tests/hosts, whose wasmtime has its default features: in the `hosts-ci` profile
+#   (dependencies unoptimised, see Cargo.toml), as its 21 tests compile wsbox.wasm once.
+# The suites run side by side as soon as what they need is built: the Rust tests under
+# cargo-nextest (tests/hosts under `cargo test`, one process sharing one compiled
+# component), Node and pytest against the runner while the rest builds, then pytest's
+# suites that need the library's examples. Each stage prints `== stage NAME: N s`.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh
+start=$SECONDS
 
-ensure_wasm_target
-ensure_venv
-ensure_chromium     # host-runner/tests/browser.rs
-ensure_nats_server  # host-runner/tests/cluster*.rs
+setup() {
+    ensure_wasm_target
+    ensure_test_peers
+}
+stage setup setup
+test_build_env
 
-echo "== cargo test (workspace)"
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+RUNNER=(-p wsbox-runner)
+LIBRARY=(--workspace --exclude wsbox-runner --exclude host-tests)
+HOSTS=(-p host-tests)
+# Builds yield to the suites already running (timing-sensitive tests, Autobahn).
+BUILD=(nice -n 10 cargo)
 
-echo "== wsbox.wasm (scripts/build-wasm.sh)"
-scripts/build-wasm.sh
+# rust_tests PROFILE ARGS...
+if cargo nextest --version >/dev/null 2>&1; then
+    rust_tests() { cargo nextest run --cargo-profile "$1" "${@:2}"; }
+else
+    log "cargo-nextest is not installed; running the Rust tests with cargo test"
+    rust_tests() { cargo test --no-fail-fast --profile "$1" "${@:2}"; }
+fi
 
-echo "== wsbox.wasm under Node (jco + ws)"
-ensure_node_modules tests/node
-(cd tests/node && rm -rf gen && npx --no-install jco transpile ../../target/wsbox.wasm --name wsbox -o gen -q \
-    && node --test component.test.mjs runner_deflate.test.mjs)
+# The wasm32 builds and the suites' own cargo calls (guests for wasm32-wasip2) must not
+# go through clippy (see test_build_env).
+unlinted() { env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS "$@"; }
 
-echo "== python peers (pytest)"
-.venv/bin/python -m pytest -q tests/python
+node_tests() {
+    (cd tests/node && rm -rf gen \
+        && npx --no-install jco transpile ../../target/wsbox.wasm --name wsbox -o gen -q \
+        && node --test component.test.mjs runner_deflate.test.mjs)
+}
+
+# pytest in two halves: what needs only the runner and wsbox.wasm, then what needs the
+# library's examples (echo_server, autobahn_client). Together: every test in tests/python.
+PYTEST=(unlinted .venv/bin/python -m pytest -q -p no:cacheprovider)
+LIBRARY_PY=(tests/python/test_echo_server.py
+    tests/python/test_autobahn.py::test_echo_server tests/python/test_autobahn.py::test_client)
+python_runner() {
+    "${PYTEST[@]}" tests/python --deselect "${LIBRARY_PY[1]}" --deselect "${LIBRARY_PY[2]}" \
+        --ignore "${LIBRARY_PY[0]}"
+}
+python_library() { "${PYTEST[@]}" "${LIBRARY_PY[@]}"; }
+
+# Background suites: each one's output goes to a file, printed when it is waited for.
+logs=$(mktemp -d)
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$logs"' EXIT
+pids=() names=()
+background() {
+    local name=$1
+    shift
+    (stage "$name" "$@") >"$logs/${#pids[@]}" 2>&1 &
+    pids+=($!)
+    names+=("$name")
+}
+failed=()
+wait_all() {
+    local i
+    for i in "${!pids[@]}"; do
+        if ! wait "${pids[$i]}"; then failed+=("${names[$i]}"); fi
+        echo "---- ${names[$i]}"
+        cat "$logs/$i"
+    done
+    pids=() names=()
+}
+
+stage "build: runner tests" "${BUILD[@]}" test --no-run --quiet --profile release "${RUNNER[@]}" --all-targets
+stage "build: wsbox.wasm" scripts/build-wasm.sh
+background "rust tests: runner" rust_tests release "${RUNNER[@]}" --all-targets
+background "python: runner, wsbox.wasm" python_runner
+background "node: wsbox.wasm, runner" node_tests
+
+stage "build: library tests" "${BUILD[@]}" test --no-run --quiet --profile release "${LIBRARY[@]}" --all-targets
+stage "build: library examples" "${BUILD[@]}" build --quiet --profile release "${LIBRARY[@]}" --examples
+background "python: library examples" python_library
+background "rust tests: library" rust_tests release "${LIBRARY[@]}" --all-targets
+stage "doc tests: library" cargo test --doc --profile release "${LIBRARY[@]}"
+
+stage "build: tests/hosts" "${BUILD[@]}" test --no-run --quiet --profile hosts-ci "${HOSTS[@]}" --all-targets
+stage "rust tests: tests/hosts" cargo test --profile hosts-ci "${HOSTS[@]}" --all-targets
+stage "doc tests: tests/hosts" cargo test --doc --profile hosts-ci "${HOSTS[@]}"
+
+wait_all
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "test.sh: failed: ${failed[*]}" >&2
+    exit 1
+fi
+echo "== stage test.sh total: $((SECONDS - start)) s"

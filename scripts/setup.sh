@@ -35,16 +35,25 @@ ensure_node_modules() {
     cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.stamp"
 }
 
+# Debian's packages, with one `apt-get update` for however many are missing.
+apt_updated=""
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ -z "$apt_updated" ]; then
+        $sudo apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 # Debian's headless Chromium, for the browser test.
 ensure_chromium() {
     if command -v chromium >/dev/null 2>&1; then
         return
     fi
     log "installing Debian's chromium"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
 }
 
 # Debian's nats-server, for the cluster tests (they start their own on a free port; the
@@ -54,8 +63,42 @@ ensure_nats_server() {
         return
     fi
     log "installing Debian's nats-server"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nats-server >/dev/null
+    apt_install nats-server
+}
+
+# Everything above that needs no Rust toolchain (.ci/run installs these in the background
+# while the first command builds).
+ensure_test_peers() {
+    ensure_venv
+    ensure_node_modules tests/node
+    ensure_chromium     # host-runner/tests/browser.rs
+    ensure_nats_server  # host-runner/tests/cluster*.rs
+}
+
+# How test.sh builds the tests, shared with .ci/run so that the first command's release build
+# is the one the tests use (the dependencies are built once, for both):
+# - the release profile, with debug assertions and overflow checks on for the workspace's own
+#   crates only (Cargo.toml spells out `false` for the dependencies and the guest profile), so
+#   a user's `cargo run --release` binary is not touched: nothing here is in a file cargo reads;
+# - with WSBOX_CLIPPY=1 (.ci/run), clippy's lints (`-D warnings`) as the workspace's crates
+#   compile, instead of a third, check-only build of wasmtime by `cargo clippy`: clippy-driver
+#   as cargo's workspace wrapper is what `cargo clippy` runs too. The nested wasm32 builds
+#   (wasm-build, scripts/build-wasm.sh) drop the wrapper, as `cargo clippy` never saw them.
+test_build_env() {
+    export WSBOX_BIN_DIR=target/release   # where tests/python and tests/node find the binaries
+    export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
+    export CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
+    if [ "${WSBOX_CLIPPY:-}" = 1 ]; then
+        RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
+        export RUSTC_WORKSPACE_WRAPPER
+        export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+    fi
+}
+
+# Runs "$@" and prints how long it took as `== stage NAME: N s`.
+stage() {
+    local name=$1 start=$SECONDS
+    shift
+    "$@"
+    echo "== stage $name: $((SECONDS - start)) s"
 }

@@ -1,18 +1,21 @@
-// wsbox-runner (its default echo handler, target/debug/wsbox-runner, built by
-// `cargo test --workspace`) against the `ws` package's client with perMessageDeflate:
-// what is agreed for each --deflate mode, and the echo of JSON compressed both ways with
-// the bytes on the wire counted by the client's socket.
+// wsbox-runner (its default echo handler; target/debug/wsbox-runner, built by
+// `cargo test --workspace`, or the one in WSBOX_BIN_DIR when test.sh says where it built it)
+// against the `ws` package's client with perMessageDeflate: what is agreed for each --deflate
+// mode, and the echo of JSON compressed both ways with the bytes on the wire counted by the
+// client's socket.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 const TIMEOUT = { timeout: 60_000 };
-const RUNNER = fileURLToPath(new URL('../../target/debug/wsbox-runner', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const RUNNER = join(ROOT, process.env.WSBOX_BIN_DIR ?? 'target/debug', 'wsbox-runner');
 const SHARED = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
 
 const runners = [];

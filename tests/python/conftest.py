@@ -2,24 +2,26 @@
 an ephemeral loopback port and killed when the tests that use it are done; the Autobahn
 summary lines printed at the end of the run."""
 
-import pathlib
 import subprocess
 
 import pytest
 
 from announced import announced
+from binaries import BIN_DIR, PREBUILT, ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-ECHO_SERVER = ROOT / "target" / "debug" / "examples" / "echo_server"
+ECHO_SERVER = BIN_DIR / "examples" / "echo_server"
 AUTOBAHN_SUMMARIES = pytest.StashKey[list]()
 
 
 @pytest.fixture(scope="session")
 def workspace_built():
-    """Builds the binaries and examples the suites run, so pytest can run alone. The targets
-    and features are those of `cargo test --workspace --all-targets`, which makes this a no-op
-    after it; building one package alone (`-p`) would unify features differently and rebuild
-    wasmtime."""
+    """Builds the binaries and examples the suites run, so pytest can run alone (in
+    target/debug). The targets and features are those of `cargo test --workspace --all-targets`,
+    which makes this a no-op after it; building one package alone (`-p`) would unify features
+    differently and rebuild wasmtime. Under test.sh, which builds them itself with its own
+    profile and package selections (WSBOX_BIN_DIR, see binaries.py), nothing is built here."""
+    if PREBUILT:
+        return
     subprocess.run(
         ["cargo", "build", "--quiet", "--workspace", "--bins", "--examples", "--tests"],
         cwd=ROOT,

@@ -13,9 +13,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from announced import announced
+from binaries import BIN_DIR
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUNNER = ROOT / "target" / "debug" / "wsbox-runner"
+RUNNER = BIN_DIR / "wsbox-runner"
 HANDLER = ROOT / "target" / "wasm" / "wasm32-wasip2" / "guest" / "guest_test_handler.wasm"
 TIMEOUT = 10
 SUBSCRIBERS = 10_000

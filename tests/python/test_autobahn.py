@@ -21,10 +21,10 @@ import time
 import pytest
 
 from announced import announced
+from binaries import BIN_DIR
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUNNER = ROOT / "target" / "debug" / "wsbox-runner"
-CLIENT = ROOT / "target" / "debug" / "examples" / "autobahn_client"
+RUNNER = BIN_DIR / "wsbox-runner"
+CLIENT = BIN_DIR / "examples" / "autobahn_client"
 KOSOKU = pathlib.Path(sysconfig.get_path("scripts")) / "kosoku"
 # A whole run takes a minute without compression; 12.x/13.x (1,000 messages of up to 128 KiB
 # per case, in a debug build) add about five. This bounds a run that hangs on a loaded machine.

@@ -1,6 +1,5 @@
 """wsbox-runner (serving its embedded echo handler) against the Python `websockets` client."""
 
-import pathlib
 import subprocess
 
 import pytest
@@ -8,9 +7,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from announced import announced
+from binaries import BIN_DIR
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUNNER = ROOT / "target" / "debug" / "wsbox-runner"
+RUNNER = BIN_DIR / "wsbox-runner"
 TIMEOUT = 10
 
 
