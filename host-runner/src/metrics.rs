@@ -155,7 +155,7 @@ metrics! {
     "cluster_publishes_received_total" counter "Publishes from other nodes." if clustered {
         @cluster_received "";
     }
-    "cluster_publishes_dropped_total" counter "Publishes not offered to other nodes: made while the link was down, or --cluster-queue full." if clustered {
+    "cluster_publishes_dropped_total" counter "Publishes not offered to other nodes: made while the link was down, or --cluster-queue or --cluster-queue-bytes full." if clustered {
         cluster_dropped = 0 "";
     }
     "cluster_sends_total" counter "send-to and close-other routed to other nodes." if clustered {
