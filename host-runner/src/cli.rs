@@ -188,8 +188,9 @@ pub struct Args {
     /// worth may be spent at once, and one more owed). A guest over it is called for nothing
     /// more — its client is not read and its alarm waits — until it is back under, so that
     /// a guest keeping itself busy (an alarm loop, a client that never stops asking) cannot
-    /// hold a core. `1s` is a whole core per connection.
-    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    /// hold a core. The default, `1s`, is a whole core per connection: no limit; `250ms`
+    /// holds every connection to a quarter of a core.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub guest_cpu_rate: Duration,
 
     /// On SIGINT/SIGTERM, how long open WebSockets get to finish the close handshake
