@@ -33,6 +33,20 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(600));
 }
 
+/// A raw client on a [`Runner::slow_socket`], subscribed to `topic` on `/topics`, that will
+/// not read.
+fn slow_subscriber(runner: &Runner, topic: &str) -> RawClient {
+    let mut client = runner.connect_raw_on(runner.slow_socket(), "/topics");
+    client
+        .send(TEXT, format!("sub {topic}").as_bytes())
+        .expect("send");
+    assert_eq!(
+        client.read_frame().expect("read"),
+        Some((TEXT, b"subscribed".to_vec()))
+    );
+    client
+}
+
 #[test]
 fn empty_messages_to_subscribers_that_never_read_cost_their_bound() {
     const SUBSCRIBERS: u64 = 4;
@@ -41,15 +55,7 @@ fn empty_messages_to_subscribers_that_never_read_cost_their_bound() {
     const MESSAGES: u64 = 2_500_000;
     let runner = Runner::with_test_handler(&["--hibernate-after", "300ms", "--guest-cpu", "120s"]);
     let slow: Vec<RawClient> = (0..SUBSCRIBERS)
-        .map(|_| {
-            let mut client = runner.connect_raw_on(runner.slow_socket(), "/topics");
-            client.send(TEXT, b"sub room").expect("send");
-            assert_eq!(
-                client.read_frame().expect("read"),
-                Some((TEXT, b"subscribed".to_vec()))
-            );
-            client
-        })
+        .map(|_| slow_subscriber(&runner, "room"))
         .collect();
     let mut publisher = runner.connect("/flood");
     settle();
@@ -224,15 +230,7 @@ fn all_outboxes_together_are_held_to_host_memory() {
     ]);
     let metrics = common::scrape::metrics_addr(&runner);
     let slow: Vec<RawClient> = (0..SUBSCRIBERS)
-        .map(|_| {
-            let mut client = runner.connect_raw_on(runner.slow_socket(), "/topics");
-            client.send(TEXT, b"sub firehose").expect("send");
-            assert_eq!(
-                client.read_frame().expect("read"),
-                Some((TEXT, b"subscribed".to_vec()))
-            );
-            client
-        })
+        .map(|_| slow_subscriber(&runner, "firehose"))
         .collect();
     // 8 subscribers × 1 MiB each would be 8 MiB; all together may hold 2 MiB.
     let mut publisher = runner.connect("/flood");
