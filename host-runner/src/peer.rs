@@ -56,7 +56,7 @@ pub const POLICY_VIOLATION: u16 = 1008;
 /// What one waiting frame costs beyond its bytes: its slot in the queue (a `Bytes`, 32
 /// bytes, in a ring that may be twice as long as it is full) and the allocator's rounding
 /// of a small frame's own allocation.
-pub const ENTRY_COST: usize = 64;
+const ENTRY_COST: usize = 64;
 /// Over TLS, plaintext is sealed this much at a time, when the socket can take it: what a
 /// connection holds sealed and unwritten.
 const SEAL_CHUNK: usize = 64 * 1024;
@@ -165,17 +165,10 @@ impl Peer {
         if outbox.closed {
             return Err(Refused::Closed);
         }
-        let cost = frame.len() + ENTRY_COST;
-        if !host_memory_fits(cost) {
+        if let Err(over) = room(outbox.queued, frame.len(), self.max_backpressure) {
             outbox.dropped += 1;
             METRICS.dropped.inc();
-            METRICS.host_refusals.inc();
-            return Err(Refused::Backpressure);
-        }
-        if outbox.queued > 0 && outbox.queued + cost > self.max_backpressure {
-            outbox.dropped += 1;
-            METRICS.dropped.inc();
-            if self.close_on_backpressure && !outbox.overflowed {
+            if over == Over::Connection && self.close_on_backpressure && !outbox.overflowed {
                 outbox.overflowed = true;
                 outbox.close_request = Some((POLICY_VIOLATION, "backpressure".to_owned()));
                 self.wake.notify_one();
@@ -447,7 +440,7 @@ pub fn limit_host_memory(bytes: usize) {
 }
 
 /// What all outboxes hold now.
-pub fn host_memory_held() -> usize {
+fn host_memory_held() -> usize {
     let held = METRICS
         .host_outbox
         .get()
@@ -455,9 +448,28 @@ pub fn host_memory_held() -> usize {
     usize::try_from(held).unwrap_or(0)
 }
 
-/// Whether `more` bytes fit under `--host-memory`.
-pub fn host_memory_fits(more: usize) -> bool {
-    host_memory_held().saturating_add(more) <= HOST_MEMORY.load(Ordering::Relaxed)
+/// Which bound a frame would take a connection past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Its own `max` (`--max-backpressure`).
+    Connection,
+    /// `--host-memory`, all connections together (counted: `wsbox_host_refusals_total`).
+    Host,
+}
+
+/// The one rule for what may wait for a connection that holds `held` bytes (as counted
+/// here) under its `max`: a frame of `len` bytes fits if nothing waits, or if it and its
+/// entry fit under `max`; and in either case if it fits under `--host-memory`.
+pub fn room(held: usize, len: usize, max: usize) -> Result<(), Over> {
+    let cost = len + ENTRY_COST;
+    if host_memory_held().saturating_add(cost) > HOST_MEMORY.load(Ordering::Relaxed) {
+        METRICS.host_refusals.inc();
+        return Err(Over::Host);
+    }
+    if held > 0 && held + cost > max {
+        return Err(Over::Connection);
+    }
+    Ok(())
 }
 
 impl Drop for Outbox {

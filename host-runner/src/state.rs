@@ -18,7 +18,7 @@ use crate::cork::Cork;
 use crate::deflate::{self, Form, Outgoing};
 use crate::id::Id;
 use crate::metrics::METRICS;
-use crate::peer::{ENTRY_COST, Peer, Refused, host_memory_fits};
+use crate::peer::{self, Peer, Refused};
 use crate::settings::AppLimits;
 use crate::wit::Message;
 use crate::wit::bindings::wsbox::websocket::connection::{
@@ -321,13 +321,12 @@ impl State {
         self.alarm = None;
     }
 
-    /// Whether `len` more bytes for this connection fit under `--max-backpressure`, with
-    /// what waits for it and what the callback sent: as for other connections' frames
-    /// ([`Peer::deliver`]), nothing waiting, or room for the bytes and an entry.
+    /// Whether `len` more bytes for this connection fit, counting what waits for it and
+    /// what the callback sent: the same rule as for other connections' frames
+    /// ([`peer::room`]).
     fn fits(&self, len: usize) -> bool {
         let held = self.peer().map_or(0, |peer| peer.queued()) + self.cork.len();
-        let fits = held == 0 || held + len + ENTRY_COST <= self.limits.max_backpressure;
-        fits && host_memory_fits(len + ENTRY_COST)
+        peer::room(held, len, self.limits.max_backpressure).is_ok()
     }
 
     /// Counts a message to this connection dropped for backpressure.
