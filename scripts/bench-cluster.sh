@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fan-out across a cluster: what NATS costs a broadcast. With the broadcast guest and
-# `wsload fanout` (../shared/bench with scripts/wsload-multi-url.patch applied: its --url takes a comma-separated list and
-# --pid several PIDs), case by case, back to back:
+# `wsload fanout` (../shared/bench: its --url takes a comma-separated list and --pid several
+# PIDs), case by case, back to back:
 #   a  one runner, no --cluster                 N subscribers + the publisher on it
 #   b  one runner with --cluster                the same, all local (the cluster's cost alone)
 #   c  two runners with --cluster, one name     N/2 subscribers on each, the publisher on the first

@@ -27,8 +27,8 @@
 # client_max_window_bits=11 and keeps its own context), node and node-z; then the runner's
 # three again with --hibernate-after 1s, measured after 3 s (`/h`: instances dropped).
 #
-# Needs ../shared/bench (copied to $BENCH, scripts/wsload-deflate.patch applied: wsload's
-# --deflate, --kind json and wire byte counters), Node and the `ws` package (npm install in the
+# Needs ../shared/bench (copied to $BENCH; its wsload has --deflate, --kind json and wire byte
+# counters), Node and the `ws` package (npm install in the
 # copy). Servers run on $SERVER_CORE, wsload on $CLIENT_CORE; all are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +52,6 @@ SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 WORK=$(mktemp -d /tmp/bench-deflate.XXXXXX)
 OUT=${OUT:-$WORK/results.jsonl}
-PATCH=$PWD/scripts/wsload-deflate.patch
 RUNNER=$PWD/target/release/wsbox-runner
 EXAMPLE=$PWD/target/release/examples/echo_server
 GUEST=$PWD/target/wasm/wasm32-wasip2/guest/guest_echo.wasm
@@ -60,14 +59,8 @@ WSLOAD=$BENCH/target/release/wsload
 
 die() { echo "bench-deflate: $*" >&2; exit 2; }
 
-# The bench copy: made once, patched once (a stamp holds the patch applied).
-if [[ ! -d $BENCH ]]; then
-    cp -r ../shared/bench "$BENCH"
-    patch -s -p1 -d "$BENCH" <"$PATCH"
-    cp "$PATCH" "$BENCH/.wsload-deflate.patch"
-fi
-cmp -s "$PATCH" "$BENCH/.wsload-deflate.patch" ||
-    die "$BENCH was not made with this scripts/wsload-deflate.patch: remove it (or set BENCH) and rerun"
+# The bench copy: made once (the Node peer and its packages are added to it).
+[[ -d $BENCH ]] || cp -r ../shared/bench "$BENCH"
 cp scripts/bench-deflate-echo.js "$BENCH/node/echo-deflate.js"
 if [[ -z ${NO_BUILD:-} ]]; then
     (cd "$BENCH" && cargo build --quiet --release -p wsload -p echo-tungstenite)
