@@ -94,7 +94,7 @@ nats_pid=$PID
 runner() { # NAME PORT [FLAGS...]
     local name=$1 port=$2
     shift 2
-    start "$name" "$port" "$RUNNER" --handler "$WASM" --listen "127.0.0.1:$port" --log warn "$@"
+    start "$name" "$port" "$RUNNER" --handler "$WASM" --listen "127.0.0.1:$port" --log warn --client-message-rate 0 --client-byte-rate 0 "$@"
 }
 runner a "${PORTS[1]}"
 a_pid=$PID

@@ -117,8 +117,8 @@ server() {
     local port=$2
     case $1 in
         tung) echo "$BENCH/target/release/echo-tungstenite --port $port" ;;
-        runner) echo "$RUNNER --handler $GUEST --listen 127.0.0.1:$port --log warn" ;;
-        runner-off) echo "$RUNNER --handler $GUEST --listen 127.0.0.1:$port --log warn --deflate off" ;;
+        runner) echo "$RUNNER --handler $GUEST --listen 127.0.0.1:$port --log warn --client-message-rate 0 --client-byte-rate 0" ;;
+        runner-off) echo "$RUNNER --handler $GUEST --listen 127.0.0.1:$port --log warn --client-message-rate 0 --client-byte-rate 0 --deflate off" ;;
         runner-tk) echo "$RUNNER --handler $GUEST --listen 127.0.0.1:$port --log warn --deflate takeover" ;;
         lib) echo "$EXAMPLE --listen 127.0.0.1:$port" ;;
         node) echo "node $BENCH/node/echo-deflate.js --port $port" ;;

@@ -11,12 +11,21 @@ mod values;
 
 use values::{parse_dir, parse_duration, parse_env, parse_origin, parse_size};
 
-use crate::settings::{AppLimits, EPOCH_TICK, FIBER_STACK, Settings};
+use crate::settings::{AppLimits, ClientRate, EPOCH_TICK, FIBER_STACK, Settings};
 
 /// Serves WebSocket handler components: every connection gets its own sandboxed instance.
 ///
 /// With no arguments, serves the embedded echo handler (with a demo page) on
 /// http://127.0.0.1:8080/.
+/// `--client-rate-action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RateAction {
+    /// Stop reading the client's socket until it is back under the rate.
+    Pause,
+    /// Close the connection with 1008.
+    Close,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "wsbox-runner", version)]
 pub struct Args {
@@ -192,6 +201,22 @@ pub struct Args {
     /// holds every connection to a quarter of a core.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub guest_cpu_rate: Duration,
+
+    /// Messages (data messages and pings) one client may send per second, a second's worth
+    /// at once; 0: no limit. Over it, `--client-rate-action` decides.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub client_message_rate: u64,
+
+    /// Bytes one client may send per second (as read from its socket, before inflating), a
+    /// second's worth at once; 0: no limit. Over it, `--client-rate-action` decides.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub client_byte_rate: u64,
+
+    /// What a client over --client-message-rate or --client-byte-rate gets: `pause` (its
+    /// socket is not read until it is back under: TCP backpressure, nothing lost) or `close`
+    /// (code 1008, "message rate exceeded").
+    #[arg(long, value_name = "ACTION", default_value = "pause")]
+    pub client_rate_action: RateAction,
 
     /// On SIGINT/SIGTERM, how long open WebSockets get to finish the close handshake
     /// (code 1001) before the process exits anyway.
@@ -500,6 +525,11 @@ impl Args {
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,
             guest_cpu_rate: self.guest_cpu_rate,
+            client_rate: ClientRate {
+                messages: self.client_message_rate,
+                bytes: self.client_byte_rate,
+                close: self.client_rate_action == RateAction::Close,
+            },
             shutdown_timeout: self.shutdown_timeout,
             allowed_origins: self.allowed_origins,
             dirs: self.dirs,

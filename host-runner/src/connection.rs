@@ -24,7 +24,7 @@ use crate::deflate;
 use crate::wit::Message;
 
 mod calls;
-mod cpu;
+mod rate;
 mod timers;
 
 use crate::guest::Guest;
@@ -34,7 +34,7 @@ use crate::peer::Peer;
 use crate::server::Server;
 use crate::transport::Transport;
 use calls::Callback;
-use cpu::CpuRate;
+use rate::{Bucket, Inbound};
 use timers::{Timer, Timers};
 
 /// Socket reads per call: large messages arrive in few reads.
@@ -58,6 +58,8 @@ const INTERNAL_ERROR: u16 = 1011;
 /// Close code when no instance can be had for a wake (RFC 6455 §7.4.1, IANA registry).
 const TRY_AGAIN_LATER: u16 = 1013;
 const GOING_AWAY: u16 = 1001;
+/// Close code for a client over its rates under `--client-rate-action close`.
+const POLICY_VIOLATION: u16 = 1008;
 const NORMAL: u16 = 1000;
 /// What `on-close` reports when no close frame came back.
 const ABNORMAL: u16 = 1006;
@@ -125,7 +127,12 @@ struct Task {
     /// The deadlines: the close handshake, a stalled write, hibernation, idleness.
     timers: Timers,
     /// What is left of `--guest-cpu-rate`.
-    cpu: CpuRate,
+    cpu: Bucket,
+    /// What is left of `--client-message-rate` and `--client-byte-rate`.
+    inbound: Inbound,
+    /// Bytes read from the client that the session has not seen, as the client went over
+    /// its message rate in the middle of them (at most one read's worth).
+    unread: Vec<u8>,
     /// The code of a close frame the session sent by itself (the reply to the client's, or
     /// the one for a violation), for the log; closes started here are `State::close_sent`.
     session_close: Option<u16>,
@@ -167,7 +174,8 @@ impl Task {
             Timer::Idle,
             server.settings.idle_timeout.map(|idle| now + idle),
         );
-        let cpu = CpuRate::new(server.settings.guest_cpu_rate, now);
+        let cpu = Bucket::of_time(server.settings.guest_cpu_rate, now);
+        let inbound = Inbound::new(server.settings.client_rate, now);
         Some(Box::new(Task {
             address,
             guest,
@@ -178,6 +186,8 @@ impl Task {
             finished: false,
             timers,
             cpu,
+            inbound,
+            unread: Vec::new(),
             session_close: None,
             bytes_in: 0,
             opened: now,
@@ -277,16 +287,25 @@ impl Task {
                 _ => queued.then(|| Instant::now() + self.write_timeout()),
             };
             self.timers.set(Timer::Stall, stall);
+            // A guest over its CPU rate is called for nothing more until it is back under; a
+            // client over its rates is not read until it is back under.
+            let now = Instant::now();
+            let throttle = self.cpu.ready_at(now);
+            self.timers.set(Timer::Throttle, throttle);
+            let inbound = self.inbound.ready_at(now);
+            if inbound.is_some() && self.timers.get(Timer::Inbound).is_none() {
+                self.over_rate();
+            }
+            self.timers.set(Timer::Inbound, inbound);
+            let read = !self.peer.should_pause_reading() && throttle.is_none() && inbound.is_none();
+            // What was read past the rate goes to the session before the socket is read again.
+            let unread = !self.unread.is_empty();
             // The idle deadline moves with every read: re-arming the timer each time costs
             // more than letting it fire early now and then, so it is only moved earlier.
             let deadline = self.next_deadline();
             if deadline < timer.deadline() || timer.is_elapsed() {
                 timer.as_mut().reset(deadline);
             }
-            // A guest over its CPU rate is called for nothing more until it is back under.
-            let throttle = self.cpu.ready_at(Instant::now());
-            self.timers.set(Timer::Throttle, throttle);
-            let read = !self.peer.should_pause_reading() && throttle.is_none();
             let live = self.guest.live().is_some();
             let step = tokio::select! {
                 biased;
@@ -304,7 +323,8 @@ impl Task {
                     Ok(()) => self.writable(),
                     Err(_) => Err("write failed"),
                 },
-                ready = peer.stream().readable(), if read => match ready {
+                () = std::future::ready(()), if read && unread => self.read_unread().await,
+                ready = peer.stream().readable(), if read && !unread => match ready {
                     Ok(()) => self.read().await,
                     Err(_) => Err("peer gone"),
                 },
@@ -318,6 +338,20 @@ impl Task {
             if let Err(end) = step {
                 return end;
             }
+        }
+    }
+
+    /// The client went over its rates: it is not read until back under them, and closed
+    /// under `--client-rate-action close`.
+    fn over_rate(&mut self) {
+        METRICS.client_over_rate.inc();
+        let conn = self.guest.state();
+        if self.server.settings.client_rate.close {
+            info!(peer = %self.address, id = %conn.id(), "client over its rate: closing");
+            let timeout = self.server.settings.handshake_timeout;
+            self.host_close(POLICY_VIOLATION, "message rate exceeded", timeout);
+        } else {
+            debug!(peer = %self.address, id = %conn.id(), "client over its rate: reads paused");
         }
     }
 
@@ -406,8 +440,8 @@ impl Task {
                 self.host_close(NORMAL, "idle timeout", timeout);
                 Ok(())
             }
-            // Hibernation and the throttle's end are acted on at the top of the loop.
-            Some(Timer::Hibernate | Timer::Throttle) | None => Ok(()),
+            // Hibernation and the throttles' ends are acted on at the top of the loop.
+            Some(Timer::Hibernate | Timer::Throttle | Timer::Inbound) | None => Ok(()),
         }
     }
 
@@ -424,6 +458,7 @@ impl Task {
             Ok(0) => Err("peer gone"),
             Ok(n) => {
                 self.bytes_in += n as u64;
+                self.inbound.read(n, Instant::now());
                 METRICS.bytes_in.add(n as u64);
                 if let Some(idle) = self.server.settings.idle_timeout {
                     self.timers.set(Timer::Idle, Some(Instant::now() + idle));
@@ -441,6 +476,12 @@ impl Task {
         };
         SPARE_READ.set(buffer);
         result
+    }
+
+    /// Feeds the session what was read before the client went over its message rate.
+    async fn read_unread(&mut self) -> Result<(), End> {
+        let unread = std::mem::take(&mut self.unread);
+        self.receive(&unread).await
     }
 
     /// Feeds the session and calls the guest for each message; then queues what the
@@ -461,15 +502,26 @@ impl Task {
                 Event::Message(message) => {
                     let message = Message::from(message);
                     METRICS.messages_in.inc();
+                    let over = self.inbound.message();
                     if self.guest.state().auto_respond(&message) {
                         METRICS.auto_responses.inc();
                     } else {
                         self.call(Callback::Message(&message)).await?;
                     }
+                    if over {
+                        self.unread.extend_from_slice(input);
+                        break;
+                    }
                 }
                 // The pong goes out in the order its ping came: before the answer to a
                 // message the ping interrupted (Autobahn 5.6–5.8, 5.19, 5.20).
-                Event::Ping(_) => self.transmit(),
+                Event::Ping(_) => {
+                    self.transmit();
+                    if self.inbound.message() {
+                        self.unread.extend_from_slice(input);
+                        break;
+                    }
+                }
                 Event::Pong(_) => {}
                 Event::Close(frame) => {
                     // Our reply, if we had not closed first, echoes the client's code.

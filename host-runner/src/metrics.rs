@@ -135,6 +135,9 @@ metrics! {
         host_outbox = 0 "{kind=\"outbox\"}";
         host_sealed = 0 "{kind=\"sealed\"}";
     }
+    "client_over_rate_total" counter "Times a client went over --client-message-rate or --client-byte-rate (its reads paused, or it was closed with 1008)." {
+        client_over_rate = 0 "";
+    }
     "host_refusals_total" counter "Frames dropped because the host held --host-memory for all connections together." {
         host_refusals = 0 "";
     }

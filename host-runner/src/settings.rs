@@ -56,11 +56,25 @@ pub struct Settings {
     pub guest_cpu: Duration,
     /// `--guest-cpu-rate`: what a connection's calls may hold it per second, on average.
     pub guest_cpu_rate: Duration,
+    /// `--client-*-rate`: what a client may send per second.
+    pub client_rate: ClientRate,
     pub shutdown_timeout: Duration,
     /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
     pub allowed_origins: Vec<String>,
     pub dirs: Vec<(PathBuf, String)>,
     pub envs: Vec<(String, String)>,
+}
+
+/// What one client may send per second (`--client-message-rate`, `--client-byte-rate`,
+/// `--client-rate-action`); a second's worth may come at once.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRate {
+    /// Messages (data messages and pings) per second; 0: no limit.
+    pub messages: u64,
+    /// Bytes read from the socket per second (frames as sent, before inflating); 0: no limit.
+    pub bytes: u64,
+    /// Over either rate: close with 1008 (`true`) or stop reading until back under it.
+    pub close: bool,
 }
 
 /// `--deflate`: whether and how the runner negotiates compression.

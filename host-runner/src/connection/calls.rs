@@ -40,7 +40,7 @@ impl Task {
         };
         let used = sandbox.last_call();
         let now = Instant::now();
-        self.cpu.charge(used, now);
+        self.cpu.charge_time(used, now);
         let hibernate_after = self.server.settings.hibernate_after;
         self.timers
             .set(Timer::Hibernate, Some(now + hibernate_after));

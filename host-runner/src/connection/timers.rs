@@ -18,6 +18,8 @@ pub(super) enum Timer {
     Alarm,
     /// The guest's calls used up `--guest-cpu-rate`: reading and the alarm resume then.
     Throttle,
+    /// The client sent over `--client-*-rate`: reading resumes then.
+    Inbound,
 }
 
 /// One deadline per [`Timer`] but the alarm, which the guest sets in its state and is
@@ -29,6 +31,7 @@ pub(super) struct Timers {
     hibernate: Option<Instant>,
     idle: Option<Instant>,
     throttle: Option<Instant>,
+    inbound: Option<Instant>,
 }
 
 impl Timers {
@@ -39,6 +42,7 @@ impl Timers {
             Timer::Hibernate => self.hibernate = at,
             Timer::Idle => self.idle = at,
             Timer::Throttle => self.throttle = at,
+            Timer::Inbound => self.inbound = at,
             Timer::Alarm => {}
         }
     }
@@ -50,6 +54,7 @@ impl Timers {
             Timer::Hibernate => self.hibernate,
             Timer::Idle => self.idle,
             Timer::Throttle => self.throttle,
+            Timer::Inbound => self.inbound,
             Timer::Alarm => None,
         }
     }
@@ -57,7 +62,7 @@ impl Timers {
     /// Every deadline in force, in the order they are acted on when several are due. Once
     /// our close frame is out only the close, a stalled write and hibernation count: the
     /// guest's alarm and the idle timeout have nothing left to do.
-    fn in_force(&self, alarm: Option<Instant>) -> [(Timer, Option<Instant>); 6] {
+    fn in_force(&self, alarm: Option<Instant>) -> [(Timer, Option<Instant>); 7] {
         let open = self.close.is_none();
         // A throttled guest's alarm waits for the throttle.
         let alarm = alarm.map(|at| self.throttle.map_or(at, |until| at.max(until)));
@@ -68,6 +73,7 @@ impl Timers {
             (Timer::Idle, self.idle.filter(|_| open)),
             (Timer::Hibernate, self.hibernate),
             (Timer::Throttle, self.throttle),
+            (Timer::Inbound, self.inbound),
         ]
     }
 
