@@ -5,17 +5,16 @@
 #
 # Builds once, with the settings of `test_build_env` (scripts/setup.sh: the release profile
 # with debug assertions and overflow checks for our crates, so the first command's
-# dependencies are reused), in three package selections. Cargo unifies features per
-# selection, and these three keep wasmtime's builds to the two that cannot be shared:
-# - wsbox-runner: exactly the first command's dependencies;
+# dependencies are reused), in two package selections. Cargo unifies features per selection,
+# and these two keep wasmtime to one build:
+# - wsbox-runner and tests/hosts (wsbox.wasm under wasmtime, with the runner's wasmtime
+#   features): exactly the first command's dependencies;
 # - the library, its examples, the guests natively, wsbox.wasm's crate (wsbox with all its
-#   features, as under `--workspace`): no wasmtime;
-# - tests/hosts, whose wasmtime has its default features: in the `hosts-ci` profile
-#   (dependencies unoptimised, see Cargo.toml), as its 21 tests compile wsbox.wasm once.
+#   features, as under `--workspace`), tests/wit-check: no wasmtime.
 # The suites run side by side as soon as what they need is built: the Rust tests under
-# cargo-nextest (tests/hosts under `cargo test`, one process sharing one compiled
-# component), Node and pytest against the runner while the rest builds, then pytest's
-# suites that need the library's examples. Each stage prints `== stage NAME: N s`.
+# cargo-nextest, Node and pytest against the runner while the rest builds, then pytest's
+# suites that need the library's examples (the two Autobahn runs of the library in parallel).
+# Each stage prints `== stage NAME: N s`.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh
@@ -28,9 +27,8 @@ setup() {
 stage setup setup
 test_build_env
 
-RUNNER=(-p wsbox-runner)
+RUNNER=(-p wsbox-runner -p host-tests)
 LIBRARY=(--workspace --exclude wsbox-runner --exclude host-tests)
-HOSTS=(-p host-tests)
 # Builds yield to the suites already running (timing-sensitive tests, Autobahn).
 BUILD=(nice -n 10 cargo)
 
@@ -52,16 +50,19 @@ node_tests() {
         && node --test component.test.mjs runner_deflate.test.mjs)
 }
 
-# pytest in two halves: what needs only the runner and wsbox.wasm, then what needs the
-# library's examples (echo_server, autobahn_client). Together: every test in tests/python.
+# pytest in three parts: what needs only the runner and wsbox.wasm (its Autobahn run
+# included), then, once the library's examples are built, the echo server's suites and the
+# client's Autobahn run side by side (each Autobahn run holds a core: kosoku and the peer
+# compress every message of 12.x/13.x). Together: every test in tests/python.
 PYTEST=(unlinted .venv/bin/python -m pytest -q -p no:cacheprovider)
-LIBRARY_PY=(tests/python/test_echo_server.py
-    tests/python/test_autobahn.py::test_echo_server tests/python/test_autobahn.py::test_client)
+ECHO_SERVER_PY=(tests/python/test_echo_server.py tests/python/test_autobahn.py::test_echo_server)
+CLIENT_PY=(tests/python/test_autobahn.py::test_client)
 python_runner() {
-    "${PYTEST[@]}" tests/python --deselect "${LIBRARY_PY[1]}" --deselect "${LIBRARY_PY[2]}" \
-        --ignore "${LIBRARY_PY[0]}"
+    "${PYTEST[@]}" tests/python --ignore "${ECHO_SERVER_PY[0]}" \
+        --deselect "${ECHO_SERVER_PY[1]}" --deselect "${CLIENT_PY[0]}"
 }
-python_library() { "${PYTEST[@]}" "${LIBRARY_PY[@]}"; }
+python_echo_server() { "${PYTEST[@]}" "${ECHO_SERVER_PY[@]}"; }
+python_client() { "${PYTEST[@]}" "${CLIENT_PY[@]}"; }
 
 # Background suites: each one's output goes to a file, printed when it is waited for.
 logs=$(mktemp -d)
@@ -95,13 +96,10 @@ background "node: wsbox.wasm, runner" node_tests
 
 stage "build: library tests" "${BUILD[@]}" test --no-run --quiet --profile release "${LIBRARY[@]}" --all-targets
 stage "build: library examples" "${BUILD[@]}" build --quiet --profile release "${LIBRARY[@]}" --examples
-background "python: library examples" python_library
+background "python: echo_server" python_echo_server
+background "python: autobahn client" python_client
 background "rust tests: library" rust_tests release "${LIBRARY[@]}" --all-targets
 stage "doc tests: library" cargo test --doc --profile release "${LIBRARY[@]}"
-
-stage "build: tests/hosts" "${BUILD[@]}" test --no-run --quiet --profile hosts-ci "${HOSTS[@]}" --all-targets
-stage "rust tests: tests/hosts" cargo test --profile hosts-ci "${HOSTS[@]}" --all-targets
-stage "doc tests: tests/hosts" cargo test --doc --profile hosts-ci "${HOSTS[@]}"
 
 wait_all
 if [ ${#failed[@]} -gt 0 ]; then

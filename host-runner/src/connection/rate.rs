@@ -72,7 +72,9 @@ impl Bucket {
             return None;
         }
         let debt = u128::from(self.balance.unsigned_abs());
-        let wait = debt.saturating_mul(1_000_000_000).div_ceil(u128::from(self.rate));
+        let wait = debt
+            .saturating_mul(1_000_000_000)
+            .div_ceil(u128::from(self.rate));
         Some(now + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)))
     }
 }
@@ -142,8 +144,15 @@ mod tests {
         for _ in 0..1_000 {
             assert!(!messages.charge(1, now));
         }
-        assert_eq!(messages.ready_at(now), None, "a second's worth is allowed at once");
+        assert_eq!(
+            messages.ready_at(now),
+            None,
+            "a second's worth is allowed at once"
+        );
         assert!(messages.charge(10, now));
-        assert_eq!(messages.ready_at(now), Some(now + Duration::from_millis(10)));
+        assert_eq!(
+            messages.ready_at(now),
+            Some(now + Duration::from_millis(10))
+        );
     }
 }

@@ -95,7 +95,7 @@ fn exports(resolve: &Resolve, world: WorldId) -> BTreeMap<String, BTreeMap<Strin
 }
 
 fn built() -> Vec<u8> {
-    std::fs::read(host_tests::WSBOX_WASM).expect("build.rs built wsbox.wasm")
+    std::fs::read(wit_check::WSBOX_WASM).expect("build.rs built wsbox.wasm")
 }
 
 fn decoded() -> (Resolve, WorldId) {
