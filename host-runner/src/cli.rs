@@ -166,9 +166,11 @@ pub struct Args {
 
     /// Bytes the host may hold for all connections together, beside each one's
     /// --max-backpressure: frames waiting for clients that read slowly (each counted with
-    /// a 64-byte overhead) and TLS records sealed and not yet written (64 KiB a connection
-    /// at most). Past it, messages to other connections and a connection's own sends are
-    /// dropped and counted (`wsbox_host_refusals_total`), as past --max-backpressure.
+    /// a 64-byte overhead), TLS records sealed and not yet written (64 KiB a connection
+    /// at most) and unfinished inbound messages. Past it, messages to other connections and
+    /// a connection's own sends are dropped and counted (`wsbox_host_refusals_total`), as
+    /// past --max-backpressure, and a connection whose unfinished message grows is closed
+    /// with 1013.
     /// Default: a quarter of physical memory, so that it and --memory-budget (half) stay
     /// below physical memory together.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -232,6 +234,15 @@ pub struct Args {
     /// cookies or the network it listens on.
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
+
+    /// Where compiled handlers are kept, keyed by their content, wasmtime's version and the
+    /// engine's settings, so that a restart or reload of a handler already compiled loads
+    /// its native code instead of compiling it again (seconds for a JavaScript or Python
+    /// handler). Created with mode 0700; refused (and the cache left off) if another user
+    /// owns it or others may write it. `off`: no cache. Default: `$XDG_CACHE_HOME/wsbox-runner`,
+    /// else `$HOME/.cache/wsbox-runner`, else off.
+    #[arg(long, value_name = "DIR|off")]
+    pub cache_dir: Option<PathBuf>,
 
     /// Grants guests a host directory, as `HOST::GUEST` (read-write). Repeatable.
     /// Guests get no filesystem access without it.
@@ -533,6 +544,11 @@ impl Args {
             shutdown_timeout: self.shutdown_timeout,
             allowed_origins: self.allowed_origins,
             dirs: self.dirs,
+            cache_dir: match self.cache_dir {
+                Some(dir) if dir.as_os_str() == "off" => None,
+                Some(dir) => Some(dir),
+                None => default_cache_dir(),
+            },
             envs,
         })
     }
@@ -540,6 +556,15 @@ impl Args {
 
 fn round_up_to_wasm_page(bytes: u64) -> u64 {
     bytes.div_ceil(65_536) * 65_536
+}
+
+/// `--cache-dir`'s default: the XDG cache directory, else `~/.cache`, under `wsbox-runner`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wsbox-runner"))
 }
 
 #[cfg(test)]

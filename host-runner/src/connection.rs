@@ -9,7 +9,6 @@
 //! a fresh one for the next call.
 
 use std::cell::Cell;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,12 +17,9 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, Instant, sleep_until};
 use tracing::{debug, info};
-use wsbox::session::Event;
-
-use crate::deflate;
-use crate::wit::Message;
 
 mod calls;
+mod input;
 mod rate;
 mod timers;
 
@@ -133,6 +129,9 @@ struct Task {
     /// Bytes read from the client that the session has not seen, as the client went over
     /// its message rate in the middle of them (at most one read's worth).
     unread: Vec<u8>,
+    /// What this connection holds of its client's input, as counted in `--host-memory`:
+    /// the session's unfinished message and `unread`.
+    inbound_held: usize,
     /// The code of a close frame the session sent by itself (the reply to the client's, or
     /// the one for a violation), for the log; closes started here are `State::close_sent`.
     session_close: Option<u16>,
@@ -188,6 +187,7 @@ impl Task {
             cpu,
             inbound,
             unread: Vec::new(),
+            inbound_held: 0,
             session_close: None,
             bytes_in: 0,
             opened: now,
@@ -204,6 +204,7 @@ impl Task {
         } else {
             METRICS.websockets_hibernated.dec();
         }
+        let _ = crate::peer::hold_inbound(std::mem::take(&mut self.inbound_held), 0);
         let conn = self.guest.state();
         self.server.forget(conn);
         let (bytes_out, dropped) = self.peer.totals();
@@ -252,6 +253,9 @@ impl Task {
             self.bytes_in += early.len() as u64;
             METRICS.bytes_in.add(early.len() as u64);
             if let Err(end) = self.receive(&early).await {
+                return end;
+            }
+            if let Err(end) = self.check_inbound().await {
                 return end;
             }
         }
@@ -341,20 +345,6 @@ impl Task {
         }
     }
 
-    /// The client went over its rates: it is not read until back under them, and closed
-    /// under `--client-rate-action close`.
-    fn over_rate(&mut self) {
-        METRICS.client_over_rate.inc();
-        let conn = self.guest.state();
-        if self.server.settings.client_rate.close {
-            info!(peer = %self.address, id = %conn.id(), "client over its rate: closing");
-            let timeout = self.server.settings.handshake_timeout;
-            self.host_close(POLICY_VIOLATION, "message rate exceeded", timeout);
-        } else {
-            debug!(peer = %self.address, id = %conn.id(), "client over its rate: reads paused");
-        }
-    }
-
     /// Another connection woke this one: it may have asked for a close.
     fn woken(&mut self) {
         if let Some((code, reason)) = self.peer.take_close_request() {
@@ -405,6 +395,9 @@ impl Task {
     fn hibernate(&mut self) {
         if self.guest.live().is_some() {
             self.guest.hibernate();
+            // The session gave back its buffers, an unfinished message's excepted: less is
+            // held, never more.
+            let _ = self.recount_inbound();
             self.timers.set(Timer::Hibernate, None);
             METRICS.hibernations.inc();
             METRICS.websockets_live.dec();
@@ -443,107 +436,6 @@ impl Task {
             // Hibernation and the throttles' ends are acted on at the top of the loop.
             Some(Timer::Hibernate | Timer::Throttle | Timer::Inbound) | None => Ok(()),
         }
-    }
-
-    /// Reads what the client sent and runs the callbacks for it.
-    async fn read(&mut self) -> Result<(), End> {
-        let mut buffer = SPARE_READ.take();
-        buffer.clear();
-        let transport = self.peer.transport();
-        let read = transport.read(&mut buffer, READ_BUFFER);
-        if transport.wants_write() {
-            self.peer.write_transport();
-        }
-        let result = match read {
-            Ok(0) => Err("peer gone"),
-            Ok(n) => {
-                self.bytes_in += n as u64;
-                self.inbound.read(n, Instant::now());
-                METRICS.bytes_in.add(n as u64);
-                if let Some(idle) = self.server.settings.idle_timeout {
-                    self.timers.set(Timer::Idle, Some(Instant::now() + idle));
-                }
-                self.full_reads = if n >= READ_BUFFER {
-                    self.full_reads + 1
-                } else {
-                    0
-                };
-                self.receive(&buffer).await
-            }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(()),
-            Err(error) if error.kind() == ErrorKind::InvalidData => Err("tls error"),
-            Err(_) => Err("peer gone"),
-        };
-        SPARE_READ.set(buffer);
-        result
-    }
-
-    /// Feeds the session what was read before the client went over its message rate.
-    async fn read_unread(&mut self) -> Result<(), End> {
-        let unread = std::mem::take(&mut self.unread);
-        self.receive(&unread).await
-    }
-
-    /// Feeds the session and calls the guest for each message; then queues what the
-    /// session must send (pongs, the close reply, the close frame for a violation).
-    async fn receive(&mut self, mut input: &[u8]) -> Result<(), End> {
-        loop {
-            let Some(session) = self.guest.state().session() else {
-                return Err("closed");
-            };
-            // A compressed message borrows this thread's engines while it is inflated.
-            let next = deflate::with_engines(session, |s| s.next_event(&mut input));
-            let Some(event) = next else {
-                break;
-            };
-            match event {
-                // After our close frame the guest can answer nothing: dropped.
-                Event::Message(_) if self.closing() || self.faulted => {}
-                Event::Message(message) => {
-                    let message = Message::from(message);
-                    METRICS.messages_in.inc();
-                    let over = self.inbound.message();
-                    if self.guest.state().auto_respond(&message) {
-                        METRICS.auto_responses.inc();
-                    } else {
-                        self.call(Callback::Message(&message)).await?;
-                    }
-                    if over {
-                        self.unread.extend_from_slice(input);
-                        break;
-                    }
-                }
-                // The pong goes out in the order its ping came: before the answer to a
-                // message the ping interrupted (Autobahn 5.6–5.8, 5.19, 5.20).
-                Event::Ping(_) => {
-                    self.transmit();
-                    if self.inbound.message() {
-                        self.unread.extend_from_slice(input);
-                        break;
-                    }
-                }
-                Event::Pong(_) => {}
-                Event::Close(frame) => {
-                    // Our reply, if we had not closed first, echoes the client's code.
-                    self.session_close = Some(frame.code.0);
-                    self.transmit();
-                    self.notify(frame.code.0, &frame.reason, true).await;
-                    return Ok(());
-                }
-            }
-        }
-        self.transmit();
-        let failure = self
-            .guest
-            .state()
-            .session()
-            .and_then(|session| session.error())
-            .map(|error| (error.close_code().0, error.to_string()));
-        if let Some((code, reason)) = failure {
-            self.session_close = Some(code);
-            self.notify(code, &reason, false).await;
-        }
-        Ok(())
     }
 
     /// Moves the session's own output (pongs, close frames) into the cork.

@@ -22,18 +22,22 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use tracing::warn;
+
 use crate::alloc;
 use crate::metrics::METRICS;
 use crate::settings::{EPOCH_TICK, FIBER_STACK, Settings};
 use crate::state::State;
 
 mod budget;
+mod cache;
 mod clock;
 mod imports;
 mod stdio;
 
 pub use budget::Budget;
 use budget::{Limiter, OverBudget, OverLimit};
+pub use cache::Cache;
 use clock::{CallClock, OutOfTime};
 use stdio::{GuestLog, Which};
 
@@ -160,6 +164,8 @@ pub struct Runtime {
     guest_cpu: Duration,
     dirs: Vec<(std::path::PathBuf, String)>,
     envs: Vec<(String, String)>,
+    /// Where compiled handlers are kept (`--cache-dir`); `None`: compiled every time.
+    cache: Option<Cache>,
 }
 
 impl Runtime {
@@ -200,7 +206,14 @@ impl Runtime {
         let mut linker = Linker::<StoreData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         App::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-        let pre = link(&engine, &linker, wasm)?;
+        let cache = settings.cache_dir.as_deref().and_then(|dir| {
+            Cache::open(dir)
+                .inspect_err(
+                    |error| warn!(%error, "no compile cache: handlers are compiled at every start"),
+                )
+                .ok()
+        });
+        let pre = link(&engine, &linker, cache.as_ref(), wasm)?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -224,6 +237,7 @@ impl Runtime {
             guest_cpu: settings.guest_cpu,
             dirs: settings.dirs.clone(),
             envs: settings.envs.clone(),
+            cache,
         }))
     }
 
@@ -236,10 +250,12 @@ impl Runtime {
     /// it can be instantiated, and makes it current. On error the current version stays.
     pub async fn reload(&self, wasm: Vec<u8>, state: State) -> wasmtime::Result<u64> {
         let (engine, linker) = (self.engine.clone(), self.linker.clone());
+        let cache = self.cache.clone();
         // Compiling takes seconds of CPU: off the workers that serve connections.
-        let pre = tokio::task::spawn_blocking(move || link(&engine, &linker, &wasm))
-            .await
-            .map_err(|e| wasmtime::format_err!("compilation stopped: {e}"))??;
+        let pre =
+            tokio::task::spawn_blocking(move || link(&engine, &linker, cache.as_ref(), &wasm))
+                .await
+                .map_err(|e| wasmtime::format_err!("compilation stopped: {e}"))??;
         let number = self.latest() + 1;
         let version = Arc::new(Version { pre, number });
         let unassigned = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -313,13 +329,18 @@ impl Runtime {
     }
 }
 
-/// Compiles `wasm` and links it against WASI and the `connection` interface.
+/// Compiles `wasm` (or loads it from the `cache`) and links it against WASI and the
+/// `connection` interface.
 fn link(
     engine: &Engine,
     linker: &Linker<StoreData>,
+    cache: Option<&Cache>,
     wasm: &[u8],
 ) -> wasmtime::Result<AppPre<StoreData>> {
-    let component = Component::new(engine, wasm)?;
+    let component = match cache {
+        Some(cache) => cache.component(engine, wasm)?,
+        None => Component::new(engine, wasm)?,
+    };
     AppPre::new(linker.instantiate_pre(&component)?)
 }
 

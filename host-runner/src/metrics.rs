@@ -131,14 +131,15 @@ metrics! {
         faults_budget = 0 "{kind=\"budget\"}";
         faults_trap = 0 "{kind=\"trap\"}";
     }
-    "host_bytes" gauge "Bytes the host holds for connections, by kind: frames waiting for slow clients (outbox, each entry counted with its overhead) and TLS records sealed and not yet written (sealed)." {
+    "host_bytes" gauge "Bytes the host holds for connections, by kind: frames waiting for slow clients (outbox, each entry counted with its overhead), TLS records sealed and not yet written (sealed), and what clients sent that is not yet a message (inbound: unfinished messages, bytes read past a client's rate)." {
         host_outbox = 0 "{kind=\"outbox\"}";
         host_sealed = 0 "{kind=\"sealed\"}";
+        host_inbound = 0 "{kind=\"inbound\"}";
     }
     "client_over_rate_total" counter "Times a client went over --client-message-rate or --client-byte-rate (its reads paused, or it was closed with 1008)." {
         client_over_rate = 0 "";
     }
-    "host_refusals_total" counter "Frames dropped because the host held --host-memory for all connections together." {
+    "host_refusals_total" counter "Frames dropped, or connections closed with 1013 as their unfinished message grew, because the host held --host-memory for all connections together." {
         host_refusals = 0 "";
     }
     "refused_total" counter "Connections answered 503 (connection limits, memory budget, instances)." {

@@ -430,8 +430,10 @@ enum Held {
     Sealed,
 }
 
-/// `--host-memory`: what all outboxes together may hold; past it frames for other
-/// connections are dropped (and counted), as for a connection over its own bound.
+/// `--host-memory`: what all connections together may hold (outboxes, sealed records,
+/// unfinished inbound messages); past it frames for other connections are dropped (and
+/// counted), as for a connection over its own bound, and a connection whose unfinished
+/// message grows is closed with 1013.
 static HOST_MEMORY: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Sets `--host-memory`, once at start.
@@ -439,13 +441,38 @@ pub fn limit_host_memory(bytes: usize) {
     HOST_MEMORY.store(bytes, Ordering::Relaxed);
 }
 
-/// What all outboxes hold now.
+/// What all connections hold now: outboxes, sealed records, unfinished inbound messages.
 fn host_memory_held() -> usize {
     let held = METRICS
         .host_outbox
         .get()
-        .saturating_add(METRICS.host_sealed.get());
+        .saturating_add(METRICS.host_sealed.get())
+        .saturating_add(METRICS.host_inbound.get());
     usize::try_from(held).unwrap_or(0)
+}
+
+/// A connection held `before` bytes of its client's input (an unfinished message, bytes
+/// read past its rate) and holds `after` now; `Err` when that grew and what all connections
+/// hold of their clients' input is past half of `--host-memory`, or all they hold together
+/// past all of it (counted: `wsbox_host_refusals_total`). Half, so that unfinished messages
+/// can never starve the outboxes: the frames for well-behaved connections keep the other
+/// half.
+pub fn hold_inbound(before: usize, after: usize) -> Result<(), Over> {
+    if after == before {
+        return Ok(());
+    }
+    if after < before {
+        METRICS.host_inbound.sub((before - after) as u64);
+        return Ok(());
+    }
+    METRICS.host_inbound.add((after - before) as u64);
+    let bound = HOST_MEMORY.load(Ordering::Relaxed);
+    let inbound = usize::try_from(METRICS.host_inbound.get()).unwrap_or(usize::MAX);
+    if inbound > bound / 2 || host_memory_held() > bound {
+        METRICS.host_refusals.inc();
+        return Err(Over::Host);
+    }
+    Ok(())
 }
 
 /// Which bound a frame would take a connection past.

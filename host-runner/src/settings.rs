@@ -62,6 +62,8 @@ pub struct Settings {
     /// Origins (normalized by [`parse_origin`]) that may upgrade; empty: every origin.
     pub allowed_origins: Vec<String>,
     pub dirs: Vec<(PathBuf, String)>,
+    /// `--cache-dir`: where compiled handlers are kept; `None`: off.
+    pub cache_dir: Option<PathBuf>,
     pub envs: Vec<(String, String)>,
 }
 

@@ -13,7 +13,9 @@ use common::{Runner, read_response};
 
 #[test]
 fn idle_keep_alive_connections_hold_no_instance() {
-    const IDLE: usize = 400;
+    const IDLE: usize = 1_000;
+    /// The bound issue 19 sets on an upgrade's 101 next to the idle connections.
+    const UPGRADE_BOUND: Duration = Duration::from_millis(50);
     // An instance pool far smaller than the idle connections (100 + 64 spare slots).
     let runner = Runner::with_test_handler(&[
         "--max-instances",
@@ -34,15 +36,23 @@ fn idle_keep_alive_connections_hold_no_instance() {
         );
         idle.push(stream);
     }
-    // They stay open, idle; an upgrade still gets its instance at once.
-    let started = Instant::now();
+    // They stay open, idle; an upgrade from another address gets its 101 at once (the
+    // median of five, so that one scheduling hiccup of a loaded machine does not decide).
+    let mut took: Vec<Duration> = (0..5)
+        .map(|_| {
+            let stream = runner.tcp_from("127.0.0.2".parse().expect("address"));
+            let started = Instant::now();
+            let (head, _stream) = runner.upgrade_head_on(stream, "/none", &[]);
+            let took = started.elapsed();
+            assert!(head.starts_with("http/1.1 101"), "{head}");
+            took
+        })
+        .collect();
+    took.sort();
+    eprintln!("101 next to {IDLE} idle keep-alive connections: {took:?}");
+    assert!(took[2] < UPGRADE_BOUND, "the upgrades took {took:?}");
     let mut client = runner.connect("/none");
     client.echo("still served");
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_millis(500),
-        "the upgrade took {took:?}"
-    );
     // And a kept connection's next request is served, by a fresh instance, as the same
     // connection (its id).
     let stream = &mut idle[0];

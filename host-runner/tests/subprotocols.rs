@@ -40,3 +40,28 @@ fn three_subprotocol_modes() {
     let log = runner.wait_for_log("protocol=\"v2.chat\"");
     assert!(log.contains("protocol=\"v2.chat\""), "{log}");
 }
+
+/// A guest in any language answers a bare 101, with at most `sec-websocket-protocol`: the
+/// host validates the upgrade, computes the accept key and negotiates compression.
+#[test]
+fn a_bare_101_is_a_whole_acceptance() {
+    let runner = Runner::with_test_handler(&[]);
+    let mut client = runner.connect("/bare");
+    assert_eq!(client.protocol, None);
+    client.echo("bare");
+
+    let mut client = runner.connect_with("/bare?protocol=v2.chat", &["v1.chat", "v2.chat"]);
+    assert_eq!(client.protocol.as_deref(), Some("v2.chat"));
+    client.echo("bare with a subprotocol");
+
+    // The host computed the accept key (RFC 6455 §1.3's example key and answer).
+    let (head, _stream) = runner.upgrade_head("/bare", &[]);
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+
+    // A subprotocol the client did not offer: the host answers 500, not the guest's 101.
+    let (head, _stream) = runner.upgrade_head("/bare?protocol=v9.chat", &["v1.chat"]);
+    assert!(head.starts_with("http/1.1 500"), "{head}");
+}

@@ -521,6 +521,38 @@ impl Session {
         self.engines = Engines::default();
     }
 
+    /// The bytes this session holds on the receive side: the buffer of the message being
+    /// received (its fragments so far, compressed or not; its capacity is kept between
+    /// messages until [`Session::shrink_to_fit`]) and of a control frame. What a host counts
+    /// against its memory bounds for a peer that sends a message slowly, or never ends one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsbox::session::Session;
+    /// use wsbox::Config;
+    ///
+    /// let mut server = Session::server(Config::default());
+    /// // A masked, unfinished text fragment of 4 bytes (FIN clear, opcode 1).
+    /// let frame = [0x01, 0x84, 0, 0, 0, 0, b'a', b'b', b'c', b'd'];
+    /// server.receive(&frame).unwrap();
+    /// assert!(server.buffered() >= 4);
+    /// server.shrink_to_fit();
+    /// assert!(server.buffered() >= 4, "an unfinished message is kept");
+    /// ```
+    pub fn buffered(&self) -> usize {
+        self.message.capacity() + self.control.capacity()
+    }
+
+    /// Gives up the message being received: its fragments so far are dropped and the receive
+    /// buffers freed. For a host that ends a connection whose unfinished message it cannot
+    /// keep, once its close frame is queued: feed it no more input (the rest of that message
+    /// would not be recognised as such).
+    pub fn discard_message(&mut self) {
+        self.message = Vec::new();
+        self.control = Vec::new();
+    }
+
     /// Whether bytes are waiting for [`Session::poll_transmit`].
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()

@@ -90,7 +90,7 @@ enum Mode {
 /// The mode of a WebSocket on `path`; `None` for a path that is not an upgrade's.
 fn mode_of(path: &str) -> Option<Mode> {
     Some(match path {
-        "/none" | "/framing-101" | "/exact" | "/pick" => Mode::Echo,
+        "/none" | "/framing-101" | "/exact" | "/pick" | "/bare" => Mode::Echo,
         "/print" => Mode::Print,
         "/trap" => Mode::Trap,
         "/spin" => Mode::Spin,
@@ -230,12 +230,29 @@ impl Guest for Handler {
         if mode == Mode::Request {
             let _ = connection::send(&Message::Text("from handle".into()));
         }
-        let response =
+        let response = if path == "/bare" {
+            // The least a guest in any language answers (docs/handlers.md): a 101 with the
+            // subprotocol of `?protocol=` and nothing else; the host does the handshake.
+            Response {
+                status: 101,
+                headers: query_pairs(&query)
+                    .filter(|(key, _)| *key == "protocol")
+                    .map(|(_, value)| {
+                        (
+                            "sec-websocket-protocol".to_owned(),
+                            value.as_bytes().to_vec(),
+                        )
+                    })
+                    .collect(),
+                body: Vec::new(),
+            }
+        } else {
             match wsbox::handshake::accept(&request, protocol.as_deref(), wsbox::Config::default())
             {
-                Ok(response) => response.map(|()| Vec::new()),
+                Ok(response) => from_http(response.map(|()| Vec::new())),
                 Err(error) => return from_http(error.to_response()),
-            };
+            }
+        };
         STATE.set(Some(State {
             mode,
             query,
@@ -243,7 +260,7 @@ impl Guest for Handler {
             handle_path: connection::request().path,
             kicked: false,
         }));
-        let mut response = from_http(response);
+        let mut response = response;
         if path == "/framing-101" {
             // A 101 keeps its own `upgrade: websocket`.
             let extra = hop_by_hop()
