@@ -12,7 +12,8 @@ ensure_wasm_target() {
     fi
 }
 
-# A Python venv with the pinned test peers (websockets, pytest, wasmtime).
+# A Python venv with the pinned test peers (websockets, pytest, wasmtime, kosoku) and
+# componentize-py (Python guests).
 ensure_venv() {
     local req=tests/python/requirements.txt stamp=.venv/.requirements
     if [ -x .venv/bin/python ] && cmp -s "$req" "$stamp"; then
@@ -71,6 +72,7 @@ ensure_nats_server() {
 ensure_test_peers() {
     ensure_venv
     ensure_node_modules tests/node
+    ensure_node_modules sdk/js   # JavaScript guests (scripts/build-guest.sh)
     ensure_chromium     # host-runner/tests/browser.rs
     ensure_nats_server  # host-runner/tests/cluster*.rs
 }

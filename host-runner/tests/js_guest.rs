@@ -5,34 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::Runner;
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-/// Builds guests/`name` with scripts/build-guest.sh: the component's path.
-fn build_guest(name: &str) -> PathBuf {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let output = Command::new("scripts/build-guest.sh")
-        .arg(name)
-        .current_dir(root)
-        .output()
-        .expect("run scripts/build-guest.sh");
-    assert!(
-        output.status.success(),
-        "build-guest {name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    PathBuf::from(stdout.lines().last().expect("the component's path"))
-}
-
 #[test]
 fn a_javascript_handler_uses_every_import_and_faults_alone() {
-    let wasm = build_guest("test-js");
+    let wasm = common::build_guest("test-js");
     let handler = wasm.to_str().expect("a UTF-8 path");
     // The first start of a new build compiles it (seconds): the tests' own 10 s may not do.
     let runner = Runner::start(&["--handler", handler, "--hibernate-after", "300ms"]);
@@ -69,7 +50,9 @@ fn a_javascript_handler_uses_every_import_and_faults_alone() {
     assert_eq!(a.ask("topics"), "[\"room\"]");
     assert_eq!(b.ask("pub room hi all"), "1");
     assert_eq!(a.text(), "hi all");
-    assert_eq!(a.ask("sub bad\u{7f}name"), "bad-name");
+    // An empty name (the command's topic missing) is refused, and so is one too long.
+    assert_eq!(a.ask("sub"), "bad-name");
+    assert_eq!(a.ask(&format!("sub {}", "t".repeat(300))), "bad-name");
     assert_eq!(b.ask("unsub room"), "true");
 
     // Sends to and closes of others.

@@ -11,14 +11,21 @@ const decoder = new TextDecoder();
 /** The WIT `message` variant for a string (text) or bytes (binary). */
 function toMessage(data) {
   if (typeof data === 'string') return { tag: 'text', val: data };
-  if (data instanceof Uint8Array) return { tag: 'binary', val: data };
-  if (data instanceof ArrayBuffer) return { tag: 'binary', val: new Uint8Array(data) };
-  throw new TypeError('a message is a string (text) or a Uint8Array (binary)');
+  return { tag: 'binary', val: toBytes(data) };
+}
+
+/** Bytes from a typed array or DataView (as a view, not a copy), an ArrayBuffer or an array. */
+function toBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (Array.isArray(data)) return Uint8Array.from(data);
+  throw new TypeError('a message is a string (text) or bytes (a Uint8Array, any typed array, an ArrayBuffer)');
 }
 
 /** A WIT `message` as a string (text) or a Uint8Array (binary). */
 function fromMessage(message) {
-  return message.val;
+  return message.tag === 'text' ? message.val : toBytes(message.val);
 }
 
 /** Runs `call`; a WIT error comes back as its payload (a string such as 'backpressure'). */
@@ -107,7 +114,7 @@ export const subscribers = (topic) => connection.subscribers(topic);
 export const attachment = () => connection.attachment();
 /** Replaces the attachment; an error ({max}) when over --max-attachment, else undefined. */
 export const setAttachment = (data) =>
-  orError(() => connection.setAttachment(typeof data === 'string' ? encoder.encode(data) : data));
+  orError(() => connection.setAttachment(typeof data === 'string' ? encoder.encode(data) : toBytes(data)));
 /** Calls `onAlarm` after `ms` milliseconds (replacing an alarm set before). */
 export const setAlarm = (ms) => connection.setAlarm(BigInt(ms));
 /** Cancels the alarm. */

@@ -581,3 +581,20 @@ impl Runner {
         socket.into()
     }
 }
+
+/// Builds guests/`name` with scripts/build-guest.sh: the component's path.
+pub fn build_guest(name: &str) -> PathBuf {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let output = std::process::Command::new("scripts/build-guest.sh")
+        .arg(name)
+        .current_dir(root)
+        .output()
+        .expect("run scripts/build-guest.sh");
+    assert!(
+        output.status.success(),
+        "build-guest {name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    PathBuf::from(stdout.lines().last().expect("the component's path"))
+}
