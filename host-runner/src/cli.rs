@@ -241,7 +241,7 @@ pub struct Args {
     /// handler). Created with mode 0700; refused (and the cache left off) if another user
     /// owns it or others may write it. `off`: no cache. Default: `$XDG_CACHE_HOME/wsbox-runner`,
     /// else `$HOME/.cache/wsbox-runner`, else off.
-    #[arg(long, value_name = "DIR|off")]
+    #[arg(long, value_name = "DIR|off", env = "WSBOX_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
     /// Grants guests a host directory, as `HOST::GUEST` (read-write). Repeatable.

@@ -125,3 +125,15 @@ pub fn workspace_root() -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or(manifest)
 }
+
+/// For the build script of a crate that tests `wsbox.wasm` (tests/hosts, tests/wit-check):
+/// builds it (package `wsbox-component`) for wasm32-wasip2, rebuilt when the library, `wit/`
+/// or the component's sources change, and hands its path to the crate as `WSBOX_WASM`, so that
+/// `cargo test` always runs against the current sources.
+pub fn export_wsbox_wasm() {
+    let root = workspace_root();
+    let watch = [root.join("src"), root.join("wit"), root.join("component")];
+    let watch: Vec<&Path> = watch.iter().map(PathBuf::as_path).collect();
+    let wasm = build_component("wsbox-component", "wsbox_component", &watch);
+    println!("cargo:rustc-env=WSBOX_WASM={}", wasm.display());
+}
