@@ -11,9 +11,9 @@
 #   features): exactly the first command's dependencies;
 # - the library, its examples, the guests natively, wsbox.wasm's crate (wsbox with all its
 #   features, as under `--workspace`), tests/wit-check: no wasmtime.
-# The suites run side by side as soon as what they need is built, the longest first: the
-# library's examples and its two Autobahn runs (echo_server, client), then the runner's tests
-# with pytest and Node against the runner, then the library's tests, all under cargo-nextest.
+# The suites run side by side as soon as what they need is built: the Rust tests under
+# cargo-nextest, Node and pytest against the runner while the rest builds, then pytest's
+# suites that need the library's examples (the two Autobahn runs of the library in parallel).
 # Each stage prints `== stage NAME: N s`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -88,12 +88,6 @@ wait_all() {
     pids=() names=()
 }
 
-# The longest suites first: the library's two Autobahn runs need only its examples (the same
-# features as its tests: examples see dev-dependencies too, so nothing is built twice).
-stage "build: library examples" "${BUILD[@]}" build --quiet --profile release "${LIBRARY[@]}" --examples
-background "python: echo_server" python_echo_server
-background "python: autobahn client" python_client
-
 stage "build: runner tests" "${BUILD[@]}" test --no-run --quiet --profile release "${RUNNER[@]}" --all-targets
 stage "build: wsbox.wasm" scripts/build-wasm.sh
 background "rust tests: runner" rust_tests release "${RUNNER[@]}" --all-targets
@@ -101,6 +95,9 @@ background "python: runner, wsbox.wasm" python_runner
 background "node: wsbox.wasm, runner" node_tests
 
 stage "build: library tests" "${BUILD[@]}" test --no-run --quiet --profile release "${LIBRARY[@]}" --all-targets
+stage "build: library examples" "${BUILD[@]}" build --quiet --profile release "${LIBRARY[@]}" --examples
+background "python: echo_server" python_echo_server
+background "python: autobahn client" python_client
 background "rust tests: library" rust_tests release "${LIBRARY[@]}" --all-targets
 stage "doc tests: library" cargo test --doc --profile release "${LIBRARY[@]}"
 
