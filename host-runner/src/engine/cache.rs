@@ -22,7 +22,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ring::digest::{SHA256, digest};
+use ring::digest::{Context, SHA256, digest};
 use tracing::{info, warn};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -128,9 +128,10 @@ fn verified(entry: &[u8]) -> Option<&[u8]> {
 fn key(engine: &Engine, wasm: &[u8]) -> String {
     let mut settings = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut settings);
-    let mut input = wasm.to_vec();
-    input.extend_from_slice(&settings.finish().to_le_bytes());
-    digest(&SHA256, &input)
+    let mut key = Context::new(&SHA256);
+    key.update(wasm);
+    key.update(&settings.finish().to_le_bytes());
+    key.finish()
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
