@@ -250,3 +250,20 @@ fn windows_out_of_range_in_hand_made_params_are_kept_in_range() {
         assert_eq!(back, message(1));
     }
 }
+
+#[test]
+fn a_small_window_gets_a_hash_table_no_larger_than_itself() {
+    let ours = Deflate::default();
+    let levels: Vec<u8> = (9..=15)
+        .map(|bits| {
+            let how = params(true, Some(bits)).compression(&ours, true).unwrap();
+            assert_eq!(how.window_bits, bits);
+            how.mem_level
+        })
+        .collect();
+    // Eight hash entries per window byte, up to the default memLevel.
+    assert_eq!(levels, [5, 6, 7, 8, 8, 8, 8]);
+    // A smaller memLevel asked for is kept.
+    let small = params(true, Some(12)).compression(&ours.mem_level(2), true);
+    assert_eq!(small.unwrap().mem_level, 2);
+}
