@@ -204,6 +204,20 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub guest_cpu_rate: Duration,
 
+    /// Lines a connection's guest may print per second, on stdout and on stderr each (a
+    /// second's worth at once); 0: no limit. The lines over it are dropped and counted
+    /// (`wsbox_guest_log_dropped_total`, and in one warning once lines are logged again),
+    /// so that a guest printing in a loop cannot fill the disk or hold the logger.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub guest_log_rate: u64,
+
+    /// Entries of a guest instance's WASI resource table (streams, pollables, …; a timer's
+    /// pollable takes two) held at once; one more fails the call that asks for it (the
+    /// connection closes with 1011). Each costs the host about 130 bytes while held
+    /// (measured); wasmtime's own limits let one instance hold ~100,000 handles, ~26 MB.
+    #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub guest_resources: u32,
+
     /// Messages (data messages and pings) one client may send per second, a second's worth
     /// at once; 0: no limit. Over it, `--client-rate-action` decides.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -536,6 +550,8 @@ impl Args {
                 .map_err(|_| "--guest-memory is too large")?,
             guest_cpu: self.guest_cpu,
             guest_cpu_rate: self.guest_cpu_rate,
+            guest_log_rate: self.guest_log_rate,
+            guest_resources: self.guest_resources as usize,
             client_rate: ClientRate {
                 messages: self.client_message_rate,
                 bytes: self.client_byte_rate,

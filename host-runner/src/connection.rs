@@ -469,9 +469,15 @@ impl Task {
         self.timers.get(Timer::Close).is_some()
     }
 
-    /// Writes what the last callbacks sent, in one write.
+    /// Writes what the last callbacks sent, in one write, and what they delivered to other
+    /// connections (a publish's fan-out). The time it takes is charged to this connection's
+    /// `--guest-cpu-rate`: its guest caused those writes, so a publisher to a large room
+    /// pays for the room.
     fn flush_cork(&mut self) {
+        let started = Instant::now();
         self.guest.state().write_cork(&self.peer);
+        let now = Instant::now();
+        self.cpu.charge_time(now - started, now);
     }
 
     /// Whether the close handshake is complete (or the session failed): then the last

@@ -162,6 +162,8 @@ pub struct Runtime {
     pub budget: Arc<Budget>,
     guest_memory: usize,
     guest_cpu: Duration,
+    guest_log_rate: u64,
+    guest_resources: usize,
     dirs: Vec<(std::path::PathBuf, String)>,
     envs: Vec<(String, String)>,
     /// Where compiled handlers are kept (`--cache-dir`); `None`: compiled every time.
@@ -235,6 +237,8 @@ impl Runtime {
             budget: Budget::new(settings.memory_budget),
             guest_memory: settings.guest_memory,
             guest_cpu: settings.guest_cpu,
+            guest_log_rate: settings.guest_log_rate,
+            guest_resources: settings.guest_resources,
             dirs: settings.dirs.clone(),
             envs: settings.envs.clone(),
             cache,
@@ -286,8 +290,8 @@ impl Runtime {
     ) -> Result<Sandbox, Fault> {
         // Most of the store's host-side state is allocated here; see `crate::alloc`.
         let _arena = alloc::InstanceArena::enter();
-        let stdout = GuestLog::new(peer, Which::Stdout);
-        let stderr = GuestLog::new(peer, Which::Stderr);
+        let stdout = GuestLog::new(peer, Which::Stdout, self.guest_log_rate);
+        let stderr = GuestLog::new(peer, Which::Stderr, self.guest_log_rate);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
         for (name, value) in &self.envs {
@@ -297,9 +301,11 @@ impl Runtime {
             wasi.preopened_dir(host, guest, FsPerms::ReadWrite)?;
         }
         let clock = CallClock::new(self.guest_cpu);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.guest_resources);
         let state = StoreData {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limits: Limiter::new(self.budget.clone(), self.guest_memory),
             stdout,
             stderr,

@@ -18,6 +18,7 @@ mod linger;
 mod logging;
 mod metrics;
 mod peer;
+mod rate;
 mod registry;
 mod reload;
 mod server;

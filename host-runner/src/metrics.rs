@@ -136,6 +136,9 @@ metrics! {
         host_sealed = 0 "{kind=\"sealed\"}";
         host_inbound = 0 "{kind=\"inbound\"}";
     }
+    "guest_log_dropped_total" counter "Lines guests printed over --guest-log-rate, not logged." {
+        guest_log_dropped = 0 "";
+    }
     "client_over_rate_total" counter "Times a client went over --client-message-rate or --client-byte-rate (its reads paused, or it was closed with 1008)." {
         client_over_rate = 0 "";
     }

@@ -56,6 +56,10 @@ pub struct Settings {
     pub guest_cpu: Duration,
     /// `--guest-cpu-rate`: what a connection's calls may hold it per second, on average.
     pub guest_cpu_rate: Duration,
+    /// `--guest-log-rate`: lines per second per stream; 0: no limit.
+    pub guest_log_rate: u64,
+    /// `--guest-resources`: WASI resources one instance may hold.
+    pub guest_resources: usize,
     /// `--client-*-rate`: what a client may send per second.
     pub client_rate: ClientRate,
     pub shutdown_timeout: Duration,

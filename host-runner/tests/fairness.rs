@@ -82,3 +82,41 @@ fn an_alarm_loop_is_held_to_its_cpu_rate() {
     eprintln!("{alarms} alarms of 20 ms in {watched:?}");
     assert!((5..=40).contains(&alarms), "{alarms} alarms ran");
 }
+
+/// The writes a publish fans out to a room are charged to the publisher's
+/// `--guest-cpu-rate`, not to no one: an alarm loop publishing to 300 subscribers gets fewer
+/// publishes a second than its own calls alone would allow.
+#[test]
+fn a_publisher_pays_for_its_fan_out() {
+    const SUBSCRIBERS: usize = 300;
+    let runner = Runner::with_test_handler(&[
+        "--guest-cpu-rate",
+        "20ms",
+        "--max-connections-per-address",
+        "0",
+        "--guest-log-rate",
+        "0",
+    ]);
+    let mut subscribers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut client = runner.connect("/topics");
+            assert_eq!(client.ask("sub self"), "subscribed");
+            client
+        })
+        .collect();
+    let publisher = runner.connect("/hostile?selfpub=16&count=1000000");
+    let watched = Duration::from_secs(2);
+    std::thread::sleep(watched);
+    drop(publisher);
+    // What one subscriber got is what was published (16-byte messages fit its socket).
+    let mut received = 0;
+    while let Some(Ok(_)) = subscribers[0].within(Duration::from_millis(500)) {
+        received += 1;
+    }
+    // 20 ms to spend at once, 20 ms owed, 20 ms a second: 80 ms of calls and fan-out in
+    // 2 s, each publish writing to 300 sockets. Measured: 48 publishes; 392–398 while the
+    // fan-out was charged to no one (the calls alone).
+    eprintln!("{received} publishes to {SUBSCRIBERS} subscribers in {watched:?}");
+    assert!(received > 0, "nothing was published");
+    assert!(received < 200, "{received} publishes got through in {watched:?}");
+}

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::tls::Certs;
 use common::{RawClient, Runner, TEXT, rss};
+use tungstenite::protocol::frame::coding::CloseCode;
 
 const MIB: u64 = 1 << 20;
 /// What a connection may hold beyond `--max-backpressure`: the part of a TLS chunk sealed
@@ -108,7 +109,8 @@ fn empty_messages_to_subscribers_that_never_read_cost_their_bound() {
 fn a_guest_publishing_to_itself_in_a_loop_is_held_to_the_bound() {
     const SIZE: usize = 256 * 1024;
     const COUNT: usize = 400;
-    let runner = Runner::with_test_handler(&["--hibernate-after", "300ms"]);
+    // Every publish prints a line, the last one awaited: no --guest-log-rate.
+    let runner = Runner::with_test_handler(&["--hibernate-after", "300ms", "--guest-log-rate", "0"]);
     let path = format!("/hostile?selfpub={SIZE}&count={COUNT}");
     let before = rss(runner.pid());
     let client = runner.connect_raw_on(runner.slow_socket(), &path);
@@ -352,4 +354,54 @@ fn unfinished_messages_are_held_to_host_memory() {
             "wsbox_host_refusals_total"
         ) > 0
     );
+}
+
+#[test]
+fn a_guest_holding_resources_is_held_to_guest_resources() {
+    let runner = Runner::with_test_handler(&["--guest-resources", "1000"]);
+    // Within the cap: a pollable on a timer takes two entries, the guest's stdio a few more.
+    let mut fine = runner.connect("/hostile?resources=400");
+    fine.echo("still here");
+    let log = runner.wait_for_log("holding 400 resources");
+    assert!(log.contains("holding 400 resources"), "{log}");
+    // Past it the call fails and only its own connection closes, with 1011; before the cap,
+    // wasmtime's own limits let one guest hold ~100,000 handles (~130 B of host memory
+    // per table entry, measured).
+    let mut hog = runner.connect("/hostile?resources=5000");
+    assert_eq!(hog.expect_close(), Some(CloseCode::Error));
+    assert!(!runner.log().contains("holding 5000 resources"));
+    fine.echo("neighbour unaffected");
+    assert_neighbour_served(&runner);
+}
+
+#[test]
+fn a_guest_printing_in_a_loop_is_held_to_guest_log_rate() {
+    const LINES: usize = 2000;
+    let runner = Runner::with_test_handler(&["--guest-log-rate", "50"]);
+    let mut printer = runner.connect(&format!("/hostile?lines={LINES}"));
+    let started = Instant::now();
+    printer.echo("print");
+    let first_call = started.elapsed();
+    // The next call's first line logged says how many of the first call's were dropped.
+    std::thread::sleep(Duration::from_millis(200));
+    printer.echo("print again");
+    let log = runner.wait_for_log("lines over --guest-log-rate dropped");
+    let (before, report) = log
+        .split_once("lines over --guest-log-rate dropped")
+        .unwrap_or_else(|| panic!("no count of dropped lines: {log}"));
+    let logged = before.lines().filter(|l| l.contains("guest: line ")).count();
+    // A second's worth at once, plus what the rate refilled during the call.
+    let allowed = 50 + (50.0 * first_call.as_secs_f64()).ceil() as usize;
+    assert!(
+        (50..=allowed).contains(&logged),
+        "{logged} of {LINES} lines logged (at most {allowed})"
+    );
+    let dropped = report
+        .split("dropped=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok());
+    assert_eq!(dropped, Some(LINES - logged), "{report}");
+    printer.echo("still open");
+    assert_neighbour_served(&runner);
 }

@@ -9,6 +9,9 @@
 //!   in each of N alarms (printing `spun N` each time), instead of publishing.
 //! - `auto=SIZE`: registers an auto-response: the text `p` is answered with SIZE bytes of
 //!   `a`, without the guest: one small client message, one large answer.
+//! - `resources=N`: opens N WASI pollables in `on-open` and never drops them, then prints
+//!   `holding N resources` (a guest filling the host's resource table).
+//! - `lines=N`: prints N lines (`line I`) for each message (a guest filling the log).
 //!
 //! Messages are echoed.
 
@@ -23,6 +26,13 @@ fn param(name: &str) -> Option<usize> {
 }
 
 pub(crate) fn on_open() {
+    if let Some(n) = param("resources") {
+        let held: Vec<_> = (0..n)
+            .map(|_| wasip2::clocks::monotonic_clock::subscribe_duration(1 << 40))
+            .collect();
+        println!("holding {} resources", held.len());
+        std::mem::forget(held);
+    }
     if let Some(size) = param("auto") {
         let response = Message::Text("a".repeat(size));
         if let Err(error) = connection::set_auto_response(&Message::Text("p".into()), &response) {
@@ -57,4 +67,11 @@ pub(crate) fn on_alarm() {
     }
     let _ = connection::set_attachment(&(left - 1).to_be_bytes());
     connection::set_alarm(0);
+}
+
+/// Before a message is echoed.
+pub(crate) fn on_message() {
+    for i in 0..param("lines").unwrap_or(0) {
+        println!("line {i}");
+    }
 }

@@ -309,6 +309,9 @@ impl Guest for Handler {
             eprint!("guest unfinished line");
             println!("long:{}", "x".repeat(3000));
         }
+        if mode == Mode::Hostile {
+            hostile::on_message();
+        }
         match mode {
             Mode::Echo
             | Mode::Print

@@ -4,7 +4,8 @@
 //! connection's `peer`: `info` for stdout, `warn` for stderr (blank lines are dropped,
 //! control characters escaped). A line is held until its newline or the end of the guest
 //! call; one longer than [`LINE_MAX`] is logged in pieces, so a guest cannot make the host
-//! buffer more than that per stream.
+//! buffer more than that per stream. Lines over `--guest-log-rate` per second are dropped and
+//! counted; the count is logged with the next line that is not.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,9 +13,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use hyper::body::Bytes;
+use tokio::time::Instant;
 use tracing::{info, warn};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use crate::metrics::METRICS;
+use crate::rate::Bucket;
 
 /// The longest line logged as one event.
 const LINE_MAX: usize = 1024;
@@ -36,14 +41,21 @@ struct Lines {
     peer: SocketAddr,
     which: Which,
     partial: Vec<u8>,
+    /// `--guest-log-rate`; `None`: no limit.
+    rate: Option<Bucket>,
+    /// Lines dropped over the rate since the last one logged.
+    dropped: u64,
 }
 
 impl GuestLog {
-    pub fn new(peer: SocketAddr, which: Which) -> Self {
+    /// `rate`: lines per second (`--guest-log-rate`), 0 for no limit.
+    pub fn new(peer: SocketAddr, which: Which, rate: u64) -> Self {
         GuestLog(Arc::new(Mutex::new(Lines {
             peer,
             which,
             partial: Vec::new(),
+            rate: (rate > 0).then(|| Bucket::new(rate, Instant::now())),
+            dropped: 0,
         })))
     }
 
@@ -90,10 +102,11 @@ impl Lines {
         }
     }
 
-    /// Logs the buffered line, unless it is blank.
+    /// Logs the buffered line, unless it is blank or over the rate.
     fn emit(&mut self) {
-        let raw = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
-        if !raw.is_empty() {
+        if self.logged() {
+            self.report_dropped();
+            let raw = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
             let text = String::from_utf8_lossy(raw);
             let line = printable(&text);
             match self.which {
@@ -103,6 +116,34 @@ impl Lines {
         }
         self.partial.clear();
     }
+
+    /// Whether the buffered line is to be logged: it is not blank, and within the rate
+    /// (else it is counted as dropped).
+    fn logged(&mut self) -> bool {
+        if matches!(self.partial.as_slice(), [] | [b'\r']) {
+            return false;
+        }
+        if let Some(rate) = &mut self.rate
+            && !rate.take(1, Instant::now())
+        {
+            self.dropped += 1;
+            METRICS.guest_log_dropped.inc();
+            return false;
+        }
+        true
+    }
+
+    /// Says how many lines were dropped over the rate since the last one logged.
+    fn report_dropped(&mut self) {
+        if self.dropped > 0 {
+            let stream = match self.which {
+                Which::Stdout => "stdout",
+                Which::Stderr => "stderr",
+            };
+            warn!(target: "guest", peer = %self.peer, dropped = self.dropped, "{stream} lines over --guest-log-rate dropped");
+            self.dropped = 0;
+        }
+    }
 }
 
 impl Drop for Lines {
@@ -110,6 +151,7 @@ impl Drop for Lines {
         if !self.partial.is_empty() {
             self.emit();
         }
+        self.report_dropped();
     }
 }
 
