@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod caps;
 mod values;
 
 use values::{parse_dir, parse_duration, parse_env, parse_origin, parse_size};
@@ -414,6 +415,7 @@ impl Args {
         if self.max_topics == 0 || self.max_topic_len == 0 {
             return Err("--max-topics and --max-topic-len must be at least 1".into());
         }
+        caps::check_app_limits(&self)?;
         let max_topic_len =
             u32::try_from(self.max_topic_len).map_err(|_| "--max-topic-len cannot exceed 4GiB")?;
         let max_attachment = u32::try_from(self.max_attachment)

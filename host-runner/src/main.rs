@@ -94,6 +94,29 @@ fn run(settings: settings::Settings) -> Result<(), String> {
     })
 }
 
+/// Says what connections may keep in the host beside their outboxes and unfinished input
+/// (both within --host-memory): attachments, auto-responses, topic names, deflate contexts,
+/// bounded per connection by their flags. Warns when that, for --max-connections, passes
+/// --host-memory.
+fn state_bound(settings: &settings::Settings) {
+    let each = settings.state_per_connection();
+    let all = each.saturating_mul(settings.max_connections);
+    info!(
+        per_connection = each,
+        max_connections = settings.max_connections,
+        all,
+        "connection state bound (attachment, auto-responses, topic names, deflate context)"
+    );
+    if all > settings.host_memory {
+        warn!(
+            "--max-connections × the state one connection may keep ({all} bytes) passes \
+             --host-memory ({}): lower --max-connections, --max-attachment, \
+             --max-auto-responses, --max-auto-response-size or --max-topics",
+            settings.host_memory
+        );
+    }
+}
+
 /// This runner's node id: random, so that runners started alike still differ.
 fn node_id() -> Result<u32, String> {
     let mut bytes = [0; 4];
@@ -138,6 +161,7 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: settings::Settings) -> R
         let _ = writeln!(stdout, "wsbox-runner listening on {scheme}://{local}/");
         let _ = stdout.flush();
     }
+    state_bound(&shared.settings);
     if let Some(listener) = metrics {
         tokio::spawn(admin::serve(listener, shared.clone()));
     }

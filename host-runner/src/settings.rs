@@ -24,6 +24,36 @@ pub struct AppLimits {
     pub max_backpressure: usize,
 }
 
+impl AppLimits {
+    /// The most one connection's guest can make the host keep for it, live or hibernated:
+    /// its attachment, its auto-responses (request and response each), its topic names.
+    /// Bounded by the flags alone (see [`Settings::state_per_connection`]), so not counted
+    /// as it is used.
+    pub fn state(&self) -> usize {
+        let guest = &self.guest;
+        let bytes = u64::from(guest.max_attachment)
+            + 2 * u64::from(guest.max_auto_responses) * u64::from(guest.max_auto_response_size)
+            + u64::from(guest.max_topics) * u64::from(guest.max_topic_len);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+}
+
+impl Deflate {
+    /// What a connection with context takeover keeps between messages, live or hibernated:
+    /// zlib's compressor (window ×4, plus 2^(memLevel+9) of hash and buffer) and
+    /// decompressor (window), plus their fixed state (~13 KiB, measured on zlib 1.3). `0`
+    /// unless `--deflate takeover`.
+    pub fn state(&self) -> usize {
+        if self.mode != Mode::Takeover {
+            return 0;
+        }
+        (13 << 10)
+            + (1 << (self.window_bits + 2))
+            + (1 << (self.mem_level + 9))
+            + (1 << self.window_bits)
+    }
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -81,6 +111,16 @@ pub struct ClientRate {
     pub bytes: u64,
     /// Over either rate: close with 1008 (`true`) or stop reading until back under it.
     pub close: bool,
+}
+
+impl Settings {
+    /// The most a connection's state can hold in the host beside its outbox
+    /// (`--max-backpressure`) and its unfinished input (`--host-memory`): its app state
+    /// ([`AppLimits::state`]) and its deflate context ([`Deflate::state`]). The runner
+    /// states it at startup, times `--max-connections`.
+    pub fn state_per_connection(&self) -> usize {
+        self.app.state().saturating_add(self.deflate.state())
+    }
 }
 
 /// `--deflate`: whether and how the runner negotiates compression.

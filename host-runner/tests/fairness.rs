@@ -118,5 +118,8 @@ fn a_publisher_pays_for_its_fan_out() {
     // fan-out was charged to no one (the calls alone).
     eprintln!("{received} publishes to {SUBSCRIBERS} subscribers in {watched:?}");
     assert!(received > 0, "nothing was published");
-    assert!(received < 200, "{received} publishes got through in {watched:?}");
+    assert!(
+        received < 200,
+        "{received} publishes got through in {watched:?}"
+    );
 }

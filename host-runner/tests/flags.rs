@@ -129,3 +129,31 @@ fn deflate_values_out_of_range_are_refused() {
         assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
     }
 }
+
+#[test]
+fn what_every_connection_keeps_has_sanity_caps() {
+    for (flag, value) in [
+        ("--max-attachment", "2MiB"),
+        ("--max-auto-responses", "65"),
+        ("--max-auto-response-size", "65KiB"),
+        ("--max-topics", "5000"),
+    ] {
+        let stderr = refused_flags(&[flag, value]);
+        assert!(
+            stderr.contains(&format!("{flag} can be at most")),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_state_every_connection_may_keep_is_stated_at_startup() {
+    let runner = common::Runner::start(&["--max-attachment", "1MiB"]);
+    let log = runner.wait_for_log("connection state bound");
+    let line = log
+        .lines()
+        .find(|line| line.contains("connection state bound"))
+        .unwrap_or_else(|| panic!("{log}"));
+    // 1 MiB + 8 × 2 × 2 KiB + 64 × 256 bytes.
+    assert!(line.contains("per_connection=1097728"), "{line}");
+}

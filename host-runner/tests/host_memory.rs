@@ -110,7 +110,8 @@ fn a_guest_publishing_to_itself_in_a_loop_is_held_to_the_bound() {
     const SIZE: usize = 256 * 1024;
     const COUNT: usize = 400;
     // Every publish prints a line, the last one awaited: no --guest-log-rate.
-    let runner = Runner::with_test_handler(&["--hibernate-after", "300ms", "--guest-log-rate", "0"]);
+    let runner =
+        Runner::with_test_handler(&["--hibernate-after", "300ms", "--guest-log-rate", "0"]);
     let path = format!("/hostile?selfpub={SIZE}&count={COUNT}");
     let before = rss(runner.pid());
     let client = runner.connect_raw_on(runner.slow_socket(), &path);
@@ -389,7 +390,10 @@ fn a_guest_printing_in_a_loop_is_held_to_guest_log_rate() {
     let (before, report) = log
         .split_once("lines over --guest-log-rate dropped")
         .unwrap_or_else(|| panic!("no count of dropped lines: {log}"));
-    let logged = before.lines().filter(|l| l.contains("guest: line ")).count();
+    let logged = before
+        .lines()
+        .filter(|l| l.contains("guest: line "))
+        .count();
     // A second's worth at once, plus what the rate refilled during the call.
     let allowed = 50 + (50.0 * first_call.as_secs_f64()).ceil() as usize;
     assert!(
