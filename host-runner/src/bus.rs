@@ -76,7 +76,7 @@ impl Bus {
     pub fn publish(
         &self,
         topic: &str,
-        message: &mut Outgoing<'_>,
+        message: &mut Outgoing,
         skip: Option<&Arc<Peer>>,
         delivered: &mut Vec<Arc<Peer>>,
     ) -> u32 {

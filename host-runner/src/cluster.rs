@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, Event, Subscriber};
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -222,7 +223,7 @@ impl Cluster {
         while let Some(message) = requests.next().await {
             let Some(reply) = message.reply else { continue };
             let status = match Command::parse(&message.payload) {
-                Some(request) => serve(&registry, request),
+                Some(request) => serve(&registry, request, &message.payload),
                 None => {
                     warn!(subject = %message.subject, "malformed cluster request ignored");
                     continue;
@@ -375,7 +376,7 @@ async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Regi
             match wire::parse_message(&message.payload) {
                 Some((kind, data)) => {
                     METRICS.cluster_received.inc();
-                    let mut message = Outgoing::new(kind, data);
+                    let mut message = Outgoing::new(kind, message.payload.slice_ref(data));
                     let queued = registry.publish(&topic, &mut message, None, &mut delivered);
                     METRICS.deliveries.add(u64::from(queued));
                 }
@@ -395,13 +396,14 @@ async fn deliver(mut subscriber: Subscriber, topic: Box<str>, registry: Arc<Regi
 }
 
 /// Does what another node asked for one of this node's connections.
-fn serve(registry: &Registry, request: Command<'_>) -> Status {
+/// `payload`: the bytes `request` was parsed from (a send's message is a slice of them).
+fn serve(registry: &Registry, request: Command<'_>, payload: &Bytes) -> Status {
     let result = match request {
         Command::Send(id, kind, data) => {
             let Some(peer) = registry.get(id) else {
                 return Status::Gone;
             };
-            let mut message = Outgoing::new(kind, data);
+            let mut message = Outgoing::new(kind, payload.slice_ref(data));
             peer.deliver(message.frame(peer.form())).map(|first| {
                 METRICS.deliveries.inc();
                 if first {

@@ -36,12 +36,68 @@ pub fn encode_parts(out: &mut Vec<u8>, kind: Data, payload: &[u8]) {
 }
 
 /// The one frame that carries a message of this kind and these bytes, to be queued to
-/// other connections (a send, a publish, a delivery from another runner).
-pub fn frame(kind: Data, payload: &[u8]) -> Bytes {
+/// other connections (a send, a publish, a delivery from another runner). A payload of
+/// [`LARGE`] bytes or more is not copied: the frame is its header and the payload itself.
+pub fn frame(kind: Data, payload: &Bytes) -> Frame {
+    if payload.len() >= LARGE {
+        let mut head = Vec::with_capacity(10);
+        header(kind, payload.len()).encode(&mut head);
+        return Frame {
+            head: Bytes::from(head),
+            body: payload.clone(),
+        };
+    }
     // A frame header is at most 10 bytes (server frames are unmasked).
     let mut out = Vec::with_capacity(payload.len() + 10);
     encode_parts(&mut out, kind, payload);
-    Bytes::from(out)
+    Frame::whole(Bytes::from(out))
+}
+
+/// A frame queued to other connections, shared by all of them: one buffer, or a large
+/// message's header and its payload as the sender handed it over. Not copying the payload
+/// saves a copy per publish and holds it at the size it was allocated: copied behind a
+/// header, a 1 MiB payload took jemalloc's next size class, 1.25 MiB, and a subscriber that
+/// does not read held that (measured: 1.33 MiB of RSS per subscriber, 1.06 MiB the bound).
+#[derive(Clone, Debug, Default)]
+pub struct Frame {
+    head: Bytes,
+    /// Empty when `head` is the whole frame.
+    body: Bytes,
+}
+
+impl Frame {
+    /// A frame in one buffer.
+    pub fn whole(bytes: Bytes) -> Self {
+        Frame {
+            head: bytes,
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// The frame in one buffer, copied.
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().flat_map(|part| part.iter().copied()).collect()
+    }
+
+    /// The frame's bytes in wire order: one buffer or two.
+    pub fn parts(&self) -> impl Iterator<Item = &Bytes> {
+        std::iter::once(&self.head).chain((!self.body.is_empty()).then_some(&self.body))
+    }
+}
+
+fn header(kind: Data, len: usize) -> FrameHeader {
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: OpCode::Data(kind),
+        mask: None,
+        payload_len: len as u64,
+    }
 }
 
 #[derive(Default)]
@@ -80,15 +136,8 @@ impl Cork {
             Message::Text(text) => (Data::Text, text.into_bytes()),
             Message::Binary(data) => (Data::Binary, data),
         };
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: OpCode::Data(opcode),
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
         let bytes = self.bytes();
-        header.encode(bytes);
+        header(opcode, payload.len()).encode(bytes);
         let at = bytes.len();
         self.large.push((at, payload));
     }
@@ -155,5 +204,24 @@ mod tests {
         assert_eq!(collected(&mut cork), expected);
         assert!(cork.is_empty());
         assert_eq!(collected(&mut cork), b"");
+    }
+
+    #[test]
+    fn a_large_payload_is_framed_in_place() {
+        for (kind, len) in [
+            (Data::Text, 10),
+            (Data::Binary, LARGE - 1),
+            (Data::Binary, LARGE),
+            (Data::Text, 1 << 20),
+        ] {
+            let payload = Bytes::from(vec![b'x'; len]);
+            let frame = frame(kind, &payload);
+            let mut expected = Vec::new();
+            encode_parts(&mut expected, kind, &payload);
+            assert_eq!(frame.to_vec(), expected, "{len}");
+            assert_eq!(frame.len(), expected.len());
+            let in_place = frame.parts().any(|part| part.as_ptr() == payload.as_ptr());
+            assert_eq!(in_place, len >= LARGE, "{len}");
+        }
     }
 }

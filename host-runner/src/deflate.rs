@@ -18,6 +18,7 @@ use wsbox::deflate::{Compression, Deflate, Engines, Params};
 use wsbox::frame::{Data, OpCode, RSV1, encode_frame_with};
 use wsbox::session::Session;
 
+use crate::cork::Frame;
 use crate::metrics::METRICS;
 use crate::settings::{self, Mode};
 
@@ -118,15 +119,15 @@ pub fn count(raw: usize, compressed: usize) {
 
 /// A message sent to other connections (a publish, a `send-to`, a delivery from another
 /// runner): its frame is built once per form the recipients need, and shared by them.
-pub struct Outgoing<'a> {
+pub struct Outgoing {
     kind: Data,
-    payload: &'a [u8],
-    plain: Option<Bytes>,
-    compressed: Vec<(Compression, Bytes)>,
+    payload: Bytes,
+    plain: Option<Frame>,
+    compressed: Vec<(Compression, Frame)>,
 }
 
-impl<'a> Outgoing<'a> {
-    pub fn new(kind: Data, payload: &'a [u8]) -> Self {
+impl Outgoing {
+    pub fn new(kind: Data, payload: Bytes) -> Self {
         Outgoing {
             kind,
             payload,
@@ -136,13 +137,13 @@ impl<'a> Outgoing<'a> {
     }
 
     /// The message's kind and bytes.
-    pub fn parts(&self) -> (Data, &'a [u8]) {
-        (self.kind, self.payload)
+    pub fn parts(&self) -> (Data, &Bytes) {
+        (self.kind, &self.payload)
     }
 
     /// The frame for a connection sent messages as `form`.
-    pub fn frame(&mut self, form: Form) -> &Bytes {
-        let (kind, payload) = (self.kind, self.payload);
+    pub fn frame(&mut self, form: Form) -> &Frame {
+        let (kind, payload) = (self.kind, &self.payload);
         match form {
             Form::Shared { how, min_size } if payload.len() >= min_size => {
                 let at = match self.compressed.iter().position(|(h, _)| *h == how) {
@@ -150,7 +151,7 @@ impl<'a> Outgoing<'a> {
                     None => {
                         let mut out = Vec::with_capacity(payload.len() / 2 + 16);
                         encode(&mut out, form, kind, payload);
-                        self.compressed.push((how, Bytes::from(out)));
+                        self.compressed.push((how, Frame::whole(Bytes::from(out))));
                         self.compressed.len() - 1
                     }
                 };
@@ -214,8 +215,9 @@ mod tests {
         let shared = settings(Mode::Shared).form(Some(params));
         assert!(matches!(shared, Form::Shared { .. }));
         let text = "{\"user\":\"ann\",\"text\":\"hello\"},".repeat(20);
-        let mut outgoing = Outgoing::new(Data::Text, text.as_bytes());
-        let compressed = outgoing.frame(shared).clone();
+        let mut outgoing = Outgoing::new(Data::Text, Bytes::from(text.clone()));
+        let frame = outgoing.frame(shared).clone();
+        let compressed = frame.to_vec();
         assert!(
             compressed.len() < text.len() / 4,
             "{} bytes",
@@ -223,9 +225,10 @@ mod tests {
         );
         assert_eq!(compressed[0] & 0x40, 0x40, "RSV1 marks it compressed");
         // The second subscriber of the same form gets the very same bytes.
-        assert_eq!(outgoing.frame(shared).as_ptr(), compressed.as_ptr());
+        let first = |frame: &Frame| frame.parts().next().map(|part| part.as_ptr());
+        assert_eq!(first(outgoing.frame(shared)), first(&frame));
         assert_eq!(outgoing.compressed.len(), 1);
-        let plain = outgoing.frame(Form::Plain).clone();
+        let plain = outgoing.frame(Form::Plain).to_vec();
         assert_eq!(plain.len(), text.len() + 4);
         for (params, wire) in [(Some(params), &compressed), (None, &plain)] {
             let got = read(params, wire);
@@ -238,7 +241,7 @@ mod tests {
         let takeover = settings(Mode::Takeover).form(Some(Params::default()));
         assert_eq!(takeover, Form::Takeover);
         let big = vec![b'a'; 1000];
-        let mut outgoing = Outgoing::new(Data::Binary, &big);
+        let mut outgoing = Outgoing::new(Data::Binary, Bytes::from(big.clone()));
         assert_eq!(outgoing.frame(takeover).len(), 1004);
         let mut own = Vec::new();
         assert!(

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::cork::Frame;
 use crate::deflate::Form;
 use crate::id::Id;
 use crate::metrics::METRICS;
@@ -53,10 +54,10 @@ pub enum Refused {
 /// The close code for a connection closed by `--close-on-backpressure`.
 pub const POLICY_VIOLATION: u16 = 1008;
 
-/// What one waiting frame costs beyond its bytes: its slot in the queue (a `Bytes`, 32
-/// bytes, in a ring that may be twice as long as it is full) and the allocator's rounding
-/// of a small frame's own allocation.
-const ENTRY_COST: usize = 64;
+/// What one waiting entry costs beyond its bytes: its slot in the queue (an [`Entry`], 40
+/// bytes, in a ring that may be twice as long as it is full). A small frame's own
+/// allocation is rounded up by the allocator by less than that on average.
+const ENTRY_COST: usize = 80;
 /// Over TLS, plaintext is sealed this much at a time, when the socket can take it: what a
 /// connection holds sealed and unwritten.
 const SEAL_CHUNK: usize = 64 * 1024;
@@ -81,11 +82,19 @@ pub struct Peer {
     form: Form,
 }
 
+/// Bytes waiting in the queue: a frame, the rest of one, a large frame's header or
+/// payload ([`Frame`]), or own frames the socket did not take.
+struct Entry {
+    bytes: Bytes,
+    /// The frame goes on in the next entry (a large frame's header).
+    continued: bool,
+}
+
 #[derive(Default)]
 struct Outbox {
     /// Frames (or the unwritten rest of the first one) waiting for the socket: wire bytes
     /// on plain TCP, plaintext to be sealed over TLS.
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<Entry>,
     /// Over TLS: records sealed and not yet written (the rest of the last chunk).
     sealed: Bytes,
     /// Over TLS: `close_notify` is to be sealed once `queue` is.
@@ -160,12 +169,14 @@ impl Peer {
     /// its callback returns ([`Self::flush_delivered`]), so that several messages to one
     /// connection go out in one write. `Ok(true)`: the queue was empty, the caller must
     /// flush it.
-    pub fn deliver(&self, frame: &Bytes) -> Result<bool, Refused> {
+    pub fn deliver(&self, frame: &Frame) -> Result<bool, Refused> {
         let mut outbox = self.outbox();
         if outbox.closed {
             return Err(Refused::Closed);
         }
-        if let Err(over) = room(outbox.queued, frame.len(), self.max_backpressure) {
+        // A large frame takes two entries: the second one's cost counts as its bytes.
+        let len = frame.len() + (frame.parts().count() - 1) * ENTRY_COST;
+        if let Err(over) = room(outbox.queued, len, self.max_backpressure) {
             outbox.dropped += 1;
             METRICS.dropped.inc();
             if over == Over::Connection && self.close_on_backpressure && !outbox.overflowed {
@@ -176,7 +187,10 @@ impl Peer {
             return Err(Refused::Backpressure);
         }
         let first = outbox.queued == 0;
-        outbox.push(frame.clone());
+        let mut parts = frame.parts().peekable();
+        while let Some(part) = parts.next() {
+            outbox.push_entry(part.clone(), parts.peek().is_some());
+        }
         Ok(first)
     }
 
@@ -324,7 +338,7 @@ impl Peer {
                     .queue
                     .iter()
                     .take(MAX_SLICES)
-                    .map(|b| IoSlice::new(b))
+                    .map(|entry| IoSlice::new(&entry.bytes))
                     .collect();
                 stream.try_write_vectored(&slices)
             };
@@ -394,16 +408,20 @@ impl Peer {
         if outbox.overflowed {
             // Over TLS the queue is plaintext not sealed yet: all of it can go, and the
             // client still gets whole records. On plain TCP the first frame may be half
-            // written: it stays.
+            // written: it stays (one entry, or a large frame's two).
             let keep = match self.transport.get() {
                 Some(Transport::Tls(..)) => 0,
-                _ => 1,
+                _ => outbox
+                    .queue
+                    .iter()
+                    .position(|entry| !entry.continued)
+                    .map_or(0, |last| last + 1),
             };
             while outbox.queue.len() > keep {
-                let Some(frame) = outbox.queue.pop_back() else {
+                let Some(entry) = outbox.queue.pop_back() else {
                     break;
                 };
-                outbox.release(frame.len() + ENTRY_COST, Held::Outbox);
+                outbox.release(entry.bytes.len() + ENTRY_COST, Held::Outbox);
             }
         }
         Some(request)
@@ -529,10 +547,14 @@ impl Outbox {
         Self::gauge(held).sub(n as u64);
     }
 
-    /// Queues a frame behind the others.
-    fn push(&mut self, frame: Bytes) {
-        self.hold(frame.len() + ENTRY_COST, Held::Outbox);
-        self.queue.push_back(frame);
+    /// Queues whole frames (own frames the socket did not take) behind the others.
+    fn push(&mut self, frames: Bytes) {
+        self.push_entry(frames, false);
+    }
+
+    fn push_entry(&mut self, bytes: Bytes, continued: bool) {
+        self.hold(bytes.len() + ENTRY_COST, Held::Outbox);
+        self.queue.push_back(Entry { bytes, continued });
     }
 
     fn count_out(&mut self, written: usize) {
@@ -545,7 +567,7 @@ impl Outbox {
         // One update of the process-wide count for the whole write, not one per frame.
         let mut released = 0;
         while n > 0 {
-            let Some(front) = self.queue.front_mut() else {
+            let Some(Entry { bytes: front, .. }) = self.queue.front_mut() else {
                 break;
             };
             let len = front.len();
@@ -568,7 +590,7 @@ impl Outbox {
     fn seal_chunk(&mut self, transport: &Transport) {
         let mut plain: Vec<IoSlice<'_>> = Vec::new();
         let mut take = 0;
-        for frame in &self.queue {
+        for Entry { bytes: frame, .. } in &self.queue {
             if take >= SEAL_CHUNK || plain.len() >= MAX_SLICES {
                 break;
             }

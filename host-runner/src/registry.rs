@@ -97,7 +97,7 @@ impl Registry {
     pub fn publish(
         &self,
         topic: &str,
-        message: &mut Outgoing<'_>,
+        message: &mut Outgoing,
         skip: Option<&Arc<Peer>>,
         delivered: &mut Vec<Arc<Peer>>,
     ) -> u32 {

@@ -363,8 +363,8 @@ impl State {
     }
 
     /// `send-to` a connection of this runner.
-    pub fn send_here(&mut self, peer: Arc<Peer>, message: &Message) -> Result<(), SendError> {
-        let (kind, payload) = crate::wit::parts(message);
+    pub fn send_here(&mut self, peer: Arc<Peer>, message: Message) -> Result<(), SendError> {
+        let (kind, payload) = crate::wit::into_parts(message);
         let mut outgoing = Outgoing::new(kind, payload);
         if peer.deliver(outgoing.frame(peer.form()))? {
             self.delivered.push(peer);
@@ -412,9 +412,9 @@ impl State {
 
     /// `publish`: to every subscriber of `topic` on every runner; returns how many here
     /// took it (this connection included, with `include_self`).
-    pub fn publish(&mut self, topic: &str, message: &Message, include_self: bool) -> u32 {
+    pub fn publish(&mut self, topic: &str, message: Message, include_self: bool) -> u32 {
         let own = self.peer().cloned();
-        let (kind, payload) = crate::wit::parts(message);
+        let (kind, payload) = crate::wit::into_parts(message);
         let mut outgoing = Outgoing::new(kind, payload);
         let mut queued = self
             .bus
@@ -426,7 +426,8 @@ impl State {
             let form = own.as_ref().map_or(Form::Plain, |peer| peer.form());
             let frame = outgoing.frame(form);
             if self.fits(frame.len()) {
-                self.cork.bytes().extend_from_slice(frame);
+                let cork = self.cork.bytes();
+                frame.parts().for_each(|part| cork.extend_from_slice(part));
                 queued = queued.saturating_add(1);
             } else {
                 self.count_drop();
@@ -525,7 +526,7 @@ mod tests {
         };
         let mut state = State::new(Id::random(1).expect("id"), bus, limits);
         let (other, mut client) = peer_pair(Id::random(1).expect("id")).await;
-        let frame = bytes::Bytes::from_static(b"\x82\x02hi");
+        let frame = crate::cork::Frame::whole(bytes::Bytes::from_static(b"\x82\x02hi"));
         // A callback delivered to `other`; the caller must flush it (its queue was empty).
         assert_eq!(other.deliver(&frame), Ok(true));
         state.delivered.push(other.clone());

@@ -24,6 +24,14 @@ pub use bindings::wsbox::websocket::types::{Message, Request, Response};
 wsbox::message_conversions!(Message);
 
 /// A message's kind and bytes.
+/// A message's kind and bytes, owned: the payload becomes shared bytes without a copy.
+pub fn into_parts(message: Message) -> (Data, bytes::Bytes) {
+    match message {
+        Message::Text(text) => (Data::Text, text.into_bytes().into()),
+        Message::Binary(data) => (Data::Binary, data.into()),
+    }
+}
+
 pub fn parts(message: &Message) -> (Data, &[u8]) {
     match message {
         Message::Text(text) => (Data::Text, text.as_bytes()),

@@ -80,7 +80,7 @@ impl Host for StoreData {
     async fn send_to(&mut self, to: Id, msg: Message) -> Result<(), SendError> {
         match self.state.target(&to).ok_or(SendError::Gone)? {
             Target::Me => self.state.send(msg),
-            Target::Here(peer) => self.state.send_here(peer, &msg),
+            Target::Here(peer) => self.state.send_here(peer, msg),
             Target::There(cluster, id) => {
                 let (kind, data) = crate::wit::parts(&msg);
                 route(cluster, id, Command::Send(id, kind, data)).await
@@ -118,7 +118,7 @@ impl Host for StoreData {
     }
 
     fn publish(&mut self, topic: String, msg: Message, include_self: bool) -> u32 {
-        self.state.publish(&topic, &msg, include_self)
+        self.state.publish(&topic, msg, include_self)
     }
 
     fn subscribers(&mut self, topic: String) -> u32 {
