@@ -6,8 +6,10 @@ idle baseline); K raw clients with a 4 KiB receive buffer (so the kernel does no
 queue) subscribe on `/topics` and never read again; a publisher on `/flood` then publishes
 N messages of SIZE bytes, either once to one topic all K share (`shared`: one `Bytes` for
 all) or to one topic per subscriber (`distinct`: K payloads). Once every publish is answered
-and the guests hibernated, the runner's RSS over the baseline is printed beside the bound
-the runner states: K × (--max-backpressure + 64 KiB).
+and the guests hibernated, the runner's RSS over what it held with the K subscribers
+connected and idle (their own cost, per subscriber, in its own column) is printed beside
+the bound the runner states: K × (--max-backpressure + 64 KiB); the last column counts
+the idle subscribers in too.
 
     scripts/bench-never-read.sh            # builds, then runs the whole matrix
     scripts/bench-never-read.py --runner target/release/wsbox-runner \
@@ -159,6 +161,8 @@ def run_case(args, k, size, tls, mode):
                 answer = ask(sock, f"sub {topic}")
                 assert answer == "subscribed", answer
                 subscribers.append(sock)
+            time.sleep(1.5)  # the subscribers' guests hibernate
+            connected = rss(runner.pid)
             publisher = connect(addr, "/flood", tls)
             n = messages_for(size)
             started = time.monotonic()
@@ -174,12 +178,14 @@ def run_case(args, k, size, tls, mode):
             for _ in range(6):
                 time.sleep(0.5)
                 samples.append(rss(runner.pid))
-            grown = min(samples) - baseline
+            grown = min(samples) - connected
+            total = min(samples) - baseline
             bound = k * (BACKPRESSURE + SLACK)
             print(
                 f"| {k:>5} | {size if size else 0:>7} | {'wss' if tls else 'ws':>3} | {mode:>8} "
-                f"| {n * len(topics):>10,} | {took:6.1f} s | {grown / MIB:9.1f} MiB "
-                f"| {bound / MIB:8.1f} MiB | {grown / bound:5.2f} | {grown / k / 1024:8.1f} KiB |",
+                f"| {n * len(topics):>10,} | {took:6.1f} s | {(connected - baseline) / k / 1024:6.1f} KiB "
+                f"| {grown / MIB:9.1f} MiB | {bound / MIB:8.1f} MiB | {grown / bound:5.2f} "
+                f"| {grown / k / 1024:8.1f} KiB | {total / bound:5.2f} |",
                 flush=True,
             )
             for sock in subscribers:
@@ -203,8 +209,9 @@ def main():
     parser.add_argument("--transport", choices=["ws", "wss"], action="append")
     parser.add_argument("--mode", choices=["shared", "distinct"], action="append")
     args = parser.parse_args()
-    print("| K | size (B) | | payloads | messages | publishing | RSS growth | bound | growth/bound | per subscriber |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| K | size (B) | | payloads | messages | publishing | idle subscriber | growth | bound "
+          "| growth/bound | per subscriber | (idle subscribers included)/bound |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     within = True
     for k in args.k or [20, 1000]:
         for size in args.size or [0, MIB]:
