@@ -42,6 +42,17 @@ def rss(pid):
     raise RuntimeError("no VmRSS")
 
 
+def settled(pid):
+    """The runner's RSS once guests hibernated (300 ms) and jemalloc gave freed pages back
+    (1 s decay): the least of samples taken over 3 s after a second."""
+    time.sleep(1)
+    samples = []
+    for _ in range(6):
+        time.sleep(0.5)
+        samples.append(rss(pid))
+    return min(samples)
+
+
 def frame(opcode, payload):
     """A masked client frame."""
     mask = os.urandom(4)
@@ -161,8 +172,7 @@ def run_case(args, k, size, tls, mode):
                 answer = ask(sock, f"sub {topic}")
                 assert answer == "subscribed", answer
                 subscribers.append(sock)
-            time.sleep(1.5)  # the subscribers' guests hibernate
-            connected = rss(runner.pid)
+            connected = settled(runner.pid)  # the subscribers' guests hibernated
             publisher = connect(addr, "/flood", tls)
             n = messages_for(size)
             started = time.monotonic()
@@ -171,15 +181,9 @@ def run_case(args, k, size, tls, mode):
                 answer = ask(publisher, f"pub {topic} {n} {size}")
                 assert answer.startswith("published"), answer
             took = time.monotonic() - started
-            # The guests hibernate (300 ms) and jemalloc gives freed pages back (1 s decay):
-            # the least of samples over the next 3 s.
-            time.sleep(1)
-            samples = []
-            for _ in range(6):
-                time.sleep(0.5)
-                samples.append(rss(runner.pid))
-            grown = min(samples) - connected
-            total = min(samples) - baseline
+            now = settled(runner.pid)
+            grown = now - connected
+            total = now - baseline
             bound = k * (BACKPRESSURE + SLACK)
             print(
                 f"| {k:>5} | {size if size else 0:>7} | {'wss' if tls else 'ws':>3} | {mode:>8} "

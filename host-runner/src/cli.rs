@@ -167,7 +167,7 @@ pub struct Args {
 
     /// Bytes the host may hold for all connections together, beside each one's
     /// --max-backpressure: frames waiting for clients that read slowly (each counted with
-    /// an 80-byte overhead), TLS records sealed and not yet written (64 KiB a connection
+    /// an 80-byte overhead), TLS records sealed and not yet written (32 KiB a connection
     /// at most) and unfinished inbound messages. Past it, messages to other connections and
     /// a connection's own sends are dropped and counted (`wsbox_host_refusals_total`), as
     /// past --max-backpressure, and a connection whose unfinished message grows is closed

@@ -59,11 +59,14 @@ pub const POLICY_VIOLATION: u16 = 1008;
 /// allocation is rounded up by the allocator by less than that on average.
 const ENTRY_COST: usize = 80;
 /// Over TLS, plaintext is sealed this much at a time, when the socket can take it: what a
-/// connection holds sealed and unwritten. A little under 64 KiB, so that the records
-/// ([`RECORD_OVERHEAD`] each) and `close_notify` fit an allocation of 64 KiB: at 64 KiB of
-/// plaintext the buffer took jemalloc's next size class, 80 KiB (measured: 17 KiB more RSS
-/// per never-reading `wss` subscriber than the bound).
-const SEAL_CHUNK: usize = 64 * 1024 - 512;
+/// connection holds sealed and unwritten, and so most of what a `wss` connection holds
+/// beyond its outbox. A little under a size class of jemalloc's, so that the records
+/// ([`RECORD_OVERHEAD`] each) and `close_notify` fit it (at 64 KiB of plaintext the buffer
+/// took the 80 KiB class). Measured with `scripts/bench-never-read.sh` (1,000 `wss`
+/// subscribers that never read, 1 MiB each): RSS per subscriber 1,099 KiB at 64 KiB,
+/// 1,085 KiB at 48 KiB − 512, 1,053 KiB at 16 KiB − 512; the bound is 1,088 KiB
+/// (`--max-backpressure` + 64 KiB). Two records a write.
+const SEAL_CHUNK: usize = 32 * 1024 - 512;
 /// What TLS adds per record of up to 16 KiB (TLS 1.3: a 5-byte header, the content type and
 /// a 16-byte tag; TLS 1.2's AES-GCM: header, 8-byte nonce, tag), rounded up.
 const RECORD_OVERHEAD: usize = 32;

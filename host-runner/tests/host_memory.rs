@@ -24,8 +24,8 @@ use common::{RawClient, Runner, TEXT, rss};
 use tungstenite::protocol::frame::coding::CloseCode;
 
 const MIB: u64 = 1 << 20;
-/// What a connection may hold beyond `--max-backpressure`: the part of a TLS chunk sealed
-/// and not written (64 KiB), as the runner documents.
+/// What a connection may hold beyond `--max-backpressure`, as the runner documents: the
+/// part of a TLS chunk sealed and not written (32 KiB) and the TLS session's own buffers.
 const SLACK_PER_CONNECTION: u64 = 64 * 1024;
 /// Allocator and kernel noise in a runner's RSS over a test.
 const NOISE: u64 = 12 * MIB;
