@@ -9,7 +9,9 @@
 //! - a large publish to `wss://` subscribers (sealed once per subscriber, at queue time);
 //! - `--close-on-backpressure` over TLS (dropping sealed records broke the stream);
 //! - messages begun and never finished (their fragments were held, uncounted, even while
-//!   the connection hibernated).
+//!   the connection hibernated);
+//! - a guest holding WASI resources (wasmtime's limits let it hold ~100,000 handles);
+//! - a guest printing in a loop (every line was logged, synchronously).
 //!
 //! RSS is the runner's, from /proc, after the guests hibernated (their linear memory is
 //! not what these bound).
