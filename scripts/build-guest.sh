@@ -44,8 +44,10 @@ elif [ -f "$dir/handler.py" ]; then
     ensure_venv
     mkdir -p target/guests
     # sdk/python/wsbox_app.py is the component's entry; it imports the guest's handler.py.
+    # `guests` is on the path too, for files a handler reads while it is built (its module's
+    # top level runs then; the component has no filesystem): chat-py's page.
     .venv/bin/componentize-py -d wit -w app componentize wsbox_app -p sdk/python -p "$dir" \
-        -o "target/guests/$name.wasm" >&2
+        -p guests -o "target/guests/$name.wasm" >&2
     realpath "target/guests/$name.wasm"
 else
     echo "build-guest: $dir holds no Cargo.toml, handler.js, handler.ts or handler.py" >&2

@@ -1,7 +1,10 @@
 //! guests/chat in a real browser: headless Chromium opens two pages in one room, each sends
 //! a message through the page's own form, and each must show the other's message and the
 //! member count 2; when one tab closes, the other is told and counts 1; also with
-//! `--hibernate-after 0`. The pages are driven over the DevTools protocol (common/browser.rs).
+//! `--hibernate-after 0`. The same against guests/chat-js and guests/chat-py (the same page
+//! and wire format). The pages are driven over the DevTools protocol (common/browser.rs).
+
+use std::path::Path;
 
 mod common;
 
@@ -10,18 +13,34 @@ use common::browser::{Browser, COUNT, LOG, count_is, say};
 
 #[test]
 fn two_pages_in_one_room_see_each_other() {
-    two_pages_in_one_room(&[]);
+    two_pages_in_one_room(&common::guest("guest-chat"), &[]);
 }
 
 /// The same with the chat's instance dropped after every callback: what it needs (room,
 /// nickname, members) must come from the host, not from its memory.
 #[test]
 fn two_pages_in_one_room_see_each_other_through_hibernation() {
-    two_pages_in_one_room(&["--hibernate-after", "0"]);
+    two_pages_in_one_room(&common::guest("guest-chat"), &["--hibernate-after", "0"]);
 }
 
-fn two_pages_in_one_room(extra: &[&str]) {
-    let wasm = common::guest("guest-chat");
+/// The chat in JavaScript, live and through hibernation (one build for both: tests run in
+/// processes of their own, and two builds of one guest would write the same file).
+#[test]
+fn the_javascript_chat_does_the_same() {
+    let wasm = common::build_guest("chat-js");
+    two_pages_in_one_room(&wasm, &[]);
+    two_pages_in_one_room(&wasm, &["--hibernate-after", "0"]);
+}
+
+/// The chat in Python, live and through hibernation.
+#[test]
+fn the_python_chat_does_the_same() {
+    let wasm = common::build_guest("chat-py");
+    two_pages_in_one_room(&wasm, &[]);
+    two_pages_in_one_room(&wasm, &["--hibernate-after", "0"]);
+}
+
+fn two_pages_in_one_room(wasm: &Path, extra: &[&str]) {
     let mut args = vec!["--handler", wasm.to_str().expect("utf-8 path")];
     args.extend_from_slice(extra);
     let runner = Runner::start(&args);

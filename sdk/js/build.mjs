@@ -52,6 +52,8 @@ try {
       outfile: bundle,
       alias: { wsbox: join(sdk, 'wsbox.js') },
       external: ['wsbox:*'],
+      // A page or template next to the handler is imported as a string.
+      loader: { '.html': 'text', '.txt': 'text' },
       logLevel: 'silent',
     });
   } catch (error) {
