@@ -46,8 +46,11 @@ elif [ -f "$dir/handler.py" ]; then
     # sdk/python/wsbox_app.py is the component's entry; it imports the guest's handler.py.
     # `guests` is on the path too, for files a handler reads while it is built (its module's
     # top level runs then; the component has no filesystem): chat-py's page.
+    # Built aside and renamed into place: a runner (or a second build) never reads half.
+    partial="target/guests/$name.wasm.$$.partial"
     .venv/bin/componentize-py -d wit -w app componentize wsbox_app -p sdk/python -p "$dir" \
-        -p guests -o "target/guests/$name.wasm" >&2
+        -p guests -o "$partial" >&2
+    mv -f "$partial" "target/guests/$name.wasm"
     realpath "target/guests/$name.wasm"
 else
     echo "build-guest: $dir holds no Cargo.toml, handler.js, handler.ts or handler.py" >&2

@@ -216,3 +216,28 @@ fn sighup_without_a_handler_file_only_warns() {
     assert!(!log.contains("handler reloaded"), "{log}");
     assert!(!log.contains("websocket closed"), "a socket closed:\n{log}");
 }
+
+/// A JavaScript handler is reloaded like any other: 20 clients of `guests/echo-js`, live and
+/// hibernated, keep their sockets through a SIGHUP to `guests/test-js` (12 MB components,
+/// compiled on the reload) and their next messages are answered by the new version.
+#[test]
+fn a_javascript_handler_reloads_without_dropping_a_socket() {
+    let deploy = Deploy::new("js", &common::build_guest("echo-js"));
+    let runner = start(&deploy, &["--hibernate-after", "1s"]);
+    let mut clients: Vec<Client> = (0..20).map(|_| runner.connect("/")).collect();
+    ask_all(&mut clients, "echo a", "echo a");
+    // Half of them hibernate before the reload.
+    std::thread::sleep(Duration::from_millis(1500));
+    for client in clients.iter_mut().take(10) {
+        assert_eq!(client.ask("echo b"), "echo b");
+    }
+
+    deploy.replace_with(&std::fs::read(common::build_guest("test-js")).expect("read v2"));
+    sighup(&runner);
+    let line = wait_for_nth(&runner, "handler reloaded", 1);
+    assert!(line.contains("version=2"), "{line}");
+    // test-js answers `echo TEXT` with TEXT.
+    ask_all(&mut clients, "echo c", "c");
+    let log = runner.log();
+    assert!(!log.contains("websocket closed"), "a socket closed:\n{log}");
+}

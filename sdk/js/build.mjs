@@ -14,7 +14,7 @@
 // it but lists it only among its devDependencies, so `npm ci` would not install it.
 import { build } from 'esbuild';
 import { componentize } from '@bytecodealliance/componentize-js';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,10 @@ try {
     worldName: 'app',
     disableFeatures: ['http', 'fetch-event'],
   });
-  await writeFile(out, component);
+  // Written aside and renamed into place: a runner (or a second build) never reads half.
+  const partial = `${out}.${process.pid}.partial`;
+  await writeFile(partial, component);
+  await rename(partial, out);
   console.error(`build.mjs: ${source} -> ${component.length} bytes in ${Date.now() - started} ms`);
   console.log(resolve(out));
 } finally {
