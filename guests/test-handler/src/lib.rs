@@ -27,7 +27,7 @@
 //! - `/send-to`, `/close-other`, `/topics`, `/alarm`, `/attach`, `/flood`: text commands
 //!   that call the `connection` imports and answer with their results (see [`commands`]);
 //! - `/count`, `/auto`, `/version`, `/grow`: hibernation, auto-responses, reloads and the
-//!   memory budget (see [`lifecycle`]);
+//!   memory budget (see [`lifecycle`]); `/count`'s `note TEXT` keeps notes on the heap;
 //! - `/hostile`: alarm loops publishing to itself, large auto-responses (see [`hostile`]).
 //!
 //! Hibernation: an instance that did not run `handle` (woken, or of a new version) takes

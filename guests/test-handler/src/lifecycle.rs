@@ -28,6 +28,8 @@ use crate::bindings::wsbox::websocket::types::Message;
 thread_local! {
     // Messages seen by this instance: instance memory, lost with the instance.
     static SEEN: Cell<u32> = const { Cell::new(0) };
+    // `/count`'s `note TEXT`: notes on the instance's heap, lost with the instance.
+    static NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// What `/auto`'s `on-open` registers.
@@ -48,6 +50,9 @@ pub(crate) fn register_auto_responses() {
 
 pub(crate) fn run(mode: Mode, msg: Message) {
     let answer = match (mode, msg) {
+        (Mode::Count, Message::Text(text)) if text.starts_with("note ") => {
+            Message::Text(note(&text["note ".len()..]))
+        }
         (Mode::Count, _) => Message::Text(count()),
         (Mode::Auto, Message::Text(text)) => Message::Text(auto(text)),
         (Mode::Auto, Message::Binary(data)) => Message::Binary(prefixed(&[0xff], data)),
@@ -58,6 +63,14 @@ pub(crate) fn run(mode: Mode, msg: Message) {
         (_, Message::Binary(_)) => Message::Text("unknown command: binary".into()),
     };
     let _ = connection::send(&answer);
+}
+
+/// Keeps `text` on the heap and answers every note this instance kept: `notes a,b`.
+fn note(text: &str) -> String {
+    NOTES.with_borrow_mut(|notes| {
+        notes.push(text.to_owned());
+        format!("notes {}", notes.join(","))
+    })
 }
 
 fn count() -> String {
