@@ -25,7 +25,11 @@ fn no_connection_sees_what_another_left_in_its_instance() {
     for i in 0..20 {
         let mut next = runner.connect("/count");
         assert_eq!(next.ask("x"), "instance=1 attachment=1", "connection {i}");
-        assert_eq!(next.ask(&format!("note {i}")), format!("notes {i}"), "connection {i}");
+        assert_eq!(
+            next.ask(&format!("note {i}")),
+            format!("notes {i}"),
+            "connection {i}"
+        );
     }
 }
 
