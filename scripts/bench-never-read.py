@@ -29,17 +29,11 @@ import sys
 import tempfile
 import time
 
+from benchlib import rss
+
 MIB = 1 << 20
 SLACK = 64 * 1024
 BACKPRESSURE = MIB
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def settled(pid):

@@ -18,6 +18,8 @@ import time
 
 import websockets
 
+from benchlib import quantile
+
 
 async def echo(ws, payload):
     start = time.perf_counter()
@@ -27,11 +29,6 @@ async def echo(ws, payload):
     if answer != payload:
         raise SystemExit(f"wrong echo: {answer!r}")
     return elapsed * 1e6
-
-
-def quantile(samples, q):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def main():
