@@ -113,7 +113,9 @@ fn deflate_memory() {
         assert_eq!(shared.len(), 2);
     }
 
-    // Context takeover: each connection keeps its own compressor and decompressor.
+    // Context takeover: each connection keeps its own compressor and decompressor, as
+    // `Deflate::takeover_state` says (the runner states its bound with it).
+    let plain = server_bytes(None, Deflate::default(), &mut Engines::default());
     for (bits, mem) in [(15, 8), (12, 5), (11, 4), (10, 3), (9, 1)] {
         let params = Params {
             server_max_window_bits: Some(bits),
@@ -125,6 +127,8 @@ fn deflate_memory() {
         report.push(format!(
             "context takeover, window {bits}, memLevel {mem}: {kept} B per connection"
         ));
+        let stated = deflate.takeover_state() as isize;
+        assert_eq!(kept - plain, stated, "window {bits}, memLevel {mem}");
         if bits <= 11 {
             assert!(
                 kept <= 50 << 10,
@@ -132,7 +136,6 @@ fn deflate_memory() {
             );
         }
     }
-    let plain = server_bytes(None, Deflate::default(), &mut Engines::default());
     report.push(format!("no deflate: {plain} B per idle connection"));
     report.push(format!(
         "size_of::<Session>(): {} B",

@@ -40,17 +40,14 @@ impl AppLimits {
 
 impl Deflate {
     /// What a connection with context takeover keeps between messages, live or hibernated:
-    /// zlib's compressor (window ×4, plus 2^(memLevel+9) of hash and buffer) and
-    /// decompressor (window), plus their fixed state (~13 KiB, measured on zlib 1.3). `0`
+    /// its compressor and decompressor, as the library states them
+    /// ([`wsbox::deflate::Deflate::takeover_state`]: ~31 KiB at the takeover defaults). `0`
     /// unless `--deflate takeover`.
     pub fn state(&self) -> usize {
-        if self.mode != Mode::Takeover {
-            return 0;
+        match (self.mode, self.deflate()) {
+            (Mode::Takeover, Some(deflate)) => deflate.takeover_state(),
+            _ => 0,
         }
-        (13 << 10)
-            + (1 << (self.window_bits + 2))
-            + (1 << (self.mem_level + 9))
-            + (1 << self.window_bits)
     }
 }
 

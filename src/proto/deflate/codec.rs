@@ -1,6 +1,6 @@
 //! Compressing and decompressing whole messages as agreed (RFC 7692 §7.2).
 
-use super::zlib::{CorruptData, Deflater, Inflated, Inflater};
+use super::zlib::{Backend, CorruptData, Deflater, Inflated, Inflater};
 use super::{Compression, Deflate, MAX_WINDOW_BITS, MIN_WINDOW_BITS, Params};
 
 /// The empty stored block a sync flush ends with: stripped from each compressed message,
@@ -62,7 +62,7 @@ impl Engines {
         let index = match self.deflaters.iter().position(|(k, _)| *k == how) {
             Some(index) => index,
             None => {
-                self.deflaters.push((how, how.deflater()));
+                self.deflaters.push((how, how.deflater(Backend::SHARED)));
                 self.deflaters.len() - 1
             }
         };
@@ -74,7 +74,7 @@ impl Engines {
     fn inflater(&mut self) -> &mut Inflater {
         // The widest window decodes whatever window the peer used.
         self.inflater
-            .get_or_insert_with(|| Inflater::new(MAX_WINDOW_BITS))
+            .get_or_insert_with(|| Inflater::new(Backend::SHARED, MAX_WINDOW_BITS))
     }
 }
 
@@ -128,7 +128,9 @@ impl Codec {
             return out.extend_from_slice(payload);
         };
         if self.send_takeover {
-            let deflater = self.deflater.get_or_insert_with(|| how.deflater());
+            let deflater = self
+                .deflater
+                .get_or_insert_with(|| how.deflater(how.kept_backend()));
             compress_with(deflater, payload, out);
         } else {
             engines.compress(how, payload, out);
@@ -145,7 +147,8 @@ impl Codec {
     ) -> Result<(), InflateError> {
         let window = self.receive_window;
         let inflater = if self.receive_takeover {
-            self.inflater.get_or_insert_with(|| Inflater::new(window))
+            self.inflater
+                .get_or_insert_with(|| Inflater::new(Backend::for_kept(window, None), window))
         } else {
             engines.inflater()
         };

@@ -153,7 +153,7 @@ fn round_trip_at_every_window_with_both_roles() {
 /// zeros it writes itself, so the whole inflates to `copies` × `zeros` bytes.
 fn bomb(zeros: usize, copies: usize) -> Vec<u8> {
     let mut chunk = Vec::new();
-    let mut deflater = Deflater::new(9, 15, 9);
+    let mut deflater = Deflater::new(Backend::SHARED, 9, 15, 9);
     deflater.compress(&vec![0; zeros], &mut chunk);
     chunk.repeat(copies)
 }
