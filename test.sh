@@ -13,7 +13,8 @@
 #   features, as under `--workspace`), tests/wit-check: no wasmtime.
 # The suites run side by side as soon as what they need is built: the Rust tests under
 # cargo-nextest, Node and pytest against the runner while the rest builds, then pytest's
-# suites that need the library's examples (the two Autobahn runs of the library in parallel).
+# suites that need the library's examples (the two Autobahn runs of the library in parallel)
+# while the library's tests build.
 # Each stage prints `== stage NAME: N s`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -94,10 +95,12 @@ background "rust tests: runner" rust_tests release "${RUNNER[@]}" --all-targets
 background "python: runner, wsbox.wasm" python_runner
 background "node: wsbox.wasm, runner" node_tests
 
-stage "build: library tests" "${BUILD[@]}" test --no-run --quiet --profile release "${LIBRARY[@]}" --all-targets
+# The examples first: the two Autobahn runs they serve are the longest suites, and the
+# library's test build (niced) fills what CPU they leave.
 stage "build: library examples" "${BUILD[@]}" build --quiet --profile release "${LIBRARY[@]}" --examples
 background "python: echo_server" python_echo_server
 background "python: autobahn client" python_client
+stage "build: library tests" "${BUILD[@]}" test --no-run --quiet --profile release "${LIBRARY[@]}" --all-targets
 background "rust tests: library" rust_tests release "${LIBRARY[@]}" --all-targets
 stage "doc tests: library" cargo test --doc --profile release "${LIBRARY[@]}"
 
