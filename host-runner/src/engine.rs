@@ -13,6 +13,7 @@
 //! and its linker stay, each [`Sandbox`] remembers the [`Version`] it was made from, and
 //! the connection drops an instance of an old version before its next call.
 
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -325,7 +326,7 @@ impl Runtime {
         state.limits.patience = self.guest_cpu;
         let initial_memory = state.limits.held();
         Ok(Sandbox {
-            store,
+            store: ManuallyDrop::new(store),
             bindings,
             clock,
             version: version.number,
@@ -352,7 +353,9 @@ fn link(
 
 /// One connection's instance. After a [`Fault`] the instance is unusable: drop it.
 pub struct Sandbox {
-    store: Store<StoreData>,
+    /// Dropped by hand, inside an [`alloc::InstanceArena`]: its blocks go back to the
+    /// instance arena's cache, never to the one connections allocate from.
+    store: ManuallyDrop<Store<StoreData>>,
     bindings: App,
     clock: CallClock,
     /// The [`Version`] it is an instance of.
@@ -371,11 +374,19 @@ macro_rules! call_export {
         let handler = $sandbox.bindings.wsbox_websocket_handler();
         let result = $sandbox
             .clock
-            .bound(handler.$export(&mut $sandbox.store $(, $arg)*))
+            .bound(handler.$export(&mut *$sandbox.store $(, $arg)*))
             .await;
         $sandbox.end();
         result
     }};
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _arena = alloc::InstanceArena::enter();
+        // SAFETY: dropped once, here; nothing uses the store after.
+        unsafe { ManuallyDrop::drop(&mut self.store) };
+    }
 }
 
 impl Sandbox {

@@ -44,10 +44,9 @@ impl Guest {
             // An empty `State` takes its place in the store being dropped.
             let mut kept = conn.placeholder();
             std::mem::swap(conn, &mut kept);
+            // The sandbox's blocks go back to their arenas as it drops, bypassing the
+            // thread's cache (see `crate::alloc`).
             *self = Guest::Hibernated(kept);
-            // The instance's blocks go back to their arena, not to the next allocations
-            // of the connections that stay (see `crate::alloc`).
-            crate::alloc::flush_thread_cache();
             if let Guest::Hibernated(conn) = self {
                 conn.shrink();
             }
