@@ -19,7 +19,8 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// ```
 #[derive(Default)]
 pub struct Engines {
-    // In practice one or two entries.
+    // One per agreed compression and message window (9–15 bits): about 1 MB per level at
+    // most, in practice a few.
     deflaters: Vec<(Compression, Deflater)>,
     inflater: Option<Inflater>,
 }
@@ -59,10 +60,12 @@ impl Engines {
     /// assert!(compressed.len() < 100);
     /// ```
     pub fn compress(&mut self, how: Compression, payload: &[u8], out: &mut Vec<u8>) {
+        let how = how.for_message(payload.len());
         let index = match self.deflaters.iter().position(|(k, _)| *k == how) {
             Some(index) => index,
             None => {
-                self.deflaters.push((how, how.deflater(Backend::SHARED)));
+                let backend = Backend::for_shared(how.window_bits);
+                self.deflaters.push((how, how.deflater(backend)));
                 self.deflaters.len() - 1
             }
         };
@@ -73,8 +76,9 @@ impl Engines {
 
     fn inflater(&mut self) -> &mut Inflater {
         // The widest window decodes whatever window the peer used.
-        self.inflater
-            .get_or_insert_with(|| Inflater::new(Backend::SHARED, MAX_WINDOW_BITS))
+        self.inflater.get_or_insert_with(|| {
+            Inflater::new(Backend::for_shared(MAX_WINDOW_BITS), MAX_WINDOW_BITS)
+        })
     }
 }
 
@@ -128,9 +132,9 @@ impl Codec {
             return out.extend_from_slice(payload);
         };
         if self.send_takeover {
-            let deflater = self
-                .deflater
-                .get_or_insert_with(|| how.deflater(how.kept_backend()));
+            let deflater = self.deflater.get_or_insert_with(|| {
+                how.deflater(Backend::for_kept(how.window_bits, Some(how.mem_level)))
+            });
             compress_with(deflater, payload, out);
         } else {
             engines.compress(how, payload, out);

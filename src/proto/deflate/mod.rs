@@ -173,9 +173,18 @@ impl Compression {
         Deflater::new(backend, self.level, self.window_bits, self.mem_level)
     }
 
-    /// The backend of a compressor a connection keeps between messages.
-    fn kept_backend(&self) -> Backend {
-        Backend::for_kept(self.window_bits, Some(self.mem_level))
+    /// How to compress a message of `len` bytes on its own (no context takeover): in no
+    /// larger a window than it fills, since nothing outside it can be referred to; the
+    /// same bytes, and a smaller hash table to clear for each message.
+    fn for_message(self, len: usize) -> Compression {
+        // The smallest window that holds the whole message.
+        let fits = usize::BITS - len.saturating_sub(1).leading_zeros();
+        let window_bits = (fits as u8).clamp(MIN_WINDOW_BITS, self.window_bits);
+        Compression {
+            window_bits,
+            mem_level: self.mem_level.min(mem_level_for(window_bits)),
+            ..self
+        }
     }
 }
 

@@ -9,13 +9,24 @@
 //! - **C zlib**: its tables follow the window and memLevel, down to 24 KiB to compress and
 //!   8 KiB to inflate at 9 bits.
 //!
-//! A stream kept by one connection between messages (context takeover) runs on C zlib when
-//! its settings ask for less memory than zlib-rs's tables ([`Backend::for_kept`]); every other
-//! stream — the shared [`Engines`](super::Engines), kept ones at the full window — runs on
-//! zlib-rs. Components have zlib-rs only (no C toolchain for wasm32 is assumed).
+//! A context a connection keeps between messages (takeover) runs on C zlib when its window or
+//! memLevel is under what zlib-rs's tables are sized for ([`Backend::for_kept`]); the shared
+//! [`Engines`](super::Engines) compress a short message on C zlib in a window no larger than
+//! the message ([`Backend::for_shared`]): a shared compressor clears its hash table for each
+//! message, and zlib-rs's is always 128 KiB. The rest runs on zlib-rs. Components have
+//! zlib-rs only (no C toolchain for wasm32 is assumed).
 //!
 //! zlib's allocations go through the Rust global allocator (C zlib's by the `zalloc` set
 //! here, zlib-rs's by its `rust-allocator` feature), so they are counted where Rust memory is.
+
+/// Shared compressors use zlib-rs from this window up (messages over 2 KiB; below, C zlib's
+/// smaller tables are cleared faster than zlib-rs compresses). Measured through the runner
+/// (`--deflate shared`, JSON echo, 100 connections, window 1, µs of its CPU per message, one
+/// run): C zlib in the agreed 15-bit window as before → now, 256 B 19.9 → 17.6, 1 KiB 29.9 →
+/// 24.9, 4 KiB 60.9 → 49.8, 16 KiB 153.5 → 111.4, 64 KiB 485 → 326. zlib-rs in the agreed
+/// window for every message took 26.4 at 256 B.
+#[cfg(not(target_family = "wasm"))]
+const SHARED_ZLIB_RS_FROM: u8 = 12;
 
 /// Which zlib a stream runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +37,22 @@ pub(super) enum Backend {
 }
 
 impl Backend {
-    /// A stream shared between connections: the fastest.
-    pub(super) const SHARED: Backend = Backend::Rs;
+    /// A stream shared between connections, compressing messages of up to `window_bits`
+    /// on their own: where zlib-rs's faster compression pays for clearing its larger hash
+    /// table for each message.
+    // Components have only zlib-rs.
+    #[cfg_attr(target_family = "wasm", allow(unused_variables))]
+    pub(super) fn for_shared(window_bits: u8) -> Backend {
+        #[cfg(not(target_family = "wasm"))]
+        if window_bits < SHARED_ZLIB_RS_FROM {
+            return Backend::C;
+        }
+        Backend::Rs
+    }
 
-    /// A stream one connection keeps between messages: C zlib where its window or memLevel
-    /// (`None` for a decompressor) is under what zlib-rs's fixed tables are sized for.
+    /// A stream kept by one connection: C zlib where the window or memLevel (`None` for a
+    /// decompressor) is under what zlib-rs's fixed tables are sized for; zlib-rs, faster,
+    /// otherwise.
     // Components have only zlib-rs.
     #[cfg_attr(target_family = "wasm", allow(unused_variables))]
     pub(super) fn for_kept(window_bits: u8, mem_level: Option<u8>) -> Backend {

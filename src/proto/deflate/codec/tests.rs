@@ -85,7 +85,9 @@ fn context_takeover_makes_repeated_messages_smaller() {
     let with = sizes(true);
     let without = sizes(false);
     assert_eq!(without[0], without[1]);
-    assert_eq!(with[0], without[0]);
+    // The first message is compressed on its own either way (by another zlib, in a window
+    // its size without takeover: within a few bytes).
+    assert!(with[0].abs_diff(without[0]) <= 4, "{with:?} {without:?}");
     assert!(with[1] * 3 < with[0], "{with:?}");
 }
 
@@ -153,7 +155,7 @@ fn round_trip_at_every_window_with_both_roles() {
 /// zeros it writes itself, so the whole inflates to `copies` × `zeros` bytes.
 fn bomb(zeros: usize, copies: usize) -> Vec<u8> {
     let mut chunk = Vec::new();
-    let mut deflater = Deflater::new(Backend::SHARED, 9, 15, 9);
+    let mut deflater = Deflater::new(Backend::Rs, 9, 15, 9);
     deflater.compress(&vec![0; zeros], &mut chunk);
     chunk.repeat(copies)
 }
@@ -266,4 +268,28 @@ fn a_small_window_gets_a_hash_table_no_larger_than_itself() {
     // A smaller memLevel asked for is kept.
     let small = params(true, Some(12)).compression(&ours.mem_level(2), true);
     assert_eq!(small.unwrap().mem_level, 2);
+}
+
+#[test]
+fn a_shared_engine_compresses_in_a_window_no_larger_than_the_message() {
+    let agreed = params(false, None)
+        .compression(&Deflate::default(), true)
+        .unwrap();
+    let windows: Vec<u8> = [0, 1, 512, 513, 4096, 4097, 20_000, 40_000, 1 << 20]
+        .iter()
+        .map(|&len| agreed.for_message(len).window_bits)
+        .collect();
+    assert_eq!(windows, [9, 9, 9, 10, 12, 13, 15, 15, 15]);
+    let capped = params(false, Some(11)).compression(&Deflate::default(), true);
+    assert_eq!(capped.unwrap().for_message(1 << 20).window_bits, 11);
+
+    // Whatever the window and zlib chosen, a peer inflates each message on its own.
+    let mut engines = Engines::default();
+    for len in [10, 600, 3_000, 20_000, 100_000] {
+        let text: Vec<u8> = (0..len).map(|i| message(i / 90)[i % 90]).collect();
+        let mut compressed = Vec::new();
+        engines.compress(agreed, &text, &mut compressed);
+        assert!(compressed.len() < text.len().max(20), "{len}");
+        assert_eq!(independent_inflate(&[compressed]), [text], "{len}");
+    }
 }

@@ -117,14 +117,14 @@ fn each_backend_reads_what_the_other_writes() {
 }
 
 #[test]
-fn kept_streams_run_on_c_zlib_where_its_tables_are_smaller() {
+fn streams_run_on_c_zlib_where_its_tables_are_smaller() {
     assert_eq!(Backend::for_kept(15, Some(8)), Backend::Rs);
     assert_eq!(Backend::for_kept(15, Some(9)), Backend::Rs);
     assert_eq!(Backend::for_kept(15, None), Backend::Rs);
     assert_eq!(Backend::for_kept(15, Some(7)), Backend::C);
     assert_eq!(Backend::for_kept(14, Some(9)), Backend::C);
     assert_eq!(Backend::for_kept(9, None), Backend::C);
-    // Where zlib-rs is chosen for a kept stream it costs at most half again C zlib's.
+    // Where zlib-rs is chosen it costs at most half again C zlib's.
     let (rs, c) = (Backend::Rs, Backend::C);
     let ratio = (rs.deflater_bytes(15, 8) + rs.inflater_bytes(15)) as f64
         / (c.deflater_bytes(15, 8) + c.inflater_bytes(15)) as f64;
