@@ -353,8 +353,8 @@ fn link(
 
 /// One connection's instance. After a [`Fault`] the instance is unusable: drop it.
 pub struct Sandbox {
-    /// Dropped by hand, inside an [`alloc::InstanceArena`]: its blocks go back to the
-    /// instance arena's cache, never to the one connections allocate from.
+    /// Dropped by hand, inside an [`alloc::InstanceArena`]: its blocks go straight back to
+    /// their arenas, never into the thread cache that connections allocate from.
     store: ManuallyDrop<Store<StoreData>>,
     bindings: App,
     clock: CallClock,

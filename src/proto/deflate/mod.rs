@@ -174,8 +174,8 @@ impl Compression {
     }
 
     /// How to compress a message of `len` bytes on its own (no context takeover): in no
-    /// larger a window than it fills, since nothing outside it can be referred to; the
-    /// same bytes, and a smaller hash table to clear for each message.
+    /// larger a window than it fills, which loses nothing (nothing outside the message can
+    /// be referred to) and leaves a smaller hash table to clear for each message.
     fn for_message(self, len: usize) -> Compression {
         // The smallest window that holds the whole message.
         let fits = usize::BITS - len.saturating_sub(1).leading_zeros();
