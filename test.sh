@@ -48,7 +48,7 @@ unlinted() { env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS "$@"; }
 node_tests() {
     (cd tests/node && rm -rf gen \
         && npx --no-install jco transpile ../../target/wsbox.wasm --name wsbox -o gen -q \
-        && node --test component.test.mjs runner_deflate.test.mjs)
+        && node --test component.test.mjs runner_deflate.test.mjs sdk_types.test.mjs)
 }
 
 # pytest in three parts: what needs only the runner and wsbox.wasm (its Autobahn run

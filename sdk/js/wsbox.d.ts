@@ -1,41 +1,22 @@
-// Types of the wsbox handler SDK (wsbox.js), from the `app` world of wit/ (package
+/// <reference path="./wit/interfaces/wsbox-websocket-types.d.ts" />
+/// <reference path="./wit/interfaces/wsbox-websocket-connection.d.ts" />
+// Types of the wsbox handler SDK (wsbox.js), over the `app` world of wit/ (package
 // wsbox:websocket@0.2.0). Text messages are strings, binary ones Uint8Array.
 
 /** A message from or to a client: text (a string) or binary. */
 export type Data = string | Uint8Array;
 
-/** An HTTP request (`types.request`). */
-export interface Request {
-  method: string;
-  /** The path and query, e.g. `/chat?room=a`. */
-  uri: string;
-  /** 10 for HTTP/1.0, 11 for HTTP/1.1. */
-  version: number;
-  headers: Array<[string, Uint8Array]>;
-  body: Uint8Array;
-}
+// The WIT types themselves, generated from wit/ (types.mjs; tests/node checks they match),
+// declared by the references at the top.
+import type { Message, Request, Response } from 'wsbox:websocket/types@0.2.0';
+import type {
+  AutoResponseError,
+  RequestInfo,
+  SendError,
+  TopicError,
+} from 'wsbox:websocket/connection@0.2.0';
 
-/** An HTTP response (`types.response`); status 101 opens the WebSocket. */
-export interface Response {
-  status: number;
-  headers: Array<[string, Uint8Array]>;
-  body: Uint8Array;
-}
-
-/** The upgrade request as kept for the connection (`connection.request-info`). */
-export interface RequestInfo {
-  path: string;
-  query: string;
-  headers: Array<[string, Uint8Array]>;
-  protocol?: string;
-}
-
-/** Why a send failed (`connection.send-error`). */
-export type SendError = 'closed' | 'gone' | 'backpressure' | 'unreachable';
-/** Why a subscribe failed (`connection.topic-error`). */
-export type TopicError = 'bad-name' | 'too-many';
-/** Why an auto-response was refused (`connection.auto-response-error`). */
-export type AutoResponseError = 'too-large' | 'too-many';
+export type { AutoResponseError, Message, Request, RequestInfo, Response, SendError, TopicError };
 
 export interface Handler {
   /** Every HTTP request on the connection; return `accept(request)` to open the WebSocket. */
@@ -54,7 +35,7 @@ export interface Handler {
 export interface HandlerExport {
   handle(request: Request): Response | Promise<Response>;
   onOpen(): void;
-  onMessage(message: { tag: 'text'; val: string } | { tag: 'binary'; val: Uint8Array }): void;
+  onMessage(message: Message): void;
   onAlarm(): void;
   onClose(code: number, reason: string, clean: boolean): void;
 }
