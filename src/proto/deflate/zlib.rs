@@ -109,7 +109,8 @@ const CHUNK: usize = 16 << 10;
 /// `blank_stream` and `level_for` from the invoking module.
 macro_rules! streams {
     () => {
-        /// A raw DEFLATE compressor on this backend: no zlib header or checksum (negative `windowBits`).
+        /// A raw DEFLATE compressor on this backend: no zlib header or checksum (negative
+        /// `windowBits`).
         pub(crate) struct Deflater {
             // Boxed: zlib's state points back at the stream, which must therefore not move.
             stream: Box<z::z_stream>,
