@@ -12,10 +12,10 @@ STARTUP_TIMEOUT = 30
 
 
 @contextlib.contextmanager
-def announced(args, pattern, *, stream="stdout", stderr=None):
-    """Starts `args` (stdout piped, stdin closed) and waits up to STARTUP_TIMEOUT s for the
-    first line on `stream` ("stdout", or "stderr", which is then piped too; otherwise stderr
-    goes to `stderr`), which must match the regex `pattern` in full. Yields (process, match);
+def announced(args, pattern, *, stream="stdout", stderr=None, timeout=STARTUP_TIMEOUT):
+    """Starts `args` (stdout piped, stdin closed) and waits up to `timeout` s for the first
+    line on `stream` ("stdout", or "stderr", which is then piped too; otherwise stderr goes
+    to `stderr`), which must match the regex `pattern` in full. Yields (process, match);
     kills the process on the way out."""
     process = subprocess.Popen(
         [str(arg) for arg in args],
@@ -26,7 +26,7 @@ def announced(args, pattern, *, stream="stdout", stderr=None):
     )
     try:
         output = getattr(process, stream)
-        ready, _, _ = select.select([output], [], [], STARTUP_TIMEOUT)
+        ready, _, _ = select.select([output], [], [], timeout)
         line = output.readline() if ready else ""
         match = re.fullmatch(pattern, line)
         if not match:
