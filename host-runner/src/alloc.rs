@@ -70,7 +70,9 @@ fn instance_flags() -> c_int {
 }
 
 /// The alignment flag jemalloc needs for `layout` (none where `malloc`'s alignment does), as
-/// `tikv_jemallocator` computes it.
+/// `tikv_jemallocator` computes it (its `layout_to_flags` is private). 16 is
+/// `_Alignof(max_align_t)` on x86_64 and aarch64; on a target where it is 8 this would
+/// under-align 16-byte blocks, so the runner must not be built there unchanged.
 fn align_flags(align: usize, size: usize) -> c_int {
     if align <= 16 && align <= size {
         0
