@@ -107,10 +107,12 @@
 //! ```
 
 mod glue;
+mod rooms;
 #[cfg(test)]
 mod tests;
 mod websocket;
 
+pub use rooms::{HistoryError, Page, Position, PresenceError, Start};
 pub use websocket::{
     AttachmentTooLarge, AutoResponseError, Close, Id, Limits, RequestInfo, SendError, TopicError,
     Websocket,

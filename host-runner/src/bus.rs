@@ -1,23 +1,28 @@
-//! What a connection publishes to and addresses: this runner's [`Registry`], and with
-//! `--cluster` the other runners, through the [`Cluster`].
+//! What a connection publishes to and addresses: this runner's [`Registry`], the topics
+//! with history ([`Histories`]), and with `--cluster` the other runners, through the
+//! [`Cluster`].
 
 use std::sync::{Arc, OnceLock};
 
 use crate::cluster::Cluster;
 use crate::deflate::Outgoing;
+use crate::history::{Histories, Position};
 use crate::peer::Peer;
 use crate::registry::Registry;
+use crate::settings::HistoryLimits;
 
 pub struct Bus {
     pub registry: Arc<Registry>,
+    pub histories: Histories,
     cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Bus {
     /// A bus of one runner whose ids start with `node`.
-    pub fn new(node: u32) -> Self {
+    pub fn new(node: u32, history: HistoryLimits) -> Self {
         Bus {
             registry: Arc::new(Registry::new(node)),
+            histories: Histories::new(history),
             cluster: OnceLock::new(),
         }
     }
@@ -37,6 +42,12 @@ impl Bus {
 
     pub fn subscribe(&self, topic: &str, peer: &Arc<Peer>) {
         self.registry.subscribe(topic, peer);
+        self.changed(topic);
+    }
+
+    /// A replay caught up and joined `topic` in the registry itself (under its history's
+    /// lock, see [`crate::history::Replay::pump`]).
+    pub fn joined(&self, topic: &str) {
         self.changed(topic);
     }
 
@@ -72,18 +83,31 @@ impl Bus {
     }
 
     /// Publishes to the other runners (see [`Cluster::publish`]), then queues `message`
-    /// here as [`Registry::publish`] does; returns how many connections here took it.
+    /// here as [`Registry::publish`] does; returns how many connections here took it. To a
+    /// topic with history (never in a cluster) the message gets its position and envelope
+    /// first ([`Histories::publish`]): `message` is the enveloped one afterwards.
     pub fn publish(
         &self,
         topic: &str,
         message: &mut Outgoing,
         skip: Option<&Arc<Peer>>,
         delivered: &mut Vec<Arc<Peer>>,
-    ) -> u32 {
+    ) -> (u32, Option<Position>) {
         if let Some(cluster) = self.cluster.get() {
             let (kind, data) = message.parts();
             cluster.publish(topic, kind, data);
         }
-        self.registry.publish(topic, message, skip, delivered)
+        if let Some((position, queued)) =
+            self.histories
+                .publish(topic, &self.registry, message, skip, delivered)
+        {
+            return (queued, Some(position));
+        }
+        (self.registry.publish(topic, message, skip, delivered), None)
+    }
+
+    /// Whether `topic` keeps a history here.
+    pub fn has_history(&self, topic: &str) -> bool {
+        self.histories.log(topic).is_some()
     }
 }

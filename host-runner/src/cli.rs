@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod caps;
+mod rooms;
 mod values;
 
 use values::{parse_dir, parse_duration, parse_env, parse_origin, parse_size};
@@ -30,7 +31,7 @@ pub enum RateAction {
 #[derive(Debug, Parser)]
 #[command(name = "wsbox-runner", version)]
 pub struct Args {
-    /// The handler component to serve (world `wsbox:websocket/app@0.2.0`).
+    /// The handler component to serve (world `wsbox:websocket/app@0.2.x`).
     /// Without it, the embedded echo handler is served.
     #[arg(long, value_name = "FILE.wasm")]
     pub handler: Option<PathBuf>,
@@ -129,6 +130,9 @@ pub struct Args {
     /// message is compressed: its context makes even short ones shrink.)
     #[arg(long, value_name = "SIZE", default_value = "128", value_parser = parse_size)]
     pub deflate_threshold: u64,
+
+    #[command(flatten)]
+    pub rooms: rooms::RoomArgs,
 
     /// Topics one WebSocket may be subscribed to at once (at least 1).
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -523,6 +527,7 @@ impl Args {
             max_frame_size: self.max_frame_size,
             max_message_size: self.max_message_size,
             close_on_backpressure: self.close_on_backpressure,
+            history: self.rooms.history()?,
             app: AppLimits {
                 guest: wsbox::app::Limits::new(
                     self.max_topics,

@@ -273,6 +273,15 @@ impl Task {
         let mut shutting_down = false;
         loop {
             self.flush_cork();
+            if self.guest.state().replaying() {
+                self.pump_replays();
+                if self.peer.queued() == 0 && self.guest.state().replaying() {
+                    // The socket took it all: more at once, after the other connections on
+                    // this worker had a turn.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            }
             if let Some(end) = self.check_finished().await {
                 return end;
             }
@@ -478,6 +487,16 @@ impl Task {
         self.guest.state().write_cork(&self.peer);
         let now = Instant::now();
         self.cpu.charge_time(now - started, now);
+    }
+
+    /// Writes more of the subscriptions catching up with their topics' history: up to half
+    /// of `--max-backpressure` queued at a time, so that the messages that follow once
+    /// they are live find room; the rest when the socket has taken it.
+    fn pump_replays(&mut self) {
+        let mark = (self.server.settings.app.max_backpressure / 2).max(1);
+        self.guest.state().pump_replays(&self.peer, mark);
+        // A failed write marks the peer failed: the loop ends the connection then.
+        let _ = self.peer.flush();
     }
 
     /// Whether the close handshake is complete (or the session failed): then the last

@@ -34,6 +34,7 @@ mod budget;
 mod cache;
 mod clock;
 mod imports;
+mod rooms;
 mod stdio;
 
 pub use budget::Budget;

@@ -11,6 +11,7 @@ mod cork;
 mod deflate;
 mod engine;
 mod guest;
+mod history;
 mod http;
 mod id;
 mod limits;

@@ -136,6 +136,14 @@ metrics! {
         host_sealed = 0 "{kind=\"sealed\"}";
         host_inbound = 0 "{kind=\"inbound\"}";
     }
+    "history_bytes" gauge "Bytes topics' histories hold (payloads kept, each with its overhead), against --history-max-bytes." {
+        history_bytes = 0 "";
+    }
+    "history_messages_total" counter "Messages of topics with history: replayed to subscribers starting from a position; not kept (larger than --history-topic-bytes, or no room under --history-max-bytes); trimmed before a replay reached them (a gap its client sees)." {
+        history_replayed = 0 "{event=\"replayed\"}";
+        history_unkept = 0 "{event=\"unkept\"}";
+        history_skipped = 0 "{event=\"skipped\"}";
+    }
     "guest_log_dropped_total" counter "Lines guests printed over --guest-log-rate, not logged." {
         guest_log_dropped = 0 "";
     }

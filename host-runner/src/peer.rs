@@ -179,6 +179,18 @@ impl Peer {
     /// connection go out in one write. `Ok(true)`: the queue was empty, the caller must
     /// flush it.
     pub fn deliver(&self, frame: &Frame) -> Result<bool, Refused> {
+        self.queue(frame, true)
+    }
+
+    /// Queues a frame of a replay (`history`) as [`Self::deliver`] does, but a frame that
+    /// does not fit is neither dropped nor counted: the replay waits for room instead.
+    pub fn deliver_paced(&self, frame: &Frame) -> Result<bool, Refused> {
+        self.queue(frame, false)
+    }
+
+    /// `drops`: a frame that does not fit is dropped (counted, and under
+    /// `--close-on-backpressure` the connection closed); otherwise only refused.
+    fn queue(&self, frame: &Frame, drops: bool) -> Result<bool, Refused> {
         let mut outbox = self.outbox();
         if outbox.closed {
             return Err(Refused::Closed);
@@ -186,6 +198,9 @@ impl Peer {
         // A large frame takes two entries: the second one's cost counts as its bytes.
         let len = frame.len() + (frame.parts().count() - 1) * ENTRY_COST;
         if let Err(over) = room(outbox.queued, len, self.max_backpressure) {
+            if !drops {
+                return Err(Refused::Backpressure);
+            }
             outbox.dropped += 1;
             METRICS.dropped.inc();
             if over == Over::Connection && self.close_on_backpressure && !outbox.overflowed {

@@ -11,7 +11,25 @@ use crate::peer::Peer;
 
 /// One topic's subscribers. Its own lock, so that a publish to a large topic holds up
 /// only that topic.
-type Subscribers = Arc<Mutex<Vec<Arc<Peer>>>>;
+type Subscribers = Arc<Mutex<Topic>>;
+
+/// A topic's subscribers here, and the presence info of those that set one (kept apart
+/// from the list a publish walks, which stays one pointer per subscriber).
+#[derive(Default)]
+struct Topic {
+    peers: Vec<Arc<Peer>>,
+    infos: HashMap<Id, Box<[u8]>>,
+}
+
+/// Members a `presence.members` page lists at most.
+pub const MAX_MEMBERS_PAGE: u32 = 1000;
+
+/// A page of a topic's subscribers here: ids in order, each with its presence info.
+pub struct Members {
+    pub page: Vec<(Id, Box<[u8]>)>,
+    /// Whether more follow the last.
+    pub more: bool,
+}
 
 pub struct Registry {
     /// This runner's part of every id it makes: random per process.
@@ -52,7 +70,50 @@ impl Registry {
 
     pub fn subscribe(&self, topic: &str, peer: &Arc<Peer>) {
         let subscribers = lock(&self.topics).entry(topic.into()).or_default().clone();
-        lock(&subscribers).push(peer.clone());
+        lock(&subscribers).peers.push(peer.clone());
+    }
+
+    /// Sets (or, empty, clears) the presence info of `peer`, a subscriber of `topic`.
+    pub fn set_info(&self, topic: &str, peer: &Peer, info: &[u8]) {
+        let Some(subscribers) = lock(&self.topics).get(topic).cloned() else {
+            return;
+        };
+        let mut topic = lock(&subscribers);
+        if info.is_empty() {
+            topic.infos.remove(&peer.id);
+        } else {
+            topic.infos.insert(peer.id, info.into());
+        }
+    }
+
+    /// Subscribers of `topic` here whose id is after `after`, in id order, at most
+    /// `limit` (at most [`MAX_MEMBERS_PAGE`]), with their info.
+    pub fn members(&self, topic: &str, after: Option<Id>, limit: u32) -> Members {
+        let Some(subscribers) = lock(&self.topics).get(topic).cloned() else {
+            return Members {
+                page: Vec::new(),
+                more: false,
+            };
+        };
+        let topic = lock(&subscribers);
+        let mut ids: Vec<Id> = topic
+            .peers
+            .iter()
+            .map(|peer| peer.id)
+            .filter(|id| after.is_none_or(|after| *id > after))
+            .collect();
+        let limit = limit.min(MAX_MEMBERS_PAGE) as usize;
+        let more = ids.len() > limit;
+        if more {
+            ids.select_nth_unstable(limit);
+            ids.truncate(limit);
+        }
+        ids.sort_unstable();
+        let page = ids
+            .into_iter()
+            .map(|id| (id, topic.infos.get(&id).cloned().unwrap_or_default()))
+            .collect();
+        Members { page, more }
     }
 
     pub fn unsubscribe(&self, topic: &str, peer: &Arc<Peer>) {
@@ -61,10 +122,11 @@ impl Registry {
             return;
         };
         let mut list = lock(subscribers);
-        if let Some(at) = list.iter().position(|p| Arc::ptr_eq(p, peer)) {
-            list.swap_remove(at);
+        if let Some(at) = list.peers.iter().position(|p| Arc::ptr_eq(p, peer)) {
+            list.peers.swap_remove(at);
+            list.infos.remove(&peer.id);
         }
-        if list.is_empty() {
+        if list.peers.is_empty() {
             drop(list);
             topics.remove(topic);
         }
@@ -73,7 +135,9 @@ impl Registry {
     /// Subscribers of `topic` (on this node).
     pub fn subscribers(&self, topic: &str) -> u32 {
         let subscribers = lock(&self.topics).get(topic).cloned();
-        subscribers.map_or(0, |s| u32::try_from(lock(&s).len()).unwrap_or(u32::MAX))
+        subscribers.map_or(0, |s| {
+            u32::try_from(lock(&s).peers.len()).unwrap_or(u32::MAX)
+        })
     }
 
     /// Every topic with subscribers on this node, and how many.
@@ -85,7 +149,7 @@ impl Registry {
         topics
             .into_iter()
             .map(|(topic, list)| {
-                let count = u32::try_from(lock(&list).len()).unwrap_or(u32::MAX);
+                let count = u32::try_from(lock(&list).peers.len()).unwrap_or(u32::MAX);
                 (topic, count)
             })
             .collect()
@@ -106,7 +170,7 @@ impl Registry {
         };
         let list = lock(&subscribers);
         let mut queued = 0u32;
-        for peer in list.iter() {
+        for peer in list.peers.iter() {
             if skip.is_some_and(|skip| Arc::ptr_eq(skip, peer)) {
                 continue;
             }

@@ -55,11 +55,12 @@ impl std::fmt::Display for NoSandbox {
 impl Server {
     /// `node` is this runner's part of the ids it makes (random per process).
     pub fn new(runtime: Arc<Runtime>, settings: Settings, shutdown: Shutdown, node: u32) -> Self {
+        let history = settings.history;
         Server {
             runtime,
             settings,
             shutdown,
-            bus: Arc::new(Bus::new(node)),
+            bus: Arc::new(Bus::new(node, history)),
             warm: Mutex::new(Vec::with_capacity(WARM)),
             warming: AtomicUsize::new(0),
         }
@@ -79,8 +80,12 @@ impl Server {
         ));
         conn.upgrade(session, peer.clone());
         self.bus.registry.insert(peer.clone());
-        for topic in conn.topics() {
+        for topic in conn.live_topics() {
             self.bus.subscribe(topic, &peer);
+            let info = conn.info(topic);
+            if !info.is_empty() {
+                self.bus.registry.set_info(topic, &peer, info);
+            }
         }
     }
 

@@ -14,6 +14,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The fiber stack each connection's guest calls run on (wasmtime's default; address space,
 /// touched only as deep as a call goes).
 pub const FIBER_STACK: u64 = 2 << 20;
+/// Bytes in a connection's presence info for one topic (WIT `presence.max-info`).
+pub const MAX_PRESENCE_INFO: u32 = 256;
 
 /// What one connection may hold in the runner: what its guest keeps (topics, attachment,
 /// auto-responses; the values of its `max-*` imports) and what waits to be written to it.
@@ -26,14 +28,16 @@ pub struct AppLimits {
 
 impl AppLimits {
     /// The most one connection's guest can make the host keep for it, live or hibernated:
-    /// its attachment, its auto-responses (request and response each), its topic names.
+    /// its attachment, its auto-responses (request and response each), its topic names and
+    /// its presence info in each (kept twice: by the state, and where `presence` reads it).
     /// Bounded by the flags alone (see [`Settings::state_per_connection`]), so not counted
     /// as it is used.
     pub fn state(&self) -> usize {
         let guest = &self.guest;
         let bytes = u64::from(guest.max_attachment)
             + 2 * u64::from(guest.max_auto_responses) * u64::from(guest.max_auto_response_size)
-            + u64::from(guest.max_topics) * u64::from(guest.max_topic_len);
+            + u64::from(guest.max_topics)
+                * (u64::from(guest.max_topic_len) + 2 * u64::from(MAX_PRESENCE_INFO));
         usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 }
@@ -49,6 +53,17 @@ impl Deflate {
             _ => 0,
         }
     }
+}
+
+/// The bounds on topics' histories (`--history-*`): host memory, counted as it is used.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    /// Messages one topic keeps at most.
+    pub max_messages: u32,
+    /// Bytes one topic keeps at most (payloads and a fixed overhead per message).
+    pub topic_bytes: usize,
+    /// Bytes all topics keep together.
+    pub max_bytes: usize,
 }
 
 /// Validated settings.
@@ -71,6 +86,7 @@ pub struct Settings {
     pub close_on_backpressure: bool,
     /// What one connection may hold in the runner.
     pub app: AppLimits,
+    pub history: HistoryLimits,
     pub hibernate_after: Duration,
     pub memory_budget: usize,
     /// `--host-memory`: what all connections' outboxes may hold together.

@@ -16,6 +16,7 @@ use crate::bus::Bus;
 use crate::cluster::Cluster;
 use crate::cork::Cork;
 use crate::deflate::{self, Form, Outgoing};
+use crate::history::{Position, Replay};
 use crate::id::Id;
 use crate::metrics::METRICS;
 use crate::peer::{self, Peer, Refused};
@@ -24,6 +25,8 @@ use crate::wit::Message;
 use crate::wit::bindings::wsbox::websocket::connection::{
     AutoResponseError, SendError, TooLarge, TopicError,
 };
+
+mod rooms;
 
 /// Alarms further away are set this far: a year, far beyond any connection's life and
 /// safe from `Instant` overflow.
@@ -77,8 +80,14 @@ pub struct State {
     /// Other connections this callback queued frames to (`send-to`, `publish`), written
     /// when it returns: see [`Peer::deliver`].
     delivered: Vec<Arc<Peer>>,
-    /// Topics, in the order subscribed; applied to the bus once upgraded.
+    /// Topics, in the order subscribed; applied to the bus once upgraded, but for those
+    /// still replaying their history.
     topics: Vec<Box<str>>,
+    /// Subscriptions catching up with their topic's history (`subscribe-from`): the
+    /// connection's task writes them (`State::pump_replays`), then they go live.
+    replays: Vec<Replay>,
+    /// Presence info set for a topic (`presence.set-info`), for the registry to show.
+    infos: Vec<(Box<str>, Box<[u8]>)>,
     attachment: Vec<u8>,
     auto_responses: Vec<AutoResponse>,
     alarm: Option<Instant>,
@@ -116,6 +125,8 @@ impl State {
             cork: Cork::default(),
             delivered: Vec::new(),
             topics: Vec::new(),
+            replays: Vec::new(),
+            infos: Vec::new(),
             attachment: Vec::new(),
             auto_responses: Vec::new(),
             alarm: None,
@@ -237,6 +248,8 @@ impl State {
     pub fn reset(&mut self) {
         self.cork.clear();
         self.topics.clear();
+        self.replays.clear();
+        self.infos.clear();
         self.attachment.clear();
         self.auto_responses.clear();
         self.alarm = None;
@@ -404,6 +417,8 @@ impl State {
             return false;
         };
         self.topics.swap_remove(at);
+        self.replays.retain(|replay| replay.topic() != topic);
+        self.infos.retain(|(t, _)| **t != *topic);
         if let Some(peer) = self.peer() {
             self.bus.unsubscribe(topic, peer);
         }
@@ -411,18 +426,33 @@ impl State {
     }
 
     /// `publish`: to every subscriber of `topic` on every runner; returns how many here
-    /// took it (this connection included, with `include_self`).
-    pub fn publish(&mut self, topic: &str, message: Message, include_self: bool) -> u32 {
+    /// took it (this connection included, with `include_self`), and the message's position
+    /// in the topic's history if it has one.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        message: Message,
+        include_self: bool,
+    ) -> (u32, Option<Position>) {
         let own = self.peer().cloned();
         let (kind, payload) = crate::wit::into_parts(message);
         let mut outgoing = Outgoing::new(kind, payload);
-        let mut queued = self
-            .bus
-            .publish(topic, &mut outgoing, own.as_ref(), &mut self.delivered);
+        let live = include_self && self.is_live(topic) && !self.is_closed();
+        // In a topic with history every subscriber gets the offsets in order, this one too:
+        // its copy joins its queue with the others' (under the topic's lock), after what
+        // this callback sent so far, instead of following with the cork.
+        let in_order = live && own.is_some() && self.bus.has_history(topic);
+        if let (true, Some(peer)) = (in_order, &own) {
+            self.write_cork(peer);
+        }
+        let skip = if in_order { None } else { own.as_ref() };
+        let (mut queued, position) =
+            self.bus
+                .publish(topic, &mut outgoing, skip, &mut self.delivered);
         METRICS.publishes.inc();
         METRICS.deliveries.add(u64::from(queued));
         // Our own copy goes with our other sends, in order, held to the bound as they are.
-        if include_self && self.is_subscribed(topic) && !self.is_closed() {
+        if live && !in_order {
             let form = own.as_ref().map_or(Form::Plain, |peer| peer.form());
             let frame = outgoing.frame(form);
             if self.fits(frame.len()) {
@@ -433,7 +463,7 @@ impl State {
                 self.count_drop();
             }
         }
-        queued
+        (queued, position)
     }
 
     /// Subscribers of `topic` on every runner.
@@ -519,7 +549,12 @@ mod tests {
 
     #[tokio::test]
     async fn going_idle_writes_what_was_delivered_to_others() {
-        let bus = Arc::new(Bus::new(1));
+        let history = crate::settings::HistoryLimits {
+            max_messages: 10,
+            topic_bytes: 1 << 20,
+            max_bytes: 1 << 20,
+        };
+        let bus = Arc::new(Bus::new(1, history));
         let limits = AppLimits {
             guest: wsbox::app::Limits::new(8, 64, 1024, 4, 1024),
             max_backpressure: 1 << 20,

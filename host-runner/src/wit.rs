@@ -23,7 +23,6 @@ pub use bindings::wsbox::websocket::types::{Message, Request, Response};
 // The one conversion between the WIT `message` and the library's (see the macro's docs).
 wsbox::message_conversions!(Message);
 
-/// A message's kind and bytes.
 /// A message's kind and bytes, owned: the payload becomes shared bytes without a copy.
 pub fn into_parts(message: Message) -> (Data, bytes::Bytes) {
     match message {
@@ -36,5 +35,15 @@ pub fn parts(message: &Message) -> (Data, &[u8]) {
     match message {
         Message::Text(text) => (Data::Text, text.as_bytes()),
         Message::Binary(data) => (Data::Binary, data.as_slice()),
+    }
+}
+
+/// A message from its kind and bytes, copied (text is UTF-8 when it came from a guest or
+/// a validated frame; anything else would be replaced, not trusted).
+pub fn from_parts(kind: Data, payload: &[u8]) -> Message {
+    if kind == Data::Text {
+        Message::Text(String::from_utf8_lossy(payload).into_owned())
+    } else {
+        Message::Binary(payload.to_vec())
     }
 }

@@ -302,7 +302,7 @@ impl Websocket {
 }
 
 /// The WIT view of a message, borrowing its payload.
-fn param(message: &Message) -> MessageParam<'_> {
+pub(super) fn param(message: &Message) -> MessageParam<'_> {
     match message {
         Message::Text(text) => MessageParam::Text(text),
         Message::Binary(data) => MessageParam::Binary(data),

@@ -22,6 +22,7 @@
 //!   `flood ok A backpressure B closed C gone D`. `pub T N SIZE` publishes N such messages
 //!   to T and answers `published SUM`. A flood message starts with its index (u32, big
 //!   endian) when SIZE allows, so that receivers can check the order.
+//! - `/topics` also takes the `history` and `presence` commands of `rooms.rs`.
 //!
 //! Anything else is answered with `unknown command: …`.
 
@@ -149,7 +150,7 @@ fn topics(words: &[&str]) -> Option<String> {
             connection::max_topic_len(),
             connection::max_attachment()
         ),
-        _ => return None,
+        _ => return crate::rooms::command(words),
     })
 }
 

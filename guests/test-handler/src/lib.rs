@@ -51,6 +51,7 @@ use std::cell::RefCell;
 mod commands;
 mod hostile;
 mod lifecycle;
+mod rooms;
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../wit", world: "app" });

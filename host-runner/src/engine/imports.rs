@@ -118,7 +118,7 @@ impl Host for StoreData {
     }
 
     fn publish(&mut self, topic: String, msg: Message, include_self: bool) -> u32 {
-        self.state.publish(&topic, msg, include_self)
+        self.state.publish(&topic, msg, include_self).0
     }
 
     fn subscribers(&mut self, topic: String) -> u32 {

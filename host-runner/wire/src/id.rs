@@ -4,8 +4,8 @@
 use std::fmt;
 
 /// A connection's id, shown as 32 lowercase hex digits: the node that holds it (32 bits,
-/// the first 8 digits), then 96 random bits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// the first 8 digits), then 96 random bits. Ordered as its text is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id([u8; 16]);
 
 impl Id {
