@@ -469,8 +469,9 @@ impl State {
     /// Subscribers of `topic` on every runner.
     pub fn subscribers(&self, topic: &str) -> u64 {
         let mut count = self.bus.subscribers(topic);
-        // Before the upgrade our own subscriptions are not in the registry yet.
-        if self.upgraded.is_none() && self.is_subscribed(topic) {
+        // Before the upgrade our own subscriptions are not in the registry yet, nor one
+        // still replaying its history.
+        if self.is_subscribed(topic) && (self.upgraded.is_none() || !self.is_live(topic)) {
             count += 1;
         }
         count

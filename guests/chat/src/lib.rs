@@ -1,5 +1,6 @@
 //! A chat for `wsbox-runner`: rooms by path, a nickname from the query, join and leave
-//! notices with the member count, and a page that works in a browser.
+//! notices with the member count, rooms that remember their last 50 frames, pages that
+//! resume after a dropped socket, and a member list.
 //!
 //! ```sh
 //! scripts/run-guest.sh chat        # then open http://127.0.0.1:8080/chat/lobby?nick=ann
@@ -12,33 +13,38 @@
 //! - An upgrade request to `/chat/ROOM?nick=NAME` joins ROOM as NAME (letters, digits,
 //!   `-`, `_`, `.`, at most 24; anything else is dropped). Without a usable name the member
 //!   is `guest-` and the first four hex digits of its connection id, e.g. `guest-1a2b`.
+//!   `&after=EPOCH-OFFSET` (a page reconnecting) resumes after that position.
 //! - `GET /` redirects to `/chat/lobby` (keeping the query); anything else is a 404.
 //!
 //! # Wire format
 //!
 //! The client sends text frames: each is one chat message (cut to 2000 characters).
 //! Binary frames are refused: the connection is closed with 1003. The server sends text
-//! frames, each one JSON object:
+//! frames, each one JSON object; every frame but `hello` is published to the room's topic,
+//! which has history, so the host puts its position first (`"pos":{"epoch":E,"offset":N}`,
+//! contiguous offsets: `wit/rooms.wit`):
 //!
 //! | frame | to | meaning |
 //! |---|---|---|
-//! | `{"type":"hello","nick":"guest-1a2b"}` | the new member | the nickname it got |
+//! | `{"type":"hello","nick":"guest-1a2b","members":["ann"],"epoch":E,"head":N,"resumed":false}` | the new member | the nickname it got, who is there, the position it joined at; then the room's last 50 frames (those up to `head` are history), or with `resumed` what followed the page's `after` |
 //! | `{"type":"join","nick":"ann","count":2}` | the room, the new member included | `ann` joined; `count` members now |
 //! | `{"type":"message","nick":"ann","text":"hi"}` | the room, the sender included | `ann` said `hi` |
 //! | `{"type":"leave","nick":"ann","count":1}` | the rest of the room | `ann` left; `count` remain |
 //!
 //! # How it uses the host
 //!
-//! Each room is a topic named by its path; the member count is the topic's subscriber
-//! count, and every notice and message is one `publish` (encoded once by the host for the
-//! whole room). The handler keeps no state of its own: the nickname lives in the
+//! Each room is a topic named by its path, with history: the host keeps the last 50
+//! frames, replays them to a newcomer (or what a reconnecting page missed) and then the
+//! live ones, without calling the handler. The member count is the topic's subscriber
+//! count, the member list its presence (each member's info is its nickname), and every
+//! notice and message is one `publish` (encoded once by the host for the whole room). The handler keeps no state of its own: the nickname lives in the
 //! connection's attachment, which the host keeps, so a handler rebuilt for the connection
 //! (after hibernation) has all it needs.
 
 mod names;
 mod wire;
 
-use wsbox::guest::{Handler, Websocket};
+use wsbox::guest::{Handler, HistoryError, Position, Start, Websocket};
 use wsbox::{CloseCode, Message};
 
 /// The chat page (`src/page.html`): the same for every room, which its script reads from
@@ -47,6 +53,10 @@ const PAGE: &str = include_str!("page.html");
 
 /// The longest chat message passed on, in characters.
 const MAX_TEXT: usize = 2000;
+/// Messages a room keeps, and a newcomer gets before the live ones.
+const HISTORY: u32 = 50;
+/// Members listed in a newcomer's `hello`, at most.
+const MAX_LISTED: usize = 1000;
 
 struct Chat;
 
@@ -81,15 +91,28 @@ impl Handler for Chat {
         let topic = request.path();
         let nick = names::nick(request.query())
             .unwrap_or_else(|| names::default_nick(websocket.id().as_str()));
-        // Both fail only under a host configured far below its defaults (16 KiB
-        // attachments, 64 topics of 256 bytes): a nickname and one room always fit those.
-        if websocket.set_attachment(nick.as_bytes()).is_err() || websocket.subscribe(topic).is_err()
-        {
+        // Fails only under a host configured far below its defaults (16 KiB attachments,
+        // 64 topics of 256 bytes): a nickname and one room always fit those.
+        if websocket.set_attachment(nick.as_bytes()).is_err() {
             websocket.close(CloseCode::INTERNAL_ERROR, "the host's limits are too small");
             return;
         }
-        // Fails only if the client already left; `on_close` follows then.
-        let _ = websocket.send_text(&wire::hello(&nick));
+        let Some(joined) = join(websocket, topic, names::after(request.query())) else {
+            websocket.close(CloseCode::INTERNAL_ERROR, "the host's limits are too small");
+            return;
+        };
+        // Shown with this member in the others' `hello`; fails only if not subscribed.
+        let _ = websocket.set_presence(topic, nick.as_bytes());
+        let members = members(websocket, topic);
+        // Fails only if the client already left; `on_close` follows then. Sent before the
+        // history the host replays once this call returns.
+        let _ = websocket.send_text(&wire::hello(&wire::Hello {
+            nick: &nick,
+            members: &members,
+            epoch: &joined.head.epoch,
+            head: joined.head.offset,
+            resumed: joined.resumed,
+        }));
         let count = websocket.subscribers(topic);
         websocket.publish(topic, &Message::Text(wire::join(&nick, count)), true);
     }
@@ -115,6 +138,70 @@ impl Handler for Chat {
             websocket.publish(topic, &Message::Text(frame), false);
         }
     }
+}
+
+/// How a member joined its room: the history's head then, and whether its replay goes on
+/// from where its page asked.
+struct Joined {
+    head: Position,
+    resumed: bool,
+}
+
+/// Subscribes to the room with its history on: from `after` (a page reconnecting) if the
+/// host still keeps it, else the last [`HISTORY`] messages. Without history (a runner of a
+/// cluster) a plain subscription, and the page is told so by an empty epoch.
+fn join(websocket: &Websocket, topic: &str, after: Option<(String, u64)>) -> Option<Joined> {
+    if websocket.enable_history(topic, HISTORY, None).is_err() {
+        websocket.subscribe(topic).ok()?;
+        let head = Position {
+            epoch: String::new(),
+            offset: 0,
+        };
+        return Some(Joined {
+            head,
+            resumed: false,
+        });
+    }
+    if let Some((epoch, offset)) = after {
+        let after = Start::After(Position { epoch, offset });
+        match websocket.subscribe_from(topic, &after) {
+            Ok(head) => {
+                return Some(Joined {
+                    head,
+                    resumed: true,
+                });
+            }
+            Err(HistoryError::Gone) => {}
+            Err(_) => return None,
+        }
+    }
+    let head = websocket
+        .subscribe_from(topic, &Start::Last(HISTORY))
+        .ok()?;
+    Some(Joined {
+        head,
+        resumed: false,
+    })
+}
+
+/// The nicknames of the room's members, from presence (at most [`MAX_LISTED`]).
+fn members(websocket: &Websocket, topic: &str) -> Vec<String> {
+    let mut nicks = Vec::new();
+    let mut after = None;
+    while nicks.len() < MAX_LISTED {
+        let page = websocket.members(topic, after.as_ref(), 1000);
+        nicks.extend(
+            page.members
+                .iter()
+                .map(|(_, info)| String::from_utf8_lossy(info).into_owned()),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    nicks.truncate(MAX_LISTED);
+    nicks
 }
 
 /// The member's nickname, from the attachment `on_open` set.

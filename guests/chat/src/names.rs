@@ -33,6 +33,17 @@ pub fn nick(query: &str) -> Option<String> {
     (!nick.is_empty()).then_some(nick)
 }
 
+/// The position a reconnecting page asks to resume after (`after=EPOCH-OFFSET`, the
+/// position of the last frame it got); `None` if absent or malformed.
+pub fn after(query: &str) -> Option<(String, u64)> {
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("after="))?;
+    let (epoch, offset) = value.split_once('-')?;
+    let valid = epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((epoch.to_owned(), offset.parse().ok()?)).filter(|_| valid)
+}
+
 /// The nickname of a member who asked for none: `guest-` and the last four characters of
 /// its connection id. The last: an id starts with its runner's node id, the same for every
 /// connection of a runner; it ends in random digits, so two guests rarely share one.
@@ -79,6 +90,17 @@ fn percent_decode(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resume_position_is_epoch_dash_offset() {
+        assert_eq!(
+            after("nick=ann&after=00000000000000ab-17"),
+            Some(("00000000000000ab".to_owned(), 17))
+        );
+        assert_eq!(after("after=ab-17"), None);
+        assert_eq!(after("after=00000000000000ab-x"), None);
+        assert_eq!(after("nick=ann"), None);
+    }
 
     #[test]
     fn rooms_are_one_safe_segment() {

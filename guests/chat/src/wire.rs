@@ -1,10 +1,38 @@
 //! The chat's wire format: one JSON object per text frame, written by hand (four fixed
-//! shapes do not need a JSON library in every instance).
+//! shapes do not need a JSON library in every instance). The room's frames are published
+//! to a topic with history, so the host puts each one's `pos` first.
 
-/// `{"type":"hello","nick":NICK}`: sent to a new member only, with the nickname it got.
-pub fn hello(nick: &str) -> String {
-    let mut out = start("hello", nick);
-    out.push('}');
+/// What a new member is told first ([`hello`]).
+pub struct Hello<'a> {
+    /// The nickname it got.
+    pub nick: &'a str,
+    /// Who else is in the room (their nicknames, from presence).
+    pub members: &'a [String],
+    /// The room's history position when it joined: frames up to it are history.
+    pub epoch: &'a str,
+    pub head: u64,
+    /// Whether the replay continues from where the page asked (`after=`); `false` when
+    /// it asked for none, or the position is no longer kept (the page starts over).
+    pub resumed: bool,
+}
+
+/// `{"type":"hello","nick":NICK,"members":[…],"epoch":E,"head":N,"resumed":B}`: sent to a
+/// new member only, before the room's last messages (each carrying its `pos`).
+pub fn hello(hello: &Hello<'_>) -> String {
+    let mut out = start("hello", hello.nick);
+    out.push_str(",\"members\":[");
+    for (i, member) in hello.members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(&mut out, member);
+    }
+    out.push_str("],\"epoch\":");
+    push_string(&mut out, hello.epoch);
+    out.push_str(&format!(
+        ",\"head\":{},\"resumed\":{}}}",
+        hello.head, hello.resumed
+    ));
     out
 }
 
@@ -77,7 +105,18 @@ mod tests {
 
     #[test]
     fn the_four_shapes() {
-        assert_eq!(hello("ann"), r#"{"type":"hello","nick":"ann"}"#);
+        let members = ["bob".to_owned(), "c\"d".to_owned()];
+        let greeting = Hello {
+            nick: "ann",
+            members: &members,
+            epoch: "00000000000000ab",
+            head: 7,
+            resumed: false,
+        };
+        assert_eq!(
+            hello(&greeting),
+            r#"{"type":"hello","nick":"ann","members":["bob","c\"d"],"epoch":"00000000000000ab","head":7,"resumed":false}"#
+        );
         assert_eq!(join("ann", 2), r#"{"type":"join","nick":"ann","count":2}"#);
         assert_eq!(
             leave("bob", 0),
