@@ -1,0 +1,620 @@
+//! The writer thread: owns every write transaction.
+//!
+//! It takes what is queued (one batch, see [`Queue::take`]), applies it in queue order in one
+//! transaction, commits with fsync, and only then answers the waiters, so an acknowledged
+//! write is on disk. Once a second (the tick) the same transaction also deletes expired keys,
+//! collects idle namespaces and writes down the namespaces that reads touched.
+//!
+//! A failed commit answers the whole batch with [`Error::Unavailable`]. redb refuses every
+//! later operation on a database whose write failed, so the writer then closes and reopens the
+//! file: readers see `Unavailable` for those few milliseconds, then the committed state again.
+
+use std::collections::HashMap;
+use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, Durability, Table, WriteTransaction};
+
+use crate::error::{Error, Fail};
+use crate::format::{self, EXPIRY, HISTORY, KV, Location, NAMESPACES, TOPICS, Totals};
+use crate::queue::{Answer, Op, Queue, Taken};
+use crate::{Stats, history, kv};
+
+/// How often expired keys are swept and idle namespaces looked for.
+const TICK: Duration = Duration::from_secs(1);
+/// Reads note the namespaces they touch in memory; past this many distinct ones before the
+/// writer takes them, further notes are dropped (a namespace read that often is touched again).
+const TOUCHES_CAP: usize = 100_000;
+/// How long a reopen waits for reads in flight to let go of the failed database.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// The limits the writer enforces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_bytes: u64,
+    pub(crate) namespace_quota: u64,
+}
+
+/// State shared by the store's handles, their futures, and the writer thread.
+pub(crate) struct Shared {
+    pub(crate) location: Location,
+    /// `None` while the writer reopens the file after a failed write.
+    db: RwLock<Option<Arc<Database>>>,
+    pub(crate) queue: Queue,
+    /// Namespace → unix ms of the last read, not yet in its row.
+    touches: Mutex<HashMap<String, u64>>,
+    /// What the writer last published; `failed_writes` lives apart, callers add to it too.
+    published: Mutex<Stats>,
+    pub(crate) failed_writes: AtomicU64,
+    limits: Limits,
+    idle: Option<Duration>,
+    window: Duration,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        location: Location,
+        db: Database,
+        totals: Totals,
+        limits: Limits,
+        idle: Option<Duration>,
+        window: Duration,
+    ) -> Shared {
+        Shared {
+            location,
+            db: RwLock::new(Some(Arc::new(db))),
+            queue: Queue::new(),
+            touches: Mutex::new(HashMap::new()),
+            published: Mutex::new(totals_stats(&totals, Stats::default())),
+            failed_writes: AtomicU64::new(0),
+            limits,
+            idle,
+            window,
+        }
+    }
+
+    /// The database, for a read.
+    pub(crate) fn db(&self) -> Result<Arc<Database>, Error> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "{} is being reopened after a failed write; retry shortly",
+                    self.location.describe()
+                ))
+            })
+    }
+
+    /// Notes a read of `ns` (written to its row with the next commit), if anyone collects
+    /// idle namespaces.
+    pub(crate) fn touch(&self, ns: &str) {
+        if self.idle.is_none() {
+            return;
+        }
+        let now = now_ms();
+        let mut touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = touches.get_mut(ns) {
+            *at = now;
+        } else if touches.len() < TOUCHES_CAP {
+            touches.insert(ns.to_owned(), now);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        stats.failed_writes = self.failed_writes.load(Ordering::Relaxed);
+        stats
+    }
+
+    fn take_touches(&self) -> HashMap<String, u64> {
+        mem::take(&mut *self.touches.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts back touches a failed commit did not write.
+    fn restore_touches(&self, old: HashMap<String, u64>) {
+        let mut touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
+        for (ns, at) in old {
+            let entry = touches.entry(ns).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+    }
+
+    fn recently_touched(&self, ns: &str, cutoff_ms: u64) -> bool {
+        let touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
+        touches.get(ns).is_some_and(|&at| at >= cutoff_ms)
+    }
+}
+
+/// The tables of one write transaction, and the running totals it changes.
+pub(crate) struct Txn<'t> {
+    pub(crate) kv: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    pub(crate) expiry: Table<'t, (u64, &'static str, &'static str), ()>,
+    pub(crate) namespaces: Table<'t, &'static str, (u64, u64, u64)>,
+    pub(crate) topics: Table<'t, &'static str, (u64, u64, u64)>,
+    pub(crate) history: Table<'t, (&'static str, u64), &'static [u8]>,
+    pub(crate) totals: Totals,
+    pub(crate) limits: Limits,
+    pub(crate) now_ms: u64,
+}
+
+impl<'t> Txn<'t> {
+    fn open(
+        tx: &'t WriteTransaction,
+        totals: Totals,
+        limits: Limits,
+        now_ms: u64,
+    ) -> Result<Txn<'t>, Fail> {
+        Ok(Txn {
+            kv: tx.open_table(KV)?,
+            expiry: tx.open_table(EXPIRY)?,
+            namespaces: tx.open_table(NAMESPACES)?,
+            topics: tx.open_table(TOPICS)?,
+            history: tx.open_table(HISTORY)?,
+            totals,
+            limits,
+            now_ms,
+        })
+    }
+}
+
+/// Unix time in milliseconds (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Starts the writer thread.
+pub(crate) fn spawn(shared: Arc<Shared>, totals: Totals) -> std::io::Result<JoinHandle<()>> {
+    let writer = Writer {
+        shared,
+        totals,
+        next_tick: Instant::now() + TICK,
+        nondurable: false,
+        reopen_error: None,
+    };
+    thread::Builder::new()
+        .name("wsbox-store-writer".to_owned())
+        .spawn(move || writer.run())
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    totals: Totals,
+    next_tick: Instant,
+    /// A commit without fsync (maintenance only) happened since the last fsync'd one.
+    nondurable: bool,
+    /// Why the last reopen failed, while the database is closed.
+    reopen_error: Option<String>,
+}
+
+/// What applying one batch came to.
+struct Outcome {
+    answers: Vec<Answer>,
+    history_ops: u64,
+    history_refused: u64,
+    ops: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        // If this thread panics, the queue's waiters are answered (their senders dropped)
+        // instead of waiting forever.
+        let _guard = DrainOnExit(self.shared.clone());
+        loop {
+            let taken = self.shared.queue.take(self.next_tick, self.shared.window);
+            let maintain = Instant::now() >= self.next_tick;
+            if maintain {
+                self.next_tick = Instant::now() + TICK;
+            }
+            match taken {
+                Taken::Closed => break,
+                Taken::Idle => self.commit(Vec::new(), maintain),
+                Taken::Batch(batch) => {
+                    self.commit(batch.into_iter().map(|q| q.op).collect(), maintain)
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    /// Applies `ops` (and the tick's maintenance) in one transaction, commits, answers.
+    fn commit(&mut self, ops: Vec<Op>, maintain: bool) {
+        if ops.is_empty() && !maintain {
+            return;
+        }
+        let db = match self.shared.db() {
+            Ok(db) => db,
+            Err(_) => {
+                self.reopen();
+                match self.shared.db() {
+                    Ok(db) => db,
+                    Err(_) => {
+                        let why = self.reopen_error.clone().unwrap_or_default();
+                        let e = Error::Unavailable(format!(
+                            "{} could not be reopened after a failed write ({why}); nothing was written",
+                            self.shared.location.describe()
+                        ));
+                        let skipped = skipped(ops);
+                        self.shared
+                            .failed_writes
+                            .fetch_add(skipped.history_ops, Ordering::Relaxed);
+                        fail(skipped.answers, &e);
+                        return;
+                    }
+                }
+            }
+        };
+        let durable = !ops.is_empty();
+        let touches = self.shared.take_touches();
+        let mut totals = self.totals;
+        let mut outcome = Outcome {
+            answers: Vec::with_capacity(ops.len()),
+            history_ops: 0,
+            history_refused: 0,
+            ops: 0,
+        };
+        let result = self.apply(&db, ops, maintain, &touches, &mut totals, &mut outcome);
+        drop(db);
+        match result {
+            Ok(changed) => {
+                if changed && !durable {
+                    self.nondurable = true;
+                } else if durable {
+                    self.nondurable = false;
+                }
+                self.totals = totals;
+                self.shared
+                    .failed_writes
+                    .fetch_add(outcome.history_refused, Ordering::Relaxed);
+                {
+                    let mut stats = self
+                        .shared
+                        .published
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    *stats = totals_stats(&totals, *stats);
+                    stats.commits += u64::from(changed || durable);
+                    stats.writes_batched += outcome.ops;
+                }
+                for answer in outcome.answers {
+                    answer.send();
+                }
+            }
+            Err(why) => {
+                self.shared.restore_touches(touches);
+                let e = Error::Unavailable(format!(
+                    "the write to {} failed ({why}); nothing in its batch was stored. Check free disk space and permissions there",
+                    self.shared.location.describe()
+                ));
+                self.shared
+                    .failed_writes
+                    .fetch_add(outcome.history_ops, Ordering::Relaxed);
+                fail(outcome.answers, &e);
+                self.reopen();
+            }
+        }
+    }
+
+    /// The transaction itself. `Ok(false)`: nothing to commit (an idle tick that found no
+    /// work); `Err`: nothing was stored. Every op's answer lands in `outcome` either way.
+    fn apply(
+        &self,
+        db: &Database,
+        ops: Vec<Op>,
+        maintain: bool,
+        touches: &HashMap<String, u64>,
+        totals: &mut Totals,
+        outcome: &mut Outcome,
+    ) -> Result<bool, String> {
+        let durable = !ops.is_empty();
+        let mut tx = match db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => {
+                *outcome = skipped(ops);
+                return Err(e.to_string());
+            }
+        };
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        // Only refused for multi-process modes and persistent savepoints, neither used here.
+        tx.set_durability(durability).map_err(|e| e.to_string())?;
+        let mut broken: Option<String> = None;
+        let mut changed = durable;
+        {
+            let mut t = match Txn::open(&tx, *totals, self.shared.limits, now_ms()) {
+                Ok(t) => t,
+                Err(e) => {
+                    *outcome = skipped(ops);
+                    return Err(fail_text(e));
+                }
+            };
+            for op in ops {
+                outcome.ops += 1;
+                if let Err(e) = apply_op(&mut t, op, outcome, broken.is_some()) {
+                    broken.get_or_insert(e);
+                }
+            }
+            if broken.is_none() {
+                match self.maintain(&mut t, maintain, touches) {
+                    Ok(did) => changed |= did,
+                    Err(e) => broken = Some(e),
+                }
+            }
+            *totals = t.totals;
+        }
+        if let Some(why) = broken {
+            return Err(why);
+        }
+        if !changed {
+            tx.abort().map_err(|e| e.to_string())?;
+            return Ok(false);
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// The tick's work; whether it changed anything.
+    fn maintain(
+        &self,
+        t: &mut Txn<'_>,
+        maintain: bool,
+        touches: &HashMap<String, u64>,
+    ) -> Result<bool, String> {
+        let mut changed = !touches.is_empty();
+        kv::write_touches(t, touches).map_err(fail_text)?;
+        if !maintain {
+            return Ok(changed);
+        }
+        changed |= kv::sweep_expired(t).map_err(fail_text)? > 0;
+        if let Some(idle) = self.shared.idle {
+            let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+            let cutoff = t.now_ms.saturating_sub(idle_ms);
+            let shared = &self.shared;
+            changed |= kv::collect_idle(t, cutoff, |ns| shared.recently_touched(ns, cutoff))
+                .map_err(fail_text)?
+                > 0;
+        }
+        Ok(changed)
+    }
+
+    /// Closes the failed database and opens the file again (a file store only: an in-memory
+    /// one has nothing to reopen).
+    fn reopen(&mut self) {
+        let Location::File(_) = self.shared.location else {
+            return;
+        };
+        let old = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut old) = old {
+            // Readers hold the Arc for one read at most.
+            let deadline = Instant::now() + REOPEN_WAIT;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if Instant::now() < deadline => {
+                        old = still;
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(still) => {
+                        *self
+                            .shared
+                            .db
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(still);
+                        self.reopen_error = Some("reads kept the failed database open".to_owned());
+                        return;
+                    }
+                }
+            }
+        }
+        let opened = format::open(&self.shared.location)
+            .map_err(|e| e.to_string())
+            .and_then(|db| Totals::load(&db).map(|totals| (db, totals)));
+        match opened {
+            Ok((db, totals)) => {
+                self.totals = totals;
+                self.reopen_error = None;
+                *self
+                    .shared
+                    .db
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+            }
+            Err(e) => self.reopen_error = Some(e),
+        }
+    }
+
+    /// After the last handle: makes maintenance commits durable, then closes the file so that
+    /// the next `Store::open` of the directory finds it unlocked.
+    fn shutdown(&mut self) {
+        if self.nondurable
+            && let Ok(db) = self.shared.db()
+            && let Ok(mut tx) = db.begin_write()
+            && tx.set_durability(Durability::Immediate).is_ok()
+        {
+            let _ = tx.commit();
+        }
+        let db = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(db);
+    }
+}
+
+/// Applies one op, recording its answer. Once the batch is `broken` (a storage failure), ops
+/// are only recorded, to be answered with the failure.
+fn apply_op(t: &mut Txn<'_>, op: Op, outcome: &mut Outcome, broken: bool) -> Result<(), String> {
+    if broken {
+        record_skipped(op, outcome);
+        return Ok(());
+    }
+    fn split<T>(r: Result<T, Fail>) -> (Result<T, Error>, Option<String>) {
+        match r {
+            Ok(v) => (Ok(v), None),
+            Err(Fail::User(e)) => (Err(e), None),
+            Err(Fail::Storage(why)) => (Err(Error::Unavailable(why.clone())), Some(why)),
+        }
+    }
+    let storage = match op {
+        Op::Set {
+            ns,
+            key,
+            value,
+            ttl,
+            reply,
+        } => {
+            let (r, s) = split(kv::set(t, &ns, &key, &value, ttl));
+            outcome.answers.push(Answer::Unit(reply, r));
+            s
+        }
+        Op::Delete { ns, key, reply } => {
+            let (r, s) = split(kv::delete(t, &ns, &key));
+            outcome.answers.push(Answer::Bool(reply, r));
+            s
+        }
+        Op::Increment {
+            ns,
+            key,
+            delta,
+            reply,
+        } => {
+            let (r, s) = split(kv::increment(t, &ns, &key, delta));
+            outcome.answers.push(Answer::Int(reply, r));
+            s
+        }
+        Op::CompareAndSwap {
+            ns,
+            key,
+            expected,
+            new,
+            ttl,
+            reply,
+        } => {
+            let r = kv::compare_and_swap(t, &ns, &key, expected.as_deref(), new.as_deref(), ttl);
+            let (r, s) = split(r);
+            outcome.answers.push(Answer::Bool(reply, r));
+            s
+        }
+        Op::HistoryAppend { topic, record } => {
+            outcome.history_ops += 1;
+            match history::append(t, &topic, &record) {
+                Ok(stored) => {
+                    outcome.history_refused += u64::from(!stored);
+                    None
+                }
+                Err(e) => Some(fail_text(e)),
+            }
+        }
+        Op::HistoryTrim {
+            topic,
+            epoch,
+            first_kept_offset,
+        } => {
+            outcome.history_ops += 1;
+            history::trim(t, &topic, epoch, first_kept_offset)
+                .err()
+                .map(fail_text)
+        }
+        Op::HistoryDrop { topic } => {
+            outcome.history_ops += 1;
+            history::drop_topic(t, &topic).err().map(fail_text)
+        }
+        Op::Flush { reply } => {
+            outcome.answers.push(Answer::Unit(reply, Ok(())));
+            None
+        }
+    };
+    storage.map_or(Ok(()), Err)
+}
+
+/// Records an op that will not be applied: its reply (to be failed later) or its history count.
+fn record_skipped(op: Op, outcome: &mut Outcome) {
+    // A placeholder: `fail` replaces it with the batch's error.
+    fn e<T>() -> Result<T, Error> {
+        Err(Error::Unavailable(String::new()))
+    }
+    match op {
+        Op::Set { reply, .. } | Op::Flush { reply } => {
+            outcome.answers.push(Answer::Unit(reply, e()))
+        }
+        Op::Delete { reply, .. } | Op::CompareAndSwap { reply, .. } => {
+            outcome.answers.push(Answer::Bool(reply, e()))
+        }
+        Op::Increment { reply, .. } => outcome.answers.push(Answer::Int(reply, e())),
+        Op::HistoryAppend { .. } | Op::HistoryTrim { .. } | Op::HistoryDrop { .. } => {
+            outcome.history_ops += 1
+        }
+    }
+}
+
+/// The outcome of a batch none of which will be applied.
+fn skipped(ops: Vec<Op>) -> Outcome {
+    let mut outcome = Outcome {
+        answers: Vec::with_capacity(ops.len()),
+        history_ops: 0,
+        history_refused: 0,
+        ops: 0,
+    };
+    for op in ops {
+        record_skipped(op, &mut outcome);
+    }
+    outcome
+}
+
+/// Answers every op of a batch that did not commit with `e`.
+fn fail(answers: Vec<Answer>, e: &Error) {
+    for answer in answers {
+        answer.fail(e);
+    }
+}
+
+fn fail_text(f: Fail) -> String {
+    match f {
+        Fail::User(e) => e.to_string(),
+        Fail::Storage(why) => why,
+    }
+}
+
+/// The totals' part of the stats, the counters kept from `prev`.
+fn totals_stats(totals: &Totals, prev: Stats) -> Stats {
+    Stats {
+        bytes: totals.bytes,
+        namespaces: totals.namespaces,
+        keys: totals.keys,
+        topics: totals.topics,
+        history_records: totals.records,
+        ..prev
+    }
+}
+
+/// Closes the queue and drops what is left in it when the writer thread ends, however.
+struct DrainOnExit(Arc<Shared>);
+
+impl Drop for DrainOnExit {
+    fn drop(&mut self) {
+        let left = self.0.queue.close_and_drain();
+        self.0.failed_writes.fetch_add(left, Ordering::Relaxed);
+    }
+}
