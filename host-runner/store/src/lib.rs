@@ -247,7 +247,7 @@ impl Store {
         key: &str,
         value: Vec<u8>,
         ttl: Option<Duration>,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<> {
         let checked = kv::check_key(ns, key).and_then(|()| check_value(&value));
         let bytes = value.len();
         let (reply, answer) = oneshot::channel();
@@ -266,7 +266,7 @@ impl Store {
         &self,
         ns: &str,
         key: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<bool, Error>> + Send + 'static + use<> {
         let checked = kv::check_key(ns, key);
         let (reply, answer) = oneshot::channel();
         let op = checked.map(|()| Op::Delete {
@@ -307,7 +307,7 @@ impl Store {
         ns: &str,
         key: &str,
         delta: i64,
-    ) -> impl Future<Output = Result<i64, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<i64, Error>> + Send + 'static + use<> {
         let checked = kv::check_key(ns, key);
         let (reply, answer) = oneshot::channel();
         let op = checked.map(|()| Op::Increment {
@@ -328,7 +328,7 @@ impl Store {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
-    ) -> impl Future<Output = Result<bool, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<bool, Error>> + Send + 'static + use<> {
         let checked =
             kv::check_key(ns, key).and_then(|()| new.as_deref().map_or(Ok(()), check_value));
         let bytes = expected.as_ref().map_or(0, Vec::len) + new.as_ref().map_or(0, Vec::len);
@@ -388,7 +388,7 @@ impl Store {
 
     /// Resolves once everything queued before it is committed (or its commit failed: then
     /// `Unavailable`). For tests and a clean shutdown.
-    pub fn flush(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    pub fn flush(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<> {
         let (reply, answer) = oneshot::channel();
         self.submit(Ok(Op::Flush { reply }), 0, answer)
     }
