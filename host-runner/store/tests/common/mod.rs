@@ -20,6 +20,26 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Runs all the futures concurrently (each polled from the start, like tasks of a server) and
+/// returns their outputs in order.
+pub fn join_all<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let tasks: Vec<_> = futures.into_iter().map(|f| rt.spawn(f)).collect();
+    rt.block_on(async {
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(task.await.expect("task"));
+        }
+        out
+    })
+}
+
 /// An in-memory store with the default limits, collection off.
 pub fn memory() -> Store {
     Store::open(Config {
