@@ -114,6 +114,8 @@ pub(crate) struct Queued {
 
 struct State {
     items: VecDeque<Queued>,
+    /// Bytes of all queued ops (see `Op::bytes`).
+    bytes: usize,
     history_ops: usize,
     history_bytes: usize,
     closed: bool,
@@ -148,6 +150,7 @@ impl Queue {
         Queue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                bytes: 0,
                 history_ops: 0,
                 history_bytes: 0,
                 closed: false,
@@ -198,6 +201,7 @@ impl Queue {
             state.history_ops += 1;
             state.history_bytes += bytes;
         }
+        state.bytes += op.bytes();
         let was_empty = state.items.is_empty();
         state.items.push_back(Queued {
             op,
@@ -234,7 +238,9 @@ impl Queue {
             if let Some(first) = state.items.front() {
                 let ready_at = first.at + window;
                 let now = Instant::now();
-                if state.closed || now >= ready_at || batch_full(&state.items) {
+                // A whole batch is waiting: no point waiting out the window.
+                let full = state.items.len() >= BATCH_OPS || state.bytes >= BATCH_BYTES;
+                if state.closed || now >= ready_at || full {
                     break;
                 }
                 state = self.wait(state, ready_at - now);
@@ -274,11 +280,6 @@ impl Queue {
             Err(poisoned) => poisoned.into_inner().0,
         }
     }
-}
-
-/// Whether the queue already holds a whole batch (no point waiting out the window).
-fn batch_full(items: &VecDeque<Queued>) -> bool {
-    items.len() >= BATCH_OPS
 }
 
 /// The answer to an op the store could not queue because it is closing.
