@@ -217,8 +217,13 @@ fn open_error(path: &Path, e: DatabaseError) -> OpenError {
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
             OpenError::Locked { path }
         }
+        // redb reports a file that is not a database as InvalidData, and one cut short as a
+        // read past its end.
         DatabaseError::Storage(StorageError::Io(source))
-            if source.kind() != io::ErrorKind::InvalidData =>
+            if !matches!(
+                source.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) =>
         {
             OpenError::Unreadable { path, source }
         }

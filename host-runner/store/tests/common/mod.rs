@@ -76,17 +76,33 @@ pub const CHILD_MODE: &str = "WSBOX_STORE_CHILD";
 /// The store directory a child is to use.
 pub const CHILD_DIR: &str = "WSBOX_STORE_DIR";
 
+/// A child process (this test binary run again), killed if the test ends before it does.
+pub struct Kid {
+    pub child: Child,
+    pub lines: Lines,
+}
+
 /// Runs this test binary again, running only the test named `entry`, which reads `mode` and
-/// `dir` from the environment. Its stdout is piped.
-pub fn spawn_child(entry: &str, mode: &str, dir: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("own path"))
+/// `dir` from the environment. Its stdin and stdout are piped.
+pub fn spawn_child(entry: &str, mode: &str, dir: &Path) -> Kid {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
         .args([entry, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_MODE, mode)
         .env(CHILD_DIR, dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("re-run the test binary")
+        .expect("re-run the test binary");
+    let lines = Lines::new(child.stdout.take().expect("piped stdout"));
+    Kid { child, lines }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        // Already gone in a test that went well; then both calls fail harmlessly.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The child's stdout lines, read on a thread so that waiting for one can time out.
@@ -106,14 +122,15 @@ impl Lines {
         Lines(rx)
     }
 
-    /// Waits (at most `limit`) for a line starting with `prefix`; returns the rest of it.
-    pub fn wait_for(&self, prefix: &str, limit: Duration) -> Option<String> {
+    /// Waits (at most `limit`) for a line holding `marker` (libtest may print "test child ..."
+    /// before it); returns what follows the marker.
+    pub fn wait_for(&self, marker: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
             let line = self.0.recv_timeout(left).ok()?;
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return Some(rest.to_owned());
+            if let Some(at) = line.find(marker) {
+                return Some(line[at + marker.len()..].to_owned());
             }
         }
     }
