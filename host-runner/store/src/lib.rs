@@ -48,6 +48,7 @@ mod format;
 mod history;
 mod kv;
 mod queue;
+mod shared;
 mod writer;
 
 use std::future::Future;
@@ -62,7 +63,7 @@ pub use crate::error::{Error, OpenError};
 pub use crate::format::ENTRY_OVERHEAD;
 use crate::format::{Location, Totals};
 use crate::queue::{Op, Queue, Refused};
-use crate::writer::{Limits, Shared};
+use crate::shared::{Limits, Shared};
 
 /// Where the store lives and what it may hold.
 ///
@@ -235,7 +236,7 @@ impl Store {
     /// The value of `key` in namespace `ns`, as of the last commit; an expired key is absent.
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
         kv::check_key(ns, key)?;
-        let value = kv::get(&*self.shared().db()?, ns, key, writer::now_ms())?;
+        let value = kv::get(&*self.shared().db()?, ns, key, shared::now_ms())?;
         self.shared().touch(ns);
         Ok(value)
     }
@@ -293,7 +294,7 @@ impl Store {
             prefix,
             after,
             limit,
-            writer::now_ms(),
+            shared::now_ms(),
         )?;
         self.shared().touch(ns);
         Ok(keys)

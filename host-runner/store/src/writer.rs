@@ -10,128 +10,23 @@
 //! file: readers see `Unavailable` for those few milliseconds, then the committed state again.
 
 use std::collections::HashMap;
-use std::mem;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, Table, WriteTransaction};
 
 use crate::error::{Error, Fail};
 use crate::format::{self, EXPIRY, HISTORY, KV, Location, NAMESPACES, TOPICS, Totals};
-use crate::queue::{Answer, Op, Queue, Taken};
-use crate::{Stats, history, kv};
+use crate::queue::{Answer, Op, Taken};
+use crate::shared::{Limits, Shared, now_ms};
+use crate::{history, kv};
 
 /// How often expired keys are swept and idle namespaces looked for.
 const TICK: Duration = Duration::from_secs(1);
-/// Reads note the namespaces they touch in memory; past this many distinct ones before the
-/// writer takes them, further notes are dropped (a namespace read that often is touched again).
-const TOUCHES_CAP: usize = 100_000;
 /// How long a reopen waits for reads in flight to let go of the failed database.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
-
-/// The limits the writer enforces.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    pub(crate) max_bytes: u64,
-    pub(crate) namespace_quota: u64,
-}
-
-/// State shared by the store's handles, their futures, and the writer thread.
-pub(crate) struct Shared {
-    pub(crate) location: Location,
-    /// `None` while the writer reopens the file after a failed write.
-    db: RwLock<Option<Arc<Database>>>,
-    pub(crate) queue: Queue,
-    /// Namespace → unix ms of the last read, not yet in its row.
-    touches: Mutex<HashMap<String, u64>>,
-    /// What the writer last published; `failed_writes` lives apart, callers add to it too.
-    published: Mutex<Stats>,
-    pub(crate) failed_writes: AtomicU64,
-    limits: Limits,
-    idle: Option<Duration>,
-    window: Duration,
-}
-
-impl Shared {
-    pub(crate) fn new(
-        location: Location,
-        db: Database,
-        totals: Totals,
-        limits: Limits,
-        idle: Option<Duration>,
-        window: Duration,
-    ) -> Shared {
-        Shared {
-            location,
-            db: RwLock::new(Some(Arc::new(db))),
-            queue: Queue::new(),
-            touches: Mutex::new(HashMap::new()),
-            published: Mutex::new(totals_stats(&totals, Stats::default())),
-            failed_writes: AtomicU64::new(0),
-            limits,
-            idle,
-            window,
-        }
-    }
-
-    /// The database, for a read.
-    pub(crate) fn db(&self) -> Result<Arc<Database>, Error> {
-        self.db
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| {
-                Error::Unavailable(format!(
-                    "{} is being reopened after a failed write; retry shortly",
-                    self.location.describe()
-                ))
-            })
-    }
-
-    /// Notes a read of `ns` (written to its row with the next commit), if anyone collects
-    /// idle namespaces.
-    pub(crate) fn touch(&self, ns: &str) {
-        if self.idle.is_none() {
-            return;
-        }
-        let now = now_ms();
-        let mut touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = touches.get_mut(ns) {
-            *at = now;
-        } else if touches.len() < TOUCHES_CAP {
-            touches.insert(ns.to_owned(), now);
-        }
-    }
-
-    pub(crate) fn stats(&self) -> Stats {
-        let mut stats = *self
-            .published
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        stats.failed_writes = self.failed_writes.load(Ordering::Relaxed);
-        stats
-    }
-
-    fn take_touches(&self) -> HashMap<String, u64> {
-        mem::take(&mut *self.touches.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Puts back touches a failed commit did not write.
-    fn restore_touches(&self, old: HashMap<String, u64>) {
-        let mut touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
-        for (ns, at) in old {
-            let entry = touches.entry(ns).or_insert(at);
-            *entry = (*entry).max(at);
-        }
-    }
-
-    fn recently_touched(&self, ns: &str, cutoff_ms: u64) -> bool {
-        let touches = self.touches.lock().unwrap_or_else(PoisonError::into_inner);
-        touches.get(ns).is_some_and(|&at| at >= cutoff_ms)
-    }
-}
 
 /// The tables of one write transaction, and the running totals it changes.
 pub(crate) struct Txn<'t> {
@@ -163,13 +58,6 @@ impl<'t> Txn<'t> {
             now_ms,
         })
     }
-}
-
-/// Unix time in milliseconds (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Starts the writer thread.
@@ -210,7 +98,7 @@ impl Writer {
         // instead of waiting forever.
         let _guard = DrainOnExit(self.shared.clone());
         loop {
-            let taken = self.shared.queue.take(self.next_tick, self.shared.window);
+            let taken = self.shared.queue.take(self.next_tick, self.shared.window());
             let maintain = Instant::now() >= self.next_tick;
             if maintain {
                 self.next_tick = Instant::now() + TICK;
@@ -275,16 +163,8 @@ impl Writer {
                 self.shared
                     .failed_writes
                     .fetch_add(outcome.history_refused, Ordering::Relaxed);
-                {
-                    let mut stats = self
-                        .shared
-                        .published
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    *stats = totals_stats(&totals, *stats);
-                    stats.commits += u64::from(changed || durable);
-                    stats.writes_batched += outcome.ops;
-                }
+                self.shared
+                    .publish(&totals, u64::from(changed || durable), outcome.ops);
                 for answer in outcome.answers {
                     answer.send();
                 }
@@ -333,7 +213,7 @@ impl Writer {
         let mut broken: Option<String> = None;
         let mut changed = durable;
         {
-            let mut t = match Txn::open(&tx, *totals, self.shared.limits, now_ms()) {
+            let mut t = match Txn::open(&tx, *totals, self.shared.limits(), now_ms()) {
                 Ok(t) => t,
                 Err(e) => {
                     *outcome = skipped(ops);
@@ -378,7 +258,7 @@ impl Writer {
             return Ok(changed);
         }
         changed |= kv::sweep_expired(t).map_err(fail_text)? > 0;
-        if let Some(idle) = self.shared.idle {
+        if let Some(idle) = self.shared.idle() {
             let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
             let cutoff = t.now_ms.saturating_sub(idle_ms);
             let shared = &self.shared;
@@ -395,13 +275,7 @@ impl Writer {
         let Location::File(_) = self.shared.location else {
             return;
         };
-        let old = self
-            .shared
-            .db
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut old) = old {
+        if let Some(mut old) = self.shared.take_db() {
             // Readers hold the Arc for one read at most.
             let deadline = Instant::now() + REOPEN_WAIT;
             loop {
@@ -415,11 +289,7 @@ impl Writer {
                         thread::sleep(Duration::from_millis(1));
                     }
                     Err(still) => {
-                        *self
-                            .shared
-                            .db
-                            .write()
-                            .unwrap_or_else(PoisonError::into_inner) = Some(still);
+                        self.shared.put_db(still);
                         self.reopen_error = Some("reads kept the failed database open".to_owned());
                         return;
                     }
@@ -433,11 +303,7 @@ impl Writer {
             Ok((db, totals)) => {
                 self.totals = totals;
                 self.reopen_error = None;
-                *self
-                    .shared
-                    .db
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+                self.shared.put_db(Arc::new(db));
             }
             Err(e) => self.reopen_error = Some(e),
         }
@@ -453,13 +319,7 @@ impl Writer {
         {
             let _ = tx.commit();
         }
-        let db = self
-            .shared
-            .db
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(db);
+        drop(self.shared.take_db());
     }
 }
 
@@ -594,18 +454,6 @@ fn fail_text(f: Fail) -> String {
     match f {
         Fail::User(e) => e.to_string(),
         Fail::Storage(why) => why,
-    }
-}
-
-/// The totals' part of the stats, the counters kept from `prev`.
-fn totals_stats(totals: &Totals, prev: Stats) -> Stats {
-    Stats {
-        bytes: totals.bytes,
-        namespaces: totals.namespaces,
-        keys: totals.keys,
-        topics: totals.topics,
-        history_records: totals.records,
-        ..prev
     }
 }
 
