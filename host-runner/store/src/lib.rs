@@ -436,7 +436,7 @@ impl Store {
     fn submit_history(&self, op: Op) {
         match self.shared().queue.push(op, None) {
             Ok(()) => {}
-            Err((Refused::Full | Refused::Closed, _)) => {
+            Err(Refused) => {
                 self.shared()
                     .failed_writes
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

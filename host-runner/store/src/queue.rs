@@ -128,13 +128,10 @@ pub(crate) struct Queue {
     permits: Arc<Semaphore>,
 }
 
-/// Why a push did not queue.
-pub(crate) enum Refused {
-    /// The store is shutting down.
-    Closed,
-    /// History past its cap.
-    Full,
-}
+/// A push that did not queue: the store is closing, or history is past its cap. The op is
+/// dropped (a waiter sees its reply channel closed).
+#[derive(Debug)]
+pub(crate) struct Refused;
 
 /// What [`Queue::take`] found.
 pub(crate) enum Taken {
@@ -182,21 +179,17 @@ impl Queue {
     }
 
     /// Queues an op. History ops past their cap are refused; key-value ops come with permits.
-    pub(crate) fn push(
-        &self,
-        op: Op,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), (Refused, Op)> {
+    pub(crate) fn push(&self, op: Op, permit: Option<OwnedSemaphorePermit>) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.closed {
-            return Err((Refused::Closed, op));
+            return Err(Refused);
         }
         if op.is_history() {
             let bytes = op.bytes();
             if state.history_ops >= HISTORY_QUEUED_OPS
                 || state.history_bytes + bytes > HISTORY_QUEUED_BYTES
             {
-                return Err((Refused::Full, op));
+                return Err(Refused);
             }
             state.history_ops += 1;
             state.history_bytes += bytes;
