@@ -7,8 +7,13 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{CHILD_DIR, CHILD_MODE, block_on, chmod_is_ineffective, on_disk, spawn_child};
+use common::{
+    CHILD_DIR, CHILD_MODE, block_on, chmod_is_ineffective, on_disk, spawn_child, spawn_child_as,
+};
 use wsbox_store::{Config, Error, OpenError, Store};
+
+/// The user a root test runs a child as, for permission checks that root would pass.
+const NOBODY: u32 = 65_534;
 
 #[test]
 fn creates_the_directory_private() {
@@ -57,6 +62,13 @@ fn child() {
             let _ = std::io::stdin().read_line(&mut String::new());
             drop(store);
         }
+        "open" => match Store::open(on_disk(dir.as_ref())) {
+            Err(OpenError::Unreadable { path, source }) => {
+                println!("RESULT Unreadable {} {source}", path.display())
+            }
+            Err(other) => println!("RESULT {other:?}"),
+            Ok(_) => println!("RESULT opened"),
+        },
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -181,20 +193,34 @@ fn a_newer_format_is_refused_and_left_alone() {
 
 #[test]
 fn a_directory_without_permission_is_unreadable() {
-    if chmod_is_ineffective() {
-        eprintln!("skipped: running as root, chmod 000 does not keep us out");
-        return;
-    }
     let parent = tempfile::tempdir().expect("temp dir");
+    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).expect("chmod parent");
     let dir = parent.path().join("locked-out");
     fs::create_dir(&dir).expect("mkdir");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o000)).expect("chmod");
-    let result = Store::open(on_disk(&dir));
+    let result = if chmod_is_ineffective() {
+        // Root reads through mode 000, so a child process tries as user nobody.
+        let Ok(kid) = spawn_child_as("child", "open", &dir, Some(NOBODY)) else {
+            eprintln!("skipped: running as root and cannot start a process as nobody");
+            return;
+        };
+        kid.lines
+            .wait_for("RESULT ", Duration::from_secs(30))
+            .expect("the child's result")
+    } else {
+        match Store::open(on_disk(&dir)) {
+            Err(OpenError::Unreadable { path, source }) => {
+                format!("Unreadable {} {source}", path.display())
+            }
+            Err(other) => format!("{other:?}"),
+            Ok(_) => "opened".to_owned(),
+        }
+    };
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod back");
+    let expected = format!("Unreadable {}", dir.join("store.redb").display());
     assert!(
-        matches!(result, Err(OpenError::Unreadable { .. })),
-        "{:?}",
-        result.err()
+        result.starts_with(&expected) && result.contains("denied"),
+        "{result}"
     );
 }
 

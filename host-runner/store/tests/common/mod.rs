@@ -85,16 +85,30 @@ pub struct Kid {
 /// Runs this test binary again, running only the test named `entry`, which reads `mode` and
 /// `dir` from the environment. Its stdin and stdout are piped.
 pub fn spawn_child(entry: &str, mode: &str, dir: &Path) -> Kid {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
+    spawn_child_as(entry, mode, dir, None).expect("re-run the test binary")
+}
+
+/// [`spawn_child`], as user `uid` if given (root may run a child as another user, unless a
+/// sandbox forbids it: hence the `Result`).
+pub fn spawn_child_as(
+    entry: &str,
+    mode: &str,
+    dir: &Path,
+    uid: Option<u32>,
+) -> std::io::Result<Kid> {
+    let mut command = Command::new(std::env::current_exe().expect("own path"));
+    command
         .args([entry, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_MODE, mode)
         .env(CHILD_DIR, dir)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("re-run the test binary");
+        .stdout(Stdio::piped());
+    if let Some(uid) = uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+    }
+    let mut child = command.spawn()?;
     let lines = Lines::new(child.stdout.take().expect("piped stdout"));
-    Kid { child, lines }
+    Ok(Kid { child, lines })
 }
 
 impl Drop for Kid {
