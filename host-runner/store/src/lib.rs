@@ -65,6 +65,9 @@ use crate::format::{Location, Totals};
 use crate::queue::{Op, Queue, Refused};
 use crate::shared::{Limits, Shared};
 
+/// The longest `Config::commit_window` taken.
+const MAX_COMMIT_WINDOW: Duration = Duration::from_secs(1);
+
 /// Where the store lives and what it may hold.
 ///
 /// Build it with struct update syntax from [`Config::default`]:
@@ -85,7 +88,8 @@ pub struct Config {
     pub idle_namespace: Option<Duration>,
     /// Group commit: writes arriving within this window of the oldest queued one share one
     /// fsync'd transaction. Default 2 ms; longer batches more per fsync but delays every
-    /// acknowledgement by up to the window.
+    /// acknowledgement by up to the window. At most 1 s (a longer one is taken as 1 s), so that
+    /// a typo cannot hold every write for minutes.
     pub commit_window: Duration,
 }
 
@@ -214,7 +218,7 @@ impl Store {
             totals,
             limits,
             config.idle_namespace,
-            config.commit_window,
+            config.commit_window.min(MAX_COMMIT_WINDOW),
         ));
         let writer =
             writer::spawn(shared.clone(), totals).map_err(|source| OpenError::Unreadable {

@@ -23,8 +23,12 @@ use crate::queue::{Answer, Op, Taken};
 use crate::shared::{Limits, Shared, now_ms};
 use crate::{history, kv};
 
-/// How often expired keys are swept and idle namespaces looked for.
+/// How often expired keys are swept.
 const TICK: Duration = Duration::from_secs(1);
+/// Idle namespaces are looked for every eighth of `Config::idle_namespace` (so one is deleted
+/// at most 12.5% late), but not more often than every tick nor less than every minute: the look
+/// reads every namespace's row.
+const COLLECT_MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a reopen waits for reads in flight to let go of the failed database.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
@@ -66,6 +70,7 @@ pub(crate) fn spawn(shared: Arc<Shared>, totals: Totals) -> std::io::Result<Join
         shared,
         totals,
         next_tick: Instant::now() + TICK,
+        next_collect: Instant::now() + TICK,
         nondurable: false,
         reopen_error: None,
     };
@@ -78,10 +83,20 @@ struct Writer {
     shared: Arc<Shared>,
     totals: Totals,
     next_tick: Instant,
+    next_collect: Instant,
     /// A commit without fsync (maintenance only) happened since the last fsync'd one.
     nondurable: bool,
     /// Why the last reopen failed, while the database is closed.
     reopen_error: Option<String>,
+}
+
+/// The periodic work a transaction also does.
+#[derive(Clone, Copy, Default)]
+struct Chores {
+    /// Delete expired keys.
+    sweep: bool,
+    /// Delete idle namespaces.
+    collect: bool,
 }
 
 /// What applying one batch came to.
@@ -99,24 +114,39 @@ impl Writer {
         let _guard = DrainOnExit(self.shared.clone());
         loop {
             let taken = self.shared.queue.take(self.next_tick, self.shared.window());
-            let maintain = Instant::now() >= self.next_tick;
-            if maintain {
-                self.next_tick = Instant::now() + TICK;
-            }
+            let chores = self.chores_due();
             match taken {
                 Taken::Closed => break,
-                Taken::Idle => self.commit(Vec::new(), maintain),
+                Taken::Idle => self.commit(Vec::new(), chores),
+                // Taking the ops out of their `Queued` releases their permits.
                 Taken::Batch(batch) => {
-                    self.commit(batch.into_iter().map(|q| q.op).collect(), maintain)
+                    self.commit(batch.into_iter().map(|q| q.op).collect(), chores)
                 }
             }
         }
         self.shutdown();
     }
 
-    /// Applies `ops` (and the tick's maintenance) in one transaction, commits, answers.
-    fn commit(&mut self, ops: Vec<Op>, maintain: bool) {
-        if ops.is_empty() && !maintain {
+    /// Which periodic work is due now (and when it is next).
+    fn chores_due(&mut self) -> Chores {
+        let now = Instant::now();
+        let mut chores = Chores::default();
+        if now >= self.next_tick {
+            chores.sweep = true;
+            self.next_tick = now + TICK;
+        }
+        if let Some(idle) = self.shared.idle()
+            && now >= self.next_collect
+        {
+            chores.collect = true;
+            self.next_collect = now + (idle / 8).clamp(TICK, COLLECT_MAX_INTERVAL);
+        }
+        chores
+    }
+
+    /// Applies `ops` (and the chores) in one transaction, commits, answers.
+    fn commit(&mut self, ops: Vec<Op>, chores: Chores) {
+        if ops.is_empty() && !chores.sweep && !chores.collect {
             return;
         }
         let db = match self.shared.db() {
@@ -150,7 +180,7 @@ impl Writer {
             history_refused: 0,
             ops: 0,
         };
-        let result = self.apply(&db, ops, maintain, &touches, &mut totals, &mut outcome);
+        let result = self.apply(&db, ops, chores, &touches, &mut totals, &mut outcome);
         drop(db);
         match result {
             Ok(changed) => {
@@ -190,7 +220,7 @@ impl Writer {
         &self,
         db: &Database,
         ops: Vec<Op>,
-        maintain: bool,
+        chores: Chores,
         touches: &HashMap<String, u64>,
         totals: &mut Totals,
         outcome: &mut Outcome,
@@ -209,7 +239,10 @@ impl Writer {
             Durability::None
         };
         // Only refused for multi-process modes and persistent savepoints, neither used here.
-        tx.set_durability(durability).map_err(|e| e.to_string())?;
+        if let Err(e) = tx.set_durability(durability) {
+            *outcome = skipped(ops);
+            return Err(e.to_string());
+        }
         let mut broken: Option<String> = None;
         let mut changed = durable;
         {
@@ -227,7 +260,7 @@ impl Writer {
                 }
             }
             if broken.is_none() {
-                match self.maintain(&mut t, maintain, touches) {
+                match self.maintain(&mut t, chores, touches) {
                     Ok(did) => changed |= did,
                     Err(e) => broken = Some(e),
                 }
@@ -245,20 +278,21 @@ impl Writer {
         Ok(true)
     }
 
-    /// The tick's work; whether it changed anything.
+    /// The touches reads noted, and the chores; whether that changed anything.
     fn maintain(
         &self,
         t: &mut Txn<'_>,
-        maintain: bool,
+        chores: Chores,
         touches: &HashMap<String, u64>,
     ) -> Result<bool, String> {
         let mut changed = !touches.is_empty();
         kv::write_touches(t, touches).map_err(fail_text)?;
-        if !maintain {
-            return Ok(changed);
+        if chores.sweep {
+            changed |= kv::sweep_expired(t).map_err(fail_text)? > 0;
         }
-        changed |= kv::sweep_expired(t).map_err(fail_text)? > 0;
-        if let Some(idle) = self.shared.idle() {
+        if let Some(idle) = self.shared.idle()
+            && chores.collect
+        {
             let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
             let cutoff = t.now_ms.saturating_sub(idle_ms);
             let shared = &self.shared;
@@ -309,9 +343,17 @@ impl Writer {
         }
     }
 
-    /// After the last handle: makes maintenance commits durable, then closes the file so that
-    /// the next `Store::open` of the directory finds it unlocked.
+    /// After the last handle: writes the touches reads noted, makes the commits without fsync
+    /// durable, then closes the file so that the next `Store::open` of the directory finds it
+    /// unlocked.
     fn shutdown(&mut self) {
+        self.commit(
+            Vec::new(),
+            Chores {
+                sweep: true,
+                collect: false,
+            },
+        );
         if self.nondurable
             && let Ok(db) = self.shared.db()
             && let Ok(mut tx) = db.begin_write()

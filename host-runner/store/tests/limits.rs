@@ -319,3 +319,23 @@ fn a_full_queue_makes_writes_wait_not_fail() {
     }
     assert_eq!(store.stats().keys, 9040);
 }
+
+#[test]
+fn a_read_just_before_closing_still_counts_as_a_touch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = || Config {
+        idle_namespace: Some(Duration::from_secs(2)),
+        ..on_disk(dir.path())
+    };
+    {
+        let store = with(config());
+        block_on(store.set("ns", "k", b"v".to_vec(), None)).expect("set");
+        std::thread::sleep(Duration::from_millis(1500));
+        // Noted in memory only; closing the store writes it down.
+        assert_eq!(store.get("ns", "k"), Ok(Some(b"v".to_vec())));
+    }
+    let store = with(config());
+    // Written 2.8 s ago, read 1.3 s ago, after the reopened store's first collection.
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(store.stats().namespaces, 1, "collected as if never read");
+}
