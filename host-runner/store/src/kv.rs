@@ -381,3 +381,26 @@ pub(crate) fn check_namespace(ns: &str) -> Result<(), Error> {
         Err(Error::BadKey)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_a_millisecond() {
+        assert_eq!(expiry(1000, None), 0);
+        assert_eq!(expiry(1000, Some(Duration::ZERO)), 1001);
+        assert_eq!(expiry(1000, Some(Duration::from_nanos(1))), 1001);
+        assert_eq!(expiry(1000, Some(Duration::from_millis(50))), 1050);
+        assert_eq!(expiry(1000, Some(Duration::MAX)), u64::MAX);
+    }
+
+    #[test]
+    fn key_limits() {
+        assert!(check_key("n", "k").is_ok());
+        assert!(check_key(&"n".repeat(256), &"k".repeat(512)).is_ok());
+        assert_eq!(check_key(&"n".repeat(257), "k"), Err(Error::BadKey));
+        assert_eq!(check_key("n", &"k".repeat(513)), Err(Error::BadKey));
+        assert_eq!(check_namespace(""), Err(Error::BadKey));
+    }
+}

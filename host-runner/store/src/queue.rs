@@ -306,3 +306,120 @@ impl Answer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flush() -> Op {
+        Op::Flush {
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn append(len: usize) -> Op {
+        let record = HistoryRecord {
+            epoch: 0,
+            offset: 0,
+            at_ms: 0,
+            binary: false,
+            payload: vec![0; len].into(),
+        };
+        Op::HistoryAppend {
+            topic: "t".to_owned(),
+            record,
+        }
+    }
+
+    fn batch(queue: &Queue, window: Duration) -> Vec<Queued> {
+        match queue.take(Instant::now() + Duration::from_secs(5), window) {
+            Taken::Batch(batch) => batch,
+            Taken::Idle => panic!("idle"),
+            Taken::Closed => panic!("closed"),
+        }
+    }
+
+    #[test]
+    fn permits_grow_with_the_value() {
+        assert_eq!(Op::permits(0), 1);
+        assert_eq!(Op::permits(4095), 1);
+        assert_eq!(Op::permits(4096), 2);
+        assert_eq!(Op::permits(1 << 20), 257);
+        assert_eq!(
+            Op::permits(usize::MAX),
+            KV_PERMITS,
+            "never more than the semaphore has"
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_op_and_byte_caps() {
+        let queue = Queue::new();
+        for _ in 0..BATCH_OPS + 5 {
+            assert!(queue.push(flush(), None).is_ok());
+        }
+        assert_eq!(batch(&queue, Duration::ZERO).len(), BATCH_OPS);
+        assert_eq!(batch(&queue, Duration::ZERO).len(), 5);
+        for _ in 0..3 {
+            assert!(queue.push(append(3 << 20), None).is_ok());
+        }
+        // Always at least one op, even one past the byte cap alone.
+        assert_eq!(batch(&queue, Duration::ZERO).len(), 1);
+    }
+
+    #[test]
+    fn the_window_waits_for_company_unless_a_batch_is_full() {
+        let queue = Queue::new();
+        assert!(queue.push(flush(), None).is_ok());
+        let start = Instant::now();
+        assert_eq!(batch(&queue, Duration::from_millis(50)).len(), 1);
+        assert!(
+            start.elapsed() >= Duration::from_millis(45),
+            "{:?}",
+            start.elapsed()
+        );
+        for _ in 0..2 {
+            assert!(queue.push(append(3 << 20), None).is_ok());
+        }
+        let start = Instant::now();
+        assert_eq!(batch(&queue, Duration::from_secs(10)).len(), 1);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "4 MiB queued is a batch"
+        );
+    }
+
+    #[test]
+    fn idle_until_the_deadline_then_closed() {
+        let queue = Queue::new();
+        let soon = Instant::now() + Duration::from_millis(10);
+        assert!(matches!(queue.take(soon, Duration::ZERO), Taken::Idle));
+        assert!(queue.push(flush(), None).is_ok());
+        queue.close();
+        assert!(queue.push(flush(), None).is_err(), "closed to new ops");
+        // What was queued before the close is still taken, without waiting out the window.
+        assert!(
+            matches!(queue.take(soon, Duration::from_secs(10)), Taken::Batch(b) if b.len() == 1)
+        );
+        assert!(matches!(queue.take(soon, Duration::ZERO), Taken::Closed));
+    }
+
+    #[test]
+    fn history_past_its_caps_is_refused() {
+        let queue = Queue::new();
+        for _ in 0..HISTORY_QUEUED_BYTES / (1 << 20) {
+            assert!(queue.push(append(1 << 20), None).is_ok());
+        }
+        assert!(queue.push(append(1 << 20), None).is_err(), "byte cap");
+        assert!(
+            queue.push(flush(), None).is_ok(),
+            "key-value ops have their own bound"
+        );
+        let queue = Queue::new();
+        for _ in 0..HISTORY_QUEUED_OPS {
+            assert!(queue.push(append(0), None).is_ok());
+        }
+        assert!(queue.push(append(0), None).is_err(), "op cap");
+        assert_eq!(queue.close_and_drain(), HISTORY_QUEUED_OPS as u64);
+    }
+}

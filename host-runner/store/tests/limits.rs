@@ -243,7 +243,7 @@ fn overwrite_and_increment_keep_or_clear_the_ttl() {
 #[test]
 fn idle_namespaces_are_collected_and_read_ones_kept() {
     let store = with(Config {
-        idle_namespace: Some(Duration::from_millis(300)),
+        idle_namespace: Some(Duration::from_secs(1)),
         ..Config::default()
     });
     block_on(async {
@@ -262,7 +262,7 @@ fn idle_namespaces_are_collected_and_read_ones_kept() {
     });
     assert_eq!(store.stats().namespaces, 2);
     // Reads alone (no writes) keep "read" alive.
-    let collected = eventually(Duration::from_secs(4), || {
+    let collected = eventually(Duration::from_secs(6), || {
         assert_eq!(store.get("read", "k"), Ok(Some(b"v".to_vec())));
         store.stats().namespaces == 1
     });
@@ -280,7 +280,7 @@ fn idle_namespaces_are_collected_and_read_ones_kept() {
 fn group_commit_shares_fsyncs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = with(Config {
-        commit_window: Duration::from_millis(20),
+        commit_window: Duration::from_millis(100),
         ..on_disk(dir.path())
     });
     let before = store.stats();
