@@ -1,6 +1,6 @@
 //! The writer thread: owns every write transaction.
 //!
-//! It takes what is queued (one batch, see [`Queue::take`]), applies it in queue order in one
+//! It takes what is queued (one batch, see [`Queue::take`](crate::queue::Queue::take)), applies it in queue order in one
 //! transaction, commits with fsync, and only then answers the waiters, so an acknowledged
 //! write is on disk. Once a second (the tick) the same transaction also deletes expired keys,
 //! collects idle namespaces and writes down the namespaces that reads touched.
