@@ -42,7 +42,8 @@ pub enum Error {
 pub enum OpenError {
     /// Another `Store` (this process) or another process has the database open.
     #[error(
-        "{} is in use by another store (this process or another one): stop it, or give this one another --data-dir",
+        "{} is in use by another store (this process or another one): \
+         stop that one, or give this one another data directory",
         path.display()
     )]
     Locked {
@@ -62,7 +63,8 @@ pub enum OpenError {
     },
     /// The file is not a wsbox store, or is damaged or truncated.
     #[error(
-        "{} is not a readable wsbox store ({detail}): move it aside to start empty, or restore it from a backup",
+        "{} is not a readable wsbox store ({detail}): \
+         move it aside to start empty, or restore it from a backup",
         path.display()
     )]
     Corrupt {
@@ -73,7 +75,8 @@ pub enum OpenError {
     },
     /// The file was written by a newer wsbox whose format this one does not know.
     #[error(
-        "{} has store format {found} but this wsbox reads format {supported} at most: run a newer wsbox",
+        "{} has store format {found} but this wsbox reads format {supported} at most: \
+         run a newer wsbox",
         path.display()
     )]
     NewerFormat {

@@ -1,9 +1,10 @@
 //! The writer thread: owns every write transaction.
 //!
-//! It takes what is queued (one batch, see [`Queue::take`](crate::queue::Queue::take)), applies it in queue order in one
-//! transaction, commits with fsync, and only then answers the waiters, so an acknowledged
-//! write is on disk. Once a second (the tick) the same transaction also deletes expired keys,
-//! collects idle namespaces and writes down the namespaces that reads touched.
+//! It takes what is queued (one batch, see [`Queue::take`](crate::queue::Queue::take)),
+//! applies it in queue order in one transaction, commits with fsync, and only then answers the
+//! waiters, so an acknowledged write is on disk. Once a second (the tick) the same transaction
+//! also deletes expired keys; now and then it collects idle namespaces; and it writes down the
+//! namespaces that reads touched.
 //!
 //! A failed commit answers the whole batch with [`Error::Unavailable`]. redb refuses every
 //! later operation on a database whose write failed, so the writer then closes and reopens the
@@ -158,7 +159,8 @@ impl Writer {
                     Err(_) => {
                         let why = self.reopen_error.clone().unwrap_or_default();
                         let e = Error::Unavailable(format!(
-                            "{} could not be reopened after a failed write ({why}); nothing was written",
+                            "{} could not be reopened after a failed write ({why}); \
+                             nothing was written",
                             self.shared.location.describe()
                         ));
                         let skipped = skipped(ops);
@@ -202,7 +204,8 @@ impl Writer {
             Err(why) => {
                 self.shared.restore_touches(touches);
                 let e = Error::Unavailable(format!(
-                    "the write to {} failed ({why}); nothing in its batch was stored. Check free disk space and permissions there",
+                    "the write to {} failed ({why}); nothing in its batch was stored. \
+                     Check free disk space and permissions there",
                     self.shared.location.describe()
                 ));
                 self.shared

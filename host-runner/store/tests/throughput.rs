@@ -99,8 +99,10 @@ fn throughput_on_disk() {
     let gets = per_second(THREADS * GETS, start);
 
     println!(
-        "throughput ({} build, 8 threads, 100-byte values, on disk): sets awaited one by one {awaited:.0}/s; \
-         sets 64 in flight per thread {pipelined:.0}/s ({per_commit:.0} per fsync'd commit); random gets {gets:.0}/s",
+        "throughput ({} build, 8 threads, 100-byte values, on disk): \
+         sets awaited one by one {awaited:.0}/s; \
+         sets 64 in flight per thread {pipelined:.0}/s ({per_commit:.0} per fsync'd commit); \
+         random gets {gets:.0}/s",
         if cfg!(debug_assertions) {
             "debug"
         } else {
