@@ -37,6 +37,8 @@ NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-serve
 WORK=$(mktemp -d /tmp/bench-cluster.XXXXXX)
 OUT=${OUT:-$WORK/results.jsonl}
 RUNNER=target/release/wsbox-runner
+# Several runners at once: each keeps its store in memory (a directory is one runner's).
+export WSBOX_DATA_DIR=memory
 WASM=target/wasm/wasm32-wasip2/guest/guest_broadcast.wasm
 
 die() { echo "bench-cluster: $*" >&2; exit 2; }

@@ -88,6 +88,9 @@ ensure_test_peers() {
 #   (wasm-build, scripts/build-wasm.sh) drop the wrapper, as `cargo clippy` never saw them.
 test_build_env() {
     export WSBOX_BIN_DIR=target/release   # where tests/python and tests/node find the binaries
+    # Runners started by tests keep their store in memory (tests that need a directory pass
+    # --data-dir): many run at once, and a directory is one runner's at a time.
+    export WSBOX_DATA_DIR=memory
     export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
     export CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
     if [ "${WSBOX_CLIPPY:-}" = 1 ]; then

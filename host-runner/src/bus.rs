@@ -9,7 +9,6 @@ use crate::deflate::Outgoing;
 use crate::history::{Histories, Position};
 use crate::peer::Peer;
 use crate::registry::Registry;
-use crate::settings::HistoryLimits;
 
 pub struct Bus {
     pub registry: Arc<Registry>,
@@ -19,10 +18,10 @@ pub struct Bus {
 
 impl Bus {
     /// A bus of one runner whose ids start with `node`.
-    pub fn new(node: u32, history: HistoryLimits) -> Self {
+    pub fn new(node: u32, histories: Histories) -> Self {
         Bus {
             registry: Arc::new(Registry::new(node)),
-            histories: Histories::new(history),
+            histories,
             cluster: OnceLock::new(),
         }
     }

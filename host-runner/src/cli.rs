@@ -528,6 +528,7 @@ impl Args {
             max_message_size: self.max_message_size,
             close_on_backpressure: self.close_on_backpressure,
             history: self.rooms.history()?,
+            store: self.rooms.store()?,
             app: AppLimits {
                 guest: wsbox::app::Limits::new(
                     self.max_topics,

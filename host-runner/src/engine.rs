@@ -34,6 +34,7 @@ mod budget;
 mod cache;
 mod clock;
 mod imports;
+mod kv;
 mod rooms;
 mod stdio;
 

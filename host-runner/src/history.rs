@@ -13,6 +13,13 @@
 //! topics together `--history-max-bytes`; a message that does not fit trims its topic's
 //! oldest first. The payloads kept are the guests' own (`last` returns them); the envelope
 //! carrying the position is added as a message goes out ([`envelope`]).
+//!
+//! Every kept message is also written to the store (`--data-dir`), which commits within
+//! its window (see `wsbox_store`): a topic enabled after a restart starts from what the
+//! store kept. Its positions stay valid across a clean stop (the runner marks the store
+//! so); after a crash the store may have lost the last few milliseconds of messages, whose
+//! offsets would then be given again to others: the kept messages get a new epoch instead,
+//! and a client resuming from the old one is told `gone` and reloads.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,11 +29,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use wsbox::frame::Data;
 
+use tracing::warn;
+
 use crate::deflate::Outgoing;
 use crate::metrics::METRICS;
 use crate::peer::Peer;
 use crate::registry::Registry;
 use crate::settings::HistoryLimits as Limits;
+use wsbox_store::{HistoryRecord, Store};
+
+/// The store's namespace for the runner's own keys: guests' namespaces never start with
+/// NUL (the store import refuses them).
+pub const SYSTEM_NAMESPACE: &str = "\0wsbox";
+/// Set at a clean stop, removed at start: whether the stored histories are whole.
+const CLEAN_STOP: &str = "clean-stop";
 
 /// What one kept message costs beside its payload (the entry, the deque's slot, the
 /// allocation's header), counted against the bounds.
@@ -184,16 +200,26 @@ pub struct Histories {
     any: AtomicBool,
     /// What all logs hold, against `limits.max_bytes`.
     bytes: AtomicUsize,
+    store: Store,
+    /// Whether the runner before this one stopped cleanly: its stored positions hold.
+    clean: bool,
 }
 
 impl Histories {
-    pub fn new(limits: Limits) -> Self {
+    /// The histories of a runner whose store is `store`; `clean` as [`was_clean`] says.
+    pub fn new(limits: Limits, store: Store, clean: bool) -> Self {
         Histories {
             limits,
             logs: Mutex::default(),
             any: AtomicBool::new(false),
             bytes: AtomicUsize::new(0),
+            store,
+            clean,
         }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn limits(&self) -> Limits {
@@ -221,10 +247,19 @@ impl Histories {
             max_messages: bounds.max_messages.min(self.limits.max_messages),
             ..bounds
         };
-        let log = lock(&self.logs)
-            .entry(topic.into())
-            .or_insert_with(|| Arc::new(Mutex::new(Log::new(topic, bounds))))
-            .clone();
+        let known = lock(&self.logs).get(topic).cloned();
+        let log = match known {
+            Some(log) => log,
+            None => {
+                // Read from the store outside the map's lock; a log another call made
+                // meanwhile wins.
+                let restored = Arc::new(Mutex::new(self.restore(topic, bounds)));
+                lock(&self.logs)
+                    .entry(topic.into())
+                    .or_insert(restored)
+                    .clone()
+            }
+        };
         self.any.store(true, Ordering::Release);
         let mut log = lock(&log);
         log.bounds = bounds;
@@ -281,7 +316,20 @@ impl Histories {
         log.next += 1;
         let position = log.head();
         *message = Outgoing::new(kind, envelope(position, kind, &entry.payload));
-        self.keep(&mut log, entry, now);
+        let first = log.first();
+        let record = HistoryRecord {
+            epoch: log.epoch,
+            offset: entry.offset,
+            at_ms: now,
+            binary: kind == Data::Binary,
+            payload: entry.payload.clone(),
+        };
+        if self.keep(&mut log, entry, now) {
+            self.store.history_append(&log.topic, record);
+        }
+        if log.first() != first {
+            self.store.history_trim(&log.topic, log.epoch, log.first());
+        }
         let queued = registry.publish(topic, message, skip, delivered);
         Some((position, queued))
     }
@@ -290,7 +338,8 @@ impl Histories {
     /// not fit even so (larger than a topic may hold, or the other topics hold the rest of
     /// `--history-max-bytes`) is not kept, and leaves its topic empty: what is kept stays
     /// contiguous up to the last offset given, so a replay from before it is `Gone`.
-    fn keep(&self, log: &mut Log, entry: Entry, now: u64) {
+    /// Returns whether it was kept.
+    fn keep(&self, log: &mut Log, entry: Entry, now: u64) -> bool {
         let cost = entry.cost();
         let mut freed = 0;
         log.trim(now, &mut freed);
@@ -309,11 +358,64 @@ impl Histories {
         if full(log, freed) {
             self.account(freed, 0);
             METRICS.history_unkept.inc();
-            return;
+            return false;
         }
         log.bytes += cost;
         self.account(freed, cost);
         log.entries.push_back(entry);
+        true
+    }
+
+    /// `topic`'s log as the store kept it, within `bounds`; a new one if it kept none (or
+    /// cannot be read: counted, and the history starts anew). After a crash the messages
+    /// get a new epoch (see the module's docs), written back under it.
+    fn restore(&self, topic: &str, bounds: Bounds) -> Log {
+        let mut log = Log::new(topic, bounds);
+        let stored = match self.store.history_load(topic) {
+            Ok(stored) => stored,
+            Err(error) => {
+                warn!(topic, %error, "cannot read the topic's stored history: it starts anew");
+                None
+            }
+        };
+        let Some((epoch, records)) = stored.filter(|(_, records)| !records.is_empty()) else {
+            return log;
+        };
+        let renumber = !self.clean;
+        if !renumber {
+            log.epoch = epoch;
+            log.next = records.first().map_or(1, |r| r.offset);
+        }
+        let now = now_ms();
+        for record in records {
+            let entry = Entry {
+                offset: log.next,
+                at_ms: record.at_ms,
+                kind: if record.binary {
+                    Data::Binary
+                } else {
+                    Data::Text
+                },
+                payload: record.payload,
+            };
+            log.next += 1;
+            if self.keep(&mut log, entry.clone(), now) && renumber {
+                self.store.history_append(
+                    topic,
+                    HistoryRecord {
+                        epoch: log.epoch,
+                        offset: entry.offset,
+                        at_ms: entry.at_ms,
+                        binary: entry.kind == Data::Binary,
+                        payload: entry.payload,
+                    },
+                );
+            }
+        }
+        if renumber {
+            self.store.history_trim(topic, log.epoch, log.first());
+        }
+        log
     }
 
     /// Where a subscription from `start` begins replaying; `Gone` for a position no longer
@@ -340,6 +442,24 @@ impl Histories {
         };
         Ok((replay, head))
     }
+}
+
+/// Whether the runner that used `store` before stopped cleanly ([`mark_clean`]); the mark
+/// is taken away, so that a crash of this runner is not taken for a clean stop.
+pub async fn was_clean(store: &Store) -> Result<bool, wsbox_store::Error> {
+    let clean = store.get(SYSTEM_NAMESPACE, CLEAN_STOP)?.is_some();
+    if clean {
+        store.delete(SYSTEM_NAMESPACE, CLEAN_STOP).await?;
+    }
+    Ok(clean)
+}
+
+/// At a clean stop, once nothing publishes: commits what is queued and marks the store.
+pub async fn mark_clean(store: &Store) -> Result<(), wsbox_store::Error> {
+    store.flush().await?;
+    store
+        .set(SYSTEM_NAMESPACE, CLEAN_STOP, b"1".to_vec(), None)
+        .await
 }
 
 /// A subscription catching up with its topic's history: the connection's task writes the
@@ -505,11 +625,13 @@ mod tests {
     }
 
     fn histories(max_messages: u32, topic_bytes: usize, max_bytes: usize) -> Histories {
-        let h = Histories::new(Limits {
+        let store = Store::open(wsbox_store::Config::default()).expect("a store in memory");
+        let limits = Limits {
             max_messages,
             topic_bytes,
             max_bytes,
-        });
+        };
+        let h = Histories::new(limits, store, true);
         h.enable(
             "t",
             Bounds {

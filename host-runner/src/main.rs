@@ -118,6 +118,21 @@ fn state_bound(settings: &settings::Settings) {
     }
 }
 
+/// Opens the store of `--data-dir`: a directory that is locked, unreadable, corrupt or of
+/// a newer format stops the start here, with what to do.
+async fn open_store(settings: &settings::Settings) -> Result<wsbox_store::Store, String> {
+    let config = settings.store.clone();
+    let store = tokio::task::spawn_blocking(move || wsbox_store::Store::open(config))
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?
+        .map_err(|e| format!("cannot open the store (--data-dir): {e}"))?;
+    match &settings.store.dir {
+        Some(dir) => info!(dir = %dir.display(), "store open"),
+        None => info!("store in memory (--data-dir memory): nothing outlives this runner"),
+    }
+    Ok(store)
+}
+
 /// This runner's node id: random, so that runners started alike still differ.
 fn node_id() -> Result<u32, String> {
     let mut bytes = [0; 4];
@@ -146,7 +161,12 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: settings::Settings) -> R
     };
     let node = node_id()?;
     let cluster = settings.cluster.clone();
-    let shared = Arc::new(Server::new(runtime, settings, shutdown, node));
+    let store = open_store(&settings).await?;
+    let clean = history::was_clean(&store)
+        .await
+        .map_err(|e| format!("cannot use the store: {e}"))?;
+    let histories = history::Histories::new(settings.history, store.clone(), clean);
+    let shared = Arc::new(Server::new(runtime, settings, shutdown, node, histories));
     if let Some(cluster) = cluster {
         let bus = &shared.bus;
         bus.join(cluster::Cluster::start(&cluster, node, bus.registry.clone()).await?);
@@ -219,6 +239,12 @@ async fn serve(runtime: Arc<engine::Runtime>, settings: settings::Settings) -> R
     let open = shutdown::drain(&permits, max, shutdown_timeout + Duration::from_millis(500)).await;
     if open > 0 {
         warn!(open, "exiting with connections still open");
+    }
+    // Histories' positions stay valid for the next runner only if all of them are stored.
+    if open == 0
+        && let Err(error) = history::mark_clean(&store).await
+    {
+        warn!(%error, "the store did not commit everything at the stop");
     }
     info!("stopped");
     Ok(())

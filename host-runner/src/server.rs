@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use tracing::debug;
 
+use crate::history::Histories;
 use crate::settings::Settings;
 use wsbox::handshake::Accepted;
 
@@ -54,13 +55,18 @@ impl std::fmt::Display for NoSandbox {
 
 impl Server {
     /// `node` is this runner's part of the ids it makes (random per process).
-    pub fn new(runtime: Arc<Runtime>, settings: Settings, shutdown: Shutdown, node: u32) -> Self {
-        let history = settings.history;
+    pub fn new(
+        runtime: Arc<Runtime>,
+        settings: Settings,
+        shutdown: Shutdown,
+        node: u32,
+        histories: Histories,
+    ) -> Self {
         Server {
             runtime,
             settings,
             shutdown,
-            bus: Arc::new(Bus::new(node, history)),
+            bus: Arc::new(Bus::new(node, histories)),
             warm: Mutex::new(Vec::with_capacity(WARM)),
             warming: AtomicUsize::new(0),
         }

@@ -87,6 +87,8 @@ pub struct Settings {
     /// What one connection may hold in the runner.
     pub app: AppLimits,
     pub history: HistoryLimits,
+    /// `--data-*`: the store (`dir: None` for `--data-dir memory`).
+    pub store: wsbox_store::Config,
     pub hibernate_after: Duration,
     pub memory_budget: usize,
     /// `--host-memory`: what all connections' outboxes may hold together.

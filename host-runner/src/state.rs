@@ -555,7 +555,9 @@ mod tests {
             topic_bytes: 1 << 20,
             max_bytes: 1 << 20,
         };
-        let bus = Arc::new(Bus::new(1, history));
+        let store = wsbox_store::Store::open(wsbox_store::Config::default()).expect("store");
+        let histories = crate::history::Histories::new(history, store, true);
+        let bus = Arc::new(Bus::new(1, histories));
         let limits = AppLimits {
             guest: wsbox::app::Limits::new(8, 64, 1024, 4, 1024),
             max_backpressure: 1 << 20,

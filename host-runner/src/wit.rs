@@ -9,10 +9,15 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "app",
-        // Routing to another runner waits for its answer; every other import acts at once.
+        // Routing to another runner waits for its answer, a write to the store for its
+        // disk commit; every other import acts at once.
         imports: {
             "wsbox:websocket/connection.send-to": async,
             "wsbox:websocket/connection.close-other": async,
+            "wsbox:websocket/store.set": async,
+            "wsbox:websocket/store.delete": async,
+            "wsbox:websocket/store.increment": async,
+            "wsbox:websocket/store.compare-and-swap": async,
         },
         exports: { default: async },
     });

@@ -170,6 +170,7 @@ fn nats_unreachable_at_start_is_a_clear_error() {
     let url = format!("nats://127.0.0.1:{port}");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox-runner"))
+        .env("WSBOX_DATA_DIR", "memory")
         .args(["--listen", "127.0.0.1:0", "--cluster", &url])
         .args(["--cluster-connect-timeout", "1s"])
         .stdout(Stdio::piped())

@@ -43,7 +43,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {text:?}"))
 }
 
-/// `250ms`, `10s`, `5m`; a bare number is seconds. At most [`MAX_DURATION`].
+/// `250ms`, `10s`, `5m`, `2h`, `7d`; a bare number is seconds. At most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = number_and_unit(text, "duration")?;
@@ -51,9 +51,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Duration::from_millis(number),
         "" | "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        "d" => Duration::from_secs(number.saturating_mul(86_400)),
         _ => {
             return Err(format!(
-                "unknown duration unit in {text:?} (use ms, s or m)"
+                "unknown duration unit in {text:?} (use ms, s, m, h or d)"
             ));
         }
     };
@@ -139,7 +141,10 @@ mod tests {
         assert!(parse_size("5 parsecs").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("366d").is_err());
         assert_eq!(parse_duration("365m"), Ok(Duration::from_secs(365 * 60)));
     }
 

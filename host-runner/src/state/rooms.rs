@@ -140,6 +140,11 @@ impl State {
         Ok(())
     }
 
+    /// The runner's store (`store` imports).
+    pub fn store(&self) -> &wsbox_store::Store {
+        self.bus.histories.store()
+    }
+
     /// The host's bound on a topic's `max-messages`.
     pub fn history_limit(&self) -> u32 {
         self.bus.histories.limits().max_messages

@@ -60,7 +60,10 @@ impl Runner {
                 command
             }
         };
+        // In memory unless a test passes --data-dir: tests run many runners at once, and a
+        // store directory is one runner's at a time.
         let mut child = command
+            .env("WSBOX_DATA_DIR", "memory")
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
             .args(args)
             .stdout(Stdio::piped())
@@ -510,6 +513,7 @@ fn is_about(line: &str, peer: SocketAddr) -> bool {
 /// without listening. Returns its stderr.
 pub fn refused_flags(args: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox-runner"))
+        .env("WSBOX_DATA_DIR", "memory")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
