@@ -36,6 +36,39 @@ fn render(server: &Server) -> String {
             &[("", to_i64(nodes))],
         );
     }
+    let stats = server.bus.histories.store().stats();
+    let n = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    family(
+        &mut out,
+        "store_bytes",
+        "gauge",
+        "Bytes the store holds (--data-max-bytes): keys, values and kept history, each entry with 32 more.",
+        &[("", n(stats.bytes))],
+    );
+    family(
+        &mut out,
+        "store_keys",
+        "gauge",
+        "Keys in the store's namespaces (expired ones not swept yet included).",
+        &[("", n(stats.keys))],
+    );
+    family(
+        &mut out,
+        "store_commits_total",
+        "counter",
+        "Transactions the store committed to disk, and the writes they held (writes / commits: the group commit's batching).",
+        &[
+            ("{what=\"commits\"}", n(stats.commits)),
+            ("{what=\"writes\"}", n(stats.writes_batched)),
+        ],
+    );
+    family(
+        &mut out,
+        "store_history_lost_total",
+        "counter",
+        "History writes the store lost (its queue or --data-max-bytes full, or a failed commit such as a full disk); live delivery went on.",
+        &[("", n(stats.failed_writes))],
+    );
     let runtime = &server.runtime;
     family(
         &mut out,

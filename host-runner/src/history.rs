@@ -454,9 +454,13 @@ pub async fn was_clean(store: &Store) -> Result<bool, wsbox_store::Error> {
     Ok(clean)
 }
 
-/// At a clean stop, once nothing publishes: commits what is queued and marks the store.
+/// At a clean stop, once nothing publishes: commits what is queued and marks the store,
+/// unless some history was lost on the way (then the next runner starts new epochs).
 pub async fn mark_clean(store: &Store) -> Result<(), wsbox_store::Error> {
     store.flush().await?;
+    if store.stats().failed_writes > 0 {
+        return Ok(());
+    }
     store
         .set(SYSTEM_NAMESPACE, CLEAN_STOP, b"1".to_vec(), None)
         .await

@@ -45,6 +45,17 @@ pub fn default_host_memory() -> u64 {
     physical_memory().map_or(2 << 30, |bytes| bytes / 4)
 }
 
+/// A write past RLIMIT_FSIZE (a full disk, as a quota sets it) raises SIGXFSZ, which
+/// kills the process by default: ignored, the write fails with EFBIG instead, the store
+/// reports it, and the runner goes on serving (history writes are counted as lost).
+pub fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code; done at
+    // start, before any thread that could race on signal dispositions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Raises RLIMIT_NOFILE to what `max_connections` sockets need: the soft limit up to the
 /// hard one, and the hard one too where the process may (root, CAP_SYS_RESOURCE). Warns
 /// when the limit still cannot hold them.

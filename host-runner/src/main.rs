@@ -70,6 +70,7 @@ fn main() -> ExitCode {
 
 fn run(settings: settings::Settings) -> Result<(), String> {
     limits::raise_nofile(settings.max_connections);
+    limits::ignore_file_size_signal();
     peer::limit_host_memory(settings.host_memory);
     let wasm = match &settings.handler {
         Some(path) => {

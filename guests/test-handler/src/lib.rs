@@ -50,6 +50,7 @@ use std::cell::RefCell;
 
 mod commands;
 mod hostile;
+mod kv;
 mod lifecycle;
 mod rooms;
 

@@ -98,6 +98,6 @@ pub(crate) fn command(words: &[&str]) -> Option<String> {
                 .unwrap_or_default();
             format!("members {}{next}", members.join(","))
         }
-        _ => return None,
+        _ => return crate::kv::command(words),
     })
 }
