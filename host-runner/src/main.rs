@@ -97,9 +97,9 @@ fn run(settings: settings::Settings) -> Result<(), String> {
 }
 
 /// Says what connections may keep in the host beside their outboxes and unfinished input
-/// (both within --host-memory): attachments, auto-responses, topic names, deflate contexts,
-/// bounded per connection by their flags. Warns when that, for --max-connections, passes
-/// --host-memory.
+/// (both within --host-memory): attachments, auto-responses, topic names, presence info,
+/// deflate contexts, bounded per connection by their flags. Warns when that, for
+/// --max-connections, passes --host-memory. And what topics' histories may keep.
 fn state_bound(settings: &settings::Settings) {
     let each = settings.state_per_connection();
     let all = each.saturating_mul(settings.max_connections);
@@ -107,7 +107,14 @@ fn state_bound(settings: &settings::Settings) {
         per_connection = each,
         max_connections = settings.max_connections,
         all,
-        "connection state bound (attachment, auto-responses, topic names, deflate context)"
+        "connection state bound (attachment, auto-responses, topic names, presence info, deflate context)"
+    );
+    let history = settings.history;
+    info!(
+        max_bytes = history.max_bytes,
+        topic_bytes = history.topic_bytes,
+        max_messages = history.max_messages,
+        "topic history bound (host memory, counted as kept)"
     );
     if all > settings.host_memory {
         warn!(

@@ -154,6 +154,6 @@ fn the_state_every_connection_may_keep_is_stated_at_startup() {
         .lines()
         .find(|line| line.contains("connection state bound"))
         .unwrap_or_else(|| panic!("{log}"));
-    // 1 MiB + 8 × 2 × 2 KiB + 64 × 256 bytes.
-    assert!(line.contains("per_connection=1097728"), "{line}");
+    // 1 MiB + 8 × 2 × 2 KiB + 64 × (256 bytes of name + 2 × 256 of presence info).
+    assert!(line.contains("per_connection=1130496"), "{line}");
 }
