@@ -16,7 +16,7 @@ use crate::bus::Bus;
 use crate::cluster::Cluster;
 use crate::cork::Cork;
 use crate::deflate::{self, Form, Outgoing};
-use crate::history::{Position, Replay};
+use crate::history::Position;
 use crate::id::Id;
 use crate::metrics::METRICS;
 use crate::peer::{self, Peer, Refused};
@@ -83,11 +83,9 @@ pub struct State {
     /// Topics, in the order subscribed; applied to the bus once upgraded, but for those
     /// still replaying their history.
     topics: Vec<Box<str>>,
-    /// Subscriptions catching up with their topic's history (`subscribe-from`): the
-    /// connection's task writes them (`State::pump_replays`), then they go live.
-    replays: Vec<Replay>,
-    /// Presence info set for a topic (`presence.set-info`), for the registry to show.
-    infos: Vec<(Box<str>, Box<[u8]>)>,
+    /// Replays and presence info, for the connections that use them (boxed: most never
+    /// do, and a hibernated connection's state should stay small).
+    rooms: Option<Box<rooms::Rooms>>,
     attachment: Vec<u8>,
     auto_responses: Vec<AutoResponse>,
     alarm: Option<Instant>,
@@ -125,8 +123,7 @@ impl State {
             cork: Cork::default(),
             delivered: Vec::new(),
             topics: Vec::new(),
-            replays: Vec::new(),
-            infos: Vec::new(),
+            rooms: None,
             attachment: Vec::new(),
             auto_responses: Vec::new(),
             alarm: None,
@@ -248,8 +245,7 @@ impl State {
     pub fn reset(&mut self) {
         self.cork.clear();
         self.topics.clear();
-        self.replays.clear();
-        self.infos.clear();
+        self.rooms = None;
         self.attachment.clear();
         self.auto_responses.clear();
         self.alarm = None;
@@ -417,8 +413,7 @@ impl State {
             return false;
         };
         self.topics.swap_remove(at);
-        self.replays.retain(|replay| replay.topic() != topic);
-        self.infos.retain(|(t, _)| **t != *topic);
+        self.forget_room(topic);
         if let Some(peer) = self.peer() {
             self.bus.unsubscribe(topic, peer);
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::State;
-use crate::history::{Bounds, Entry, Position, Pumped, Refusal, Start};
+use crate::history::{Bounds, Entry, Position, Pumped, Refusal, Replay, Start};
 use crate::id::Id;
 use crate::peer::Peer;
 use crate::registry::Members;
@@ -31,10 +31,40 @@ impl From<TopicError> for HistoryError {
     }
 }
 
+/// What a connection keeps of history and presence.
+#[derive(Default)]
+pub(super) struct Rooms {
+    /// Subscriptions catching up with their topic's history (`subscribe-from`): the
+    /// connection's task writes them ([`State::pump_replays`]), then they go live.
+    replays: Vec<Replay>,
+    /// Presence info set for a topic (`presence.set-info`), for the registry to show.
+    infos: Vec<(Box<str>, Box<[u8]>)>,
+}
+
 impl State {
+    fn rooms(&mut self) -> &mut Rooms {
+        self.rooms.get_or_insert_default()
+    }
+
+    fn replays(&self) -> &[Replay] {
+        self.rooms.as_ref().map_or(&[], |rooms| &rooms.replays)
+    }
+
+    fn is_replaying(&self, topic: &str) -> bool {
+        self.replays().iter().any(|r| r.topic() == topic)
+    }
+
+    /// Forgets the replay and the info of a topic unsubscribed from.
+    pub(super) fn forget_room(&mut self, topic: &str) {
+        if let Some(rooms) = &mut self.rooms {
+            rooms.replays.retain(|replay| replay.topic() != topic);
+            rooms.infos.retain(|(t, _)| **t != *topic);
+        }
+    }
+
     /// Subscribed, and not replaying: publishes reach it live.
     pub(super) fn is_live(&self, topic: &str) -> bool {
-        self.is_subscribed(topic) && !self.replays.iter().any(|r| r.topic() == topic)
+        self.is_subscribed(topic) && !self.is_replaying(topic)
     }
 
     /// The topics the bus delivers to live (all but those replaying).
@@ -42,14 +72,14 @@ impl State {
         self.topics
             .iter()
             .map(|topic| &**topic)
-            .filter(|topic| !self.replays.iter().any(|r| r.topic() == *topic))
+            .filter(|topic| !self.is_replaying(topic))
     }
 
     /// The presence info set for `topic` (empty if none).
     pub fn info(&self, topic: &str) -> &[u8] {
-        self.infos
-            .iter()
-            .find(|(t, _)| **t == *topic)
+        self.rooms
+            .as_ref()
+            .and_then(|rooms| rooms.infos.iter().find(|(t, _)| **t == *topic))
             .map_or(&[], |(_, info)| info)
     }
 
@@ -90,13 +120,13 @@ impl State {
         }
         let (replay, head) = self.bus.histories.replay(topic, start)?;
         self.topics.push(topic.into());
-        self.replays.push(replay);
+        self.rooms().replays.push(replay);
         Ok(head)
     }
 
     /// Whether subscriptions are still catching up.
     pub fn replaying(&self) -> bool {
-        !self.replays.is_empty() && self.upgraded.is_some()
+        !self.replays().is_empty() && self.upgraded.is_some()
     }
 
     /// Writes what the replays have next into `peer`'s queue while it holds less than
@@ -104,7 +134,8 @@ impl State {
     pub fn pump_replays(&mut self, peer: &Arc<Peer>, mark: usize) {
         let registry = self.bus.registry.clone();
         let mut joined = Vec::new();
-        self.replays
+        self.rooms()
+            .replays
             .retain_mut(|replay| match replay.pump(peer, &registry, mark) {
                 Pumped::More => true,
                 Pumped::Joined => {
@@ -133,9 +164,10 @@ impl State {
         if let (true, Some(peer)) = (self.is_live(topic), self.peer()) {
             self.bus.registry.set_info(topic, peer, &info);
         }
-        self.infos.retain(|(t, _)| **t != *topic);
+        let infos = &mut self.rooms().infos;
+        infos.retain(|(t, _)| **t != *topic);
         if !info.is_empty() {
-            self.infos.push((topic.into(), info.into_boxed_slice()));
+            infos.push((topic.into(), info.into_boxed_slice()));
         }
         Ok(())
     }
