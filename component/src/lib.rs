@@ -1,4 +1,4 @@
-//! `wsbox.wasm`: the `core` world of `wsbox:websocket@0.2.0` over the `wsbox` library.
+//! `wsbox.wasm`: the `core` world of `wsbox:websocket@0.2.1` over the `wsbox` library.
 //!
 //! `handshake` maps WIT requests to `http::Request`s and calls
 //! [`wsbox::handshake::accept`] (and [`wsbox::deflate`]'s negotiation); `frames` wraps a

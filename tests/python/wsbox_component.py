@@ -16,8 +16,8 @@ from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Record
 
 WSBOX_WASM = Path(__file__).resolve().parents[2] / "target" / "wsbox.wasm"
-HANDSHAKE = "wsbox:websocket/handshake@0.2.0"
-FRAMES = "wsbox:websocket/frames@0.2.0"
+HANDSHAKE = "wsbox:websocket/handshake@0.2.1"
+FRAMES = "wsbox:websocket/frames@0.2.1"
 MAX_HEAD = 16 << 10
 DEFAULT_LIMITS = {"max_frame_size": 16 << 20, "max_message_size": 64 << 20}
 

@@ -133,11 +133,11 @@ fn exports_match_the_core_world() {
     assert_eq!(
         names,
         [
-            "wsbox:websocket/frames@0.2.0",
-            "wsbox:websocket/handshake@0.2.0"
+            "wsbox:websocket/frames@0.2.1",
+            "wsbox:websocket/handshake@0.2.1"
         ]
     );
-    assert!(expected["wsbox:websocket/frames@0.2.0"].contains_key("[method]session.receive"));
+    assert!(expected["wsbox:websocket/frames@0.2.1"].contains_key("[method]session.receive"));
     assert_eq!(actual, expected);
 }
 
@@ -153,7 +153,7 @@ fn imports_only_what_std_needs() {
         let allowed = import.starts_with("wasi:cli/")
             || import.starts_with("wasi:io/")
             || import.starts_with("wasi:random/")
-            || import == "wsbox:websocket/types@0.2.0";
+            || import == "wsbox:websocket/types@0.2.1";
         assert!(allowed, "unexpected import {import}; all: {imports:?}");
     }
     assert!(
