@@ -176,7 +176,12 @@ export interface Store {
    * `limit` (default and most 1000): pass the last one as `after` for the next page.
    */
   keys(namespace: string, prefix?: string, after?: string, limit?: number): string[] | StoreError;
-  /** Adds `delta` (default 1) to the decimal integer in `key` (0 if unset), in one step: the sum. */
+  /**
+   * Adds `delta` (default 1) to the decimal integer in `key` (0 if unset) and returns the sum; no
+   * connection's addition is ever lost. A negative `delta` is done by the SDK with
+   * `compareAndSwap` (componentize-js 0.23 cannot pass the host a negative 64-bit integer,
+   * ComponentizeJS#343), which drops the key's time to live.
+   */
   increment(namespace: string, key: string, delta?: number | bigint): number | StoreError;
   /**
    * Sets `key` to `next` (unsets it if undefined or null) only if it holds `expected` now
