@@ -7,8 +7,9 @@
 //     id | request | topics | limits | attachment | echo TEXT | bin N (N bytes 0..N-1)
 //     sub T | unsub T | pub T TEXT | count T | attach TEXT | alarm MS | cancel
 //     to ID TEXT | kick ID | auto REQ RES | unauto REQ | close CODE | throw
-//     and `history`, `presence` and `store` in the words of guests/test-py, which answers
-//     them the same way (host-runner/tests/common/sdk_imports.rs drives both): rooms.js here.
+//     and `history`, `presence` and `store` in the words of guests/test-py and test-rust,
+//     which answer them the same way (host-runner/tests/common/sdk_imports.rs drives all
+//     three): rooms.js here.
 import {
   accept, attachment, cancelAlarm, clearAutoResponse, close, closeOther, defineHandler,
   isUpgrade, limits, offeredProtocols, publish, request, respond, selfId, send, sendTo,

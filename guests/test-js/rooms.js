@@ -1,5 +1,6 @@
 // The `history`, `presence` and `store` commands of guests/test-js, answered exactly as
-// guests/test-py answers them (host-runner/tests/common/sdk_imports.rs drives both); an error
+// guests/test-py and guests/test-rust answer them (host-runner/tests/common/sdk_imports.rs
+// drives all three); an error
 // is answered with its name ('gone', 'bad-key', …), as the SDK returns it. `-` stands for
 // none (an `after`, an `expected`, a `new`), or for the empty prefix.
 //

@@ -2,8 +2,9 @@
 the SDK, driven by text commands on a WebSocket, answered in text:
 
     id | echo TEXT | sub T | unsub T | pub T TEXT | count T
-    and `history`, `presence` and `store` in the words of guests/test-js, which answers them
-    the same way (host-runner/tests/common/sdk_imports.rs drives both): rooms_and_store.py.
+    and `history`, `presence` and `store` in the words of guests/test-js and test-rust, which
+    answer them the same way (host-runner/tests/common/sdk_imports.rs drives all three):
+    rooms_and_store.py.
 
 A binary message comes back as it is. Built with sdk/python (scripts/build-guest.sh test-py).
 """

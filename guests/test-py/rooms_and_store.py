@@ -1,7 +1,8 @@
 """The `history`, `presence` and `store` commands of guests/test-py, answered exactly as
-guests/test-js answers them (its rooms.js lists them; host-runner/tests/common/sdk_imports.rs
-drives both); an error is answered with its name ("gone", "bad-key", …), as the SDK returns
-it. `-` stands for none (an `after`, an `expected`, a `new`), or for the empty prefix."""
+guests/test-js and guests/test-rust answer them (test-js's rooms.js lists them;
+host-runner/tests/common/sdk_imports.rs drives all three); an error is answered with its name
+("gone", "bad-key", …), as the SDK returns it. `-` stands for none (an `after`, an
+`expected`, a `new`), or for the empty prefix."""
 
 from typing import Callable, List, Optional
 

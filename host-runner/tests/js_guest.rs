@@ -1,7 +1,7 @@
 //! A JavaScript handler (guests/test-js, built with sdk/js by scripts/build-guest.sh) in the
 //! runner: every `connection` import through the SDK, against tungstenite, its faults
 //! costing only its own connection, and `history`, `presence` and `store` as
-//! common/sdk_imports.rs drives them (the Python SDK too). One test, so that the component
+//! common/sdk_imports.rs drives them (the Python and Rust SDKs too). One test, so that the component
 //! (about 12 MB) is built and compiled once.
 
 mod common;

@@ -2,7 +2,7 @@
 //! the runner: guests/echo-py's ordinary response, text and binary echoes against
 //! tungstenite, and a wake after hibernation (a fresh instance of an 18 MB component);
 //! guests/test-py's `history`, `presence` and `store` through the SDK, as
-//! common/sdk_imports.rs drives them (the JavaScript SDK too).
+//! common/sdk_imports.rs drives them (the JavaScript and Rust SDKs too).
 
 mod common;
 

@@ -1,7 +1,8 @@
-//! The `history`, `presence` and `store` imports (0.2.1) through a language SDK, against
-//! tungstenite clients: guests/test-js and guests/test-py answer the same commands in the
-//! same words (listed in guests/test-js/rooms.js), and [`rooms_and_store`] drives either.
-//! Errors must come back as values (the error's name), not as a trap.
+//! The `history`, `presence` and `store` imports (0.2.1) through each SDK, against tungstenite
+//! clients: guests/test-js, guests/test-py and guests/test-rust answer the same commands in the
+//! same words (listed in guests/test-js/rooms.js), and [`rooms_and_store`] drives any of them
+//! (js_guest.rs, python_guest.rs, rust_guest.rs). Errors must come back as values (the error's
+//! name), not as a trap.
 
 use std::time::Duration;
 
