@@ -108,11 +108,13 @@
 
 mod glue;
 mod rooms;
+mod store;
 #[cfg(test)]
 mod tests;
 mod websocket;
 
 pub use rooms::{HistoryError, Page, Position, PresenceError, Start};
+pub use store::{Store, StoreError};
 pub use websocket::{
     AttachmentTooLarge, AutoResponseError, Close, Id, Limits, RequestInfo, SendError, TopicError,
     Websocket,

@@ -1,5 +1,5 @@
-// The runner's tests for JavaScript handlers (host-runner/tests/js_guest.rs): every
-// `connection` import through the SDK, driven by text commands on a WebSocket, and faults.
+// The runner's tests for JavaScript handlers (host-runner/tests/js_guest.rs): every import
+// through the SDK, driven by text commands on a WebSocket, and faults.
 //
 //   GET /             200 "test-js"
 //   GET /throw        the handler throws in `handle`: 500
@@ -7,11 +7,15 @@
 //     id | request | topics | limits | attachment | echo TEXT | bin N (N bytes 0..N-1)
 //     sub T | unsub T | pub T TEXT | count T | attach TEXT | alarm MS | cancel
 //     to ID TEXT | kick ID | auto REQ RES | unauto REQ | close CODE | throw
+//     and `history`, `presence` and `store` in the words of guests/test-py and test-rust,
+//     which answer them the same way (host-runner/tests/common/sdk_imports.rs drives all
+//     three): rooms.js here.
 import {
   accept, attachment, cancelAlarm, clearAutoResponse, close, closeOther, defineHandler,
   isUpgrade, limits, offeredProtocols, publish, request, respond, selfId, send, sendTo,
   setAlarm, setAttachment, setAutoResponse, subscribe, subscribers, topics, unsubscribe,
 } from 'wsbox';
+import { roomsOrStore } from './rooms.js';
 
 const decoder = new TextDecoder();
 
@@ -43,7 +47,7 @@ function command(text) {
     case 'unauto': return reply(clearAutoResponse(a));
     case 'close': return close(Number(a), 'closed by the handler');
     case 'throw': throw new Error('thrown on request');
-    default: return reply(`unknown command: ${verb}`);
+    default: return reply(roomsOrStore(text.split(' ')) ?? `unknown command: ${verb}`);
   }
 }
 

@@ -31,21 +31,24 @@ fn two_pages_in_one_room_see_each_other_through_hibernation() {
     two_pages_in_one_room(&common::guest("guest-chat"), &["--hibernate-after", "0"]);
 }
 
-/// The chat in JavaScript, live and through hibernation (one build for both: tests run in
-/// processes of their own, and two builds of one guest would write the same file).
+/// The chat in JavaScript, live, through hibernation, and remembering (one build for all:
+/// tests run in processes of their own, and two builds of one guest would write the same
+/// file).
 #[test]
 fn the_javascript_chat_does_the_same() {
     let wasm = common::build_guest("chat-js");
     two_pages_in_one_room(&wasm, &[]);
     two_pages_in_one_room(&wasm, &["--hibernate-after", "0"]);
+    remembers(&wasm);
 }
 
-/// The chat in Python, live and through hibernation.
+/// The chat in Python, live, through hibernation, and remembering.
 #[test]
 fn the_python_chat_does_the_same() {
     let wasm = common::build_guest("chat-py");
     two_pages_in_one_room(&wasm, &[]);
     two_pages_in_one_room(&wasm, &["--hibernate-after", "0"]);
+    remembers(&wasm);
 }
 
 fn two_pages_in_one_room(wasm: &Path, extra: &[&str]) {

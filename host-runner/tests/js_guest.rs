@@ -1,7 +1,8 @@
 //! A JavaScript handler (guests/test-js, built with sdk/js by scripts/build-guest.sh) in the
-//! runner: every `connection` import through the SDK, against tungstenite, and its faults
-//! costing only its own connection. One test, so that the component (about 12 MB) is built
-//! and compiled once.
+//! runner: every `connection` import through the SDK, against tungstenite, its faults
+//! costing only its own connection, and `history`, `presence` and `store` as
+//! common/sdk_imports.rs drives them (the Python and Rust SDKs too). One test, so that the component
+//! (about 12 MB) is built and compiled once.
 
 mod common;
 
@@ -84,4 +85,6 @@ fn a_javascript_handler_uses_every_import_and_faults_alone() {
     assert_eq!(c.expect_close(), Some(CloseCode::from(4001)));
     b.send(Message::text("close 4000"));
     assert_eq!(b.expect_close(), Some(CloseCode::from(4000)));
+
+    common::sdk_imports::rooms_and_store(&runner);
 }

@@ -1,43 +1,17 @@
-// The wsbox handler SDK for JavaScript and TypeScript: the `app` world's `connection`
-// imports as plain functions (strings for text, Uint8Array for binary; errors returned as
-// values), an `accept` that answers an upgrade with a bare 101 (the runner does the
-// handshake), and `defineHandler`, which turns an object with any of `handle`, `onOpen`,
-// `onMessage`, `onAlarm`, `onClose` into the world's `handler` export. Types: wsbox.d.ts.
-import * as connection from 'wsbox:websocket/connection@0.2.0';
+// The wsbox handler SDK for JavaScript and TypeScript: the `app` world's imports as plain
+// functions (strings for text, Uint8Array for binary; errors returned as values) — `connection`
+// here, `history` and `presence` in rooms.js, `store` in store.js —, an `accept` that answers
+// an upgrade with a bare 101 (the runner does the handshake), and `defineHandler`, which turns
+// an object with any of `handle`, `onOpen`, `onMessage`, `onAlarm`, `onClose` into the world's
+// `handler` export. Types: wsbox.d.ts.
+import * as connection from 'wsbox:websocket/connection@0.2.1';
+import { fromMessage, orError, textOrBytes, toMessage } from './values.js';
+
+export { enableHistory, history, historyHead, members, publishKept, setPresence, subscribeFrom } from './rooms.js';
+export { store } from './store.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** The WIT `message` variant for a string (text) or bytes (binary). */
-function toMessage(data) {
-  if (typeof data === 'string') return { tag: 'text', val: data };
-  return { tag: 'binary', val: toBytes(data) };
-}
-
-/** Bytes from a typed array or DataView (as a view, not a copy), an ArrayBuffer or an array. */
-function toBytes(data) {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (Array.isArray(data)) return Uint8Array.from(data);
-  throw new TypeError('a message is a string (text) or bytes (a Uint8Array, any typed array, an ArrayBuffer)');
-}
-
-/** A WIT `message` as a string (text) or a Uint8Array (binary). */
-function fromMessage(message) {
-  return message.tag === 'text' ? message.val : toBytes(message.val);
-}
-
-/** Runs `call`; a WIT error comes back as its payload (a string such as 'backpressure'). */
-function orError(call) {
-  try {
-    call();
-    return undefined;
-  } catch (error) {
-    if (error && typeof error === 'object' && 'payload' in error) return error.payload;
-    throw error;
-  }
-}
 
 /** The value of the request's header `name` (case-insensitive), decoded; undefined if absent. */
 export function header(request, name) {
@@ -113,8 +87,7 @@ export const subscribers = (topic) => connection.subscribers(topic);
 /** The bytes this connection keeps across hibernation. */
 export const attachment = () => connection.attachment();
 /** Replaces the attachment; an error ({max}) when over --max-attachment, else undefined. */
-export const setAttachment = (data) =>
-  orError(() => connection.setAttachment(typeof data === 'string' ? encoder.encode(data) : toBytes(data)));
+export const setAttachment = (data) => orError(() => connection.setAttachment(textOrBytes(data)));
 /** Calls `onAlarm` after `ms` milliseconds (replacing an alarm set before). */
 export const setAlarm = (ms) => connection.setAlarm(BigInt(ms));
 /** Cancels the alarm. */

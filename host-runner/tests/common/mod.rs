@@ -17,6 +17,7 @@ pub mod browser;
 pub mod nats;
 mod raw;
 pub mod scrape;
+pub mod sdk_imports;
 pub mod tls;
 #[allow(unused_imports)] // as above: not every test file speaks raw frames
 pub use raw::*;

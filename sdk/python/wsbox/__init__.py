@@ -2,23 +2,32 @@
 its five methods, and build with `scripts/build-guest.sh NAME` (a folder under `guests/`
 holding `handler.py` with a class `Handler`).
 
-Text messages are `str`, binary ones `bytes`. Every `connection` import is a function here;
-those that can fail return the error's name (e.g. "backpressure") or None.
+Text messages are `str`, binary ones `bytes`. Every import is a function: those of
+`connection` here, of `history` and `presence` here too (from `wsbox.rooms`), of `store` in
+`wsbox.store`. A call that can fail returns the error's name (e.g. "backpressure"), a `str`,
+where it would return None or its result otherwise; no result is a `str`.
 """
 
 from typing import Optional, Union
 
-from componentize_py_types import Err
 from wit_world.imports import connection
-from wit_world.imports.types import Message_Binary, Message_Text, Request, Response
+from wit_world.imports.types import Request, Response
 
-Data = Union[str, bytes]
+from . import store
+from ._values import Data, message as _message, text_or_bytes as _text_or_bytes
+from ._values import value_or_error as _error
+from .rooms import (
+    Entry, Member, Page, Position, Published, enable_history, history, history_head, members,
+    publish_kept, set_presence, subscribe_from,
+)
 
 __all__ = [
-    "Data", "Handler", "Request", "Response", "accept", "attachment", "cancel_alarm",
-    "clear_auto_response", "close", "close_other", "header", "is_upgrade", "limits",
-    "offered_protocols", "publish", "request", "respond", "self_id", "send", "send_to",
-    "set_alarm", "set_attachment", "set_auto_response", "subscribe", "subscribers", "topics",
+    "Data", "Entry", "Handler", "Member", "Page", "Position", "Published", "Request",
+    "Response", "accept", "attachment", "cancel_alarm", "clear_auto_response", "close",
+    "close_other", "enable_history", "header", "history", "history_head", "is_upgrade",
+    "limits", "members", "offered_protocols", "publish", "publish_kept", "request", "respond",
+    "self_id", "send", "send_to", "set_alarm", "set_attachment", "set_auto_response",
+    "set_presence", "store", "subscribe", "subscribe_from", "subscribers", "topics",
     "unsubscribe",
 ]
 
@@ -42,23 +51,6 @@ class Handler:
 
     def on_close(self, code: int, reason: str, clean: bool) -> None:
         """The connection ended; no call follows."""
-
-
-def _message(data: Data):
-    if isinstance(data, str):
-        return Message_Text(data)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return Message_Binary(bytes(data))
-    raise TypeError("a message is a str (text) or bytes (binary)")
-
-
-def _error(call) -> Optional[str]:
-    try:
-        call()
-        return None
-    except Err as error:
-        value = error.value
-        return getattr(value, "name", str(value)).lower().replace("_", "-")
 
 
 def header(request, name: str) -> Optional[str]:
@@ -150,7 +142,7 @@ def attachment() -> bytes:
 
 
 def set_attachment(data: Union[str, bytes]) -> Optional[str]:
-    data = data.encode() if isinstance(data, str) else data
+    data = _text_or_bytes(data)
     return _error(lambda: connection.set_attachment(data))
 
 

@@ -1,6 +1,6 @@
 // Generated from wit/ by sdk/js/types.mjs: do not edit.
 /// <reference path="./wsbox-websocket-types.d.ts" />
-declare module 'wsbox:websocket/connection@0.2.0' {
+declare module 'wsbox:websocket/connection@0.2.1' {
   /**
    * Topics per connection (64 unless the host says otherwise; at least 1).
    */
@@ -115,7 +115,7 @@ declare module 'wsbox:websocket/connection@0.2.0' {
    * Stops answering `request` by itself; returns whether it did.
    */
   export function clearAutoResponse(request: Message): boolean;
-  export type Message = import('wsbox:websocket/types@0.2.0').Message;
+  export type Message = import('wsbox:websocket/types@0.2.1').Message;
   /**
    * A connection's id: 32 lowercase hex digits (128 random bits), meaningless outside
    * the runner that issued it.

@@ -1,6 +1,6 @@
 // Generated from wit/ by sdk/js/types.mjs: do not edit.
 /// <reference path="./wsbox-websocket-types.d.ts" />
-declare module 'wsbox:websocket/handler@0.2.0' {
+declare module 'wsbox:websocket/handler@0.2.1' {
   /**
    * Handles one HTTP request. A 101 opens the WebSocket; it needs no headers but
    * `sec-websocket-protocol` naming the chosen subprotocol, if any (one the client
@@ -30,7 +30,7 @@ declare module 'wsbox:websocket/handler@0.2.0' {
    * The alarm set with `connection.set-alarm` is due.
    */
   export function onAlarm(): void;
-  export type Request = import('wsbox:websocket/types@0.2.0').Request;
-  export type Response = import('wsbox:websocket/types@0.2.0').Response;
-  export type Message = import('wsbox:websocket/types@0.2.0').Message;
+  export type Request = import('wsbox:websocket/types@0.2.1').Request;
+  export type Response = import('wsbox:websocket/types@0.2.1').Response;
+  export type Message = import('wsbox:websocket/types@0.2.1').Message;
 }

@@ -1,5 +1,5 @@
 // Generated from wit/ by sdk/js/types.mjs: do not edit.
-declare module 'wsbox:websocket/types@0.2.0' {
+declare module 'wsbox:websocket/types@0.2.1' {
   /**
    * An HTTP request as the host received it.
    */
