@@ -93,6 +93,9 @@ enum Command {
         /// Messages kept with history on.
         #[arg(long, default_value_t = 1000)]
         history: u32,
+        /// Only history off, or only on (to profile one); both by default.
+        #[arg(long)]
+        only: Option<Mode>,
         /// `binary` (the 16-byte prefix) or `text` (JSON objects: the `pos` member; size >= 40).
         #[arg(long, default_value = "binary")]
         kind: Kind,
@@ -131,6 +134,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Off,
+    On,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Kind {
     Binary,
     Text,
@@ -151,6 +160,7 @@ fn main() {
                 sizes,
                 window,
                 history,
+                only,
                 kind,
                 rounds,
             } => {
@@ -160,11 +170,16 @@ fn main() {
                     for &size in &sizes {
                         for round in 1..=rounds {
                             // off, on; then on, off: drift in the machine's load cancels out.
-                            let order = if round % 2 == 1 {
-                                [0, history]
+                            let mut order = if round % 2 == 1 {
+                                vec![0, history]
                             } else {
-                                [history, 0]
+                                vec![history, 0]
                             };
+                            match only {
+                                Some(Mode::Off) => order.retain(|&k| k == 0),
+                                Some(Mode::On) => order.retain(|&k| k > 0),
+                                None => {}
+                            }
                             for kept in order {
                                 topic += 1;
                                 let phase = Fanout {
