@@ -18,8 +18,9 @@
 //!   (one is done when all N+1 connections, the publisher too, received it). Every delivery
 //!   is unwrapped (the 16-byte binary prefix, or the JSON `pos` member), checked byte for
 //!   byte, and its offset must follow the connection's previous one.
-//! - `store`: N connections to test-handler's `/topics`, each with one `kvset` then (next
-//!   phase) one `kvget` in flight; a get must read the connection's last set.
+//! - `store`: N connections to test-handler's `/topics`, each with one command in flight:
+//!   phases `call` (an unknown command: the guest call alone, the baseline), `kvset`, then
+//!   `kvget`; a get must read the connection's last set.
 //! - `resume`: `history T N 0` and `/flood` `pub T N SIZE`, then C clients `fromlast T N` at
 //!   once: each must get offsets 1..N in order, epoch and payload as published; wall time
 //!   is from the first subscribe to the last delivery.
@@ -111,6 +112,9 @@ enum Command {
         /// Connections are spread over this many namespaces (rooms).
         #[arg(long, default_value_t = 100)]
         namespaces: usize,
+        /// The phases of a round, in order (a get answers `none` for a key not set yet).
+        #[arg(long, value_delimiter = ',', default_value = "call,set,get")]
+        ops: Vec<Op>,
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
@@ -201,8 +205,9 @@ fn main() {
                 target,
                 conns,
                 namespaces,
+                ops,
                 rounds,
-            } => store(&target, conns, namespaces.max(1), rounds).await,
+            } => store(&target, conns, namespaces.max(1), &ops, rounds).await,
             Command::Resume {
                 target,
                 clients,
@@ -760,10 +765,13 @@ impl Fanout {
 
 // ---- store ----
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Op {
     Set,
     Get,
+    /// A command test-handler does not know: the same guest call without the store, the
+    /// baseline the other two are compared with.
+    Call,
 }
 
 /// One connection's commands of one phase, with the value it set last.
@@ -797,6 +805,7 @@ impl Client {
                     self.last = Some(value);
                     (command, "ok".to_owned())
                 }
+                Op::Call => ("nop".to_owned(), "unknown command: nop".to_owned()),
                 Op::Get => {
                     let expected = match &self.last {
                         Some(value) => format!("value {value}"),
@@ -831,7 +840,13 @@ impl Client {
     }
 }
 
-async fn store(target: &Target, conns: usize, namespaces: usize, rounds: usize) -> bool {
+async fn store(
+    target: &Target,
+    conns: usize,
+    namespaces: usize,
+    ops: &[Op],
+    rounds: usize,
+) -> bool {
     let sockets = match open_all(target.addr, conns, |_| "/topics".to_owned()).await {
         Ok(sockets) => sockets,
         Err(e) => {
@@ -851,7 +866,7 @@ async fn store(target: &Target, conns: usize, namespaces: usize, rounds: usize) 
         .collect();
     let mut clean = true;
     for round in 1..=rounds {
-        for op in [Op::Set, Op::Get] {
+        for &op in ops {
             let tally = Rc::new(Tally::default());
             let tasks: Vec<JoinHandle<Client>> = clients
                 .drain(..)
@@ -880,7 +895,11 @@ async fn store(target: &Target, conns: usize, namespaces: usize, rounds: usize) 
                  \"server_us_per_op\":{:.2},\"p50_us\":{p50},\"p99_us\":{p99},\
                  \"server_cpu\":{:.2},\"client_cpu\":{:.2},\"other_cpu\":{:.2},\"wrong\":{},\
                  \"errors\":{}}}",
-                if op == Op::Set { "set" } else { "get" },
+                match op {
+                    Op::Set => "set",
+                    Op::Get => "get",
+                    Op::Call => "call",
+                },
                 u.secs,
                 ops as f64 / u.secs,
                 u.server_s * 1e6 / ops.max(1) as f64,
