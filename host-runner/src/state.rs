@@ -229,6 +229,15 @@ impl State {
         }
     }
 
+    /// Moves what this callback sent so far to `peer`'s queue (written now if nothing waits
+    /// ahead of it), before a message of a topic with history joins it there; what it
+    /// delivered to others waits for the flush at the callback's end, so that several
+    /// publishes reach each subscriber in one write. (Flushing them here, once per publish,
+    /// took 2.5× the CPU per delivery at 100 subscribers: one writev per message.)
+    fn queue_cork(&mut self, peer: &Peer) {
+        self.cork.drain(|slices| peer.write_own(slices, false));
+    }
+
     /// Drops what the running callback sent (it failed).
     pub fn drop_sent(&mut self) {
         self.cork.clear();
@@ -438,7 +447,7 @@ impl State {
         // this callback sent so far, instead of following with the cork.
         let in_order = live && own.is_some() && self.bus.has_history(topic);
         if let (true, Some(peer)) = (in_order, &own) {
-            self.write_cork(peer);
+            self.queue_cork(peer);
         }
         let skip = if in_order { None } else { own.as_ref() };
         let (mut queued, position) =

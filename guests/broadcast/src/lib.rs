@@ -4,6 +4,11 @@
 //! `publish` has the host encode the message once and queue the same frame to every
 //! subscriber. Any subprotocol the client offers first is accepted, as the echo does.
 //!
+//! `?history=N` (for `examples/rooms_bench.rs`): a connection whose request has it turns
+//! history on for its topic, keeping the last N messages, before it subscribes; from then
+//! on every message of the topic goes out in its envelope (`wit/rooms.wit`), to every
+//! subscriber. Without it the guest is as above.
+//!
 //! Run it with `scripts/run-guest.sh broadcast`.
 
 use wsbox::Message;
@@ -14,6 +19,8 @@ use wsbox::guest::{Handler, Websocket};
 /// never saw `handle`: it asks once.
 struct Broadcast {
     topic: String,
+    /// `?history=N`: the N messages to keep, read in `handle` for `on_open`.
+    history: Option<u32>,
 }
 
 impl Broadcast {
@@ -31,6 +38,7 @@ impl Handler for Broadcast {
         match wsbox::guest::accept(request, protocol.as_deref()) {
             Ok(response) => {
                 request.uri().path().clone_into(&mut self.topic);
+                self.history = request.uri().query().and_then(history);
                 response
             }
             Err(error) => error.to_response(),
@@ -38,6 +46,12 @@ impl Handler for Broadcast {
     }
 
     fn on_open(&mut self, websocket: &mut Websocket) {
+        if let Some(n) = self.history
+            && websocket.enable_history(&self.topic, n, None).is_err()
+        {
+            websocket.close(wsbox::CloseCode::POLICY_VIOLATION, "no history here");
+            return;
+        }
         if websocket.subscribe(&self.topic).is_err() {
             // Only a path longer than the host's topic names can fail: that room cannot be.
             websocket.close(
@@ -53,6 +67,14 @@ impl Handler for Broadcast {
     }
 }
 
+/// N of a `history=N` in the query, if any.
+fn history(query: &str) -> Option<u32> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("history=")?.parse().ok())
+}
+
 wsbox::export_handler!(Broadcast {
-    topic: String::new()
+    topic: String::new(),
+    history: None,
 });
