@@ -256,8 +256,22 @@ impl Writer {
                     return Err(fail_text(e));
                 }
             };
-            for op in ops {
+            let trims = last_trims(&ops);
+            for (mut op, trim) in ops.into_iter().zip(trims) {
                 outcome.ops += 1;
+                if let Op::HistoryTrim {
+                    first_kept_offset, ..
+                } = &mut op
+                {
+                    match trim {
+                        Some(offset) => *first_kept_offset = offset,
+                        // A later trim of the batch does its work.
+                        None => {
+                            record_skipped(op, outcome);
+                            continue;
+                        }
+                    }
+                }
                 if let Err(e) = apply_op(&mut t, op, outcome, broken.is_some()) {
                     broken.get_or_insert(e);
                 }
@@ -366,6 +380,32 @@ impl Writer {
         }
         drop(self.shared.take_db());
     }
+}
+
+/// For each trim in `ops`, the offset to trim from, or `None` when a later trim of the same
+/// topic and epoch in the batch does its work (`None` for other ops too). A publish trims
+/// its topic's stored log each time the log in memory drops its oldest message (every
+/// publish, once the log is full); within a batch only the last trim of a topic and epoch
+/// is applied, from the highest offset of them all (offsets only grow within an epoch, and
+/// a trim of another epoch is ignored): one range delete instead of one per message.
+fn last_trims(ops: &[Op]) -> Vec<Option<u64>> {
+    let mut last: HashMap<(&str, u64), (usize, u64)> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::HistoryTrim {
+            topic,
+            epoch,
+            first_kept_offset,
+        } = op
+        {
+            let trim = last.entry((topic.as_str(), *epoch)).or_insert((i, 0));
+            *trim = (i, trim.1.max(*first_kept_offset));
+        }
+    }
+    let mut trims = vec![None; ops.len()];
+    for (i, offset) in last.into_values() {
+        trims[i] = Some(offset);
+    }
+    trims
 }
 
 /// Applies one op, recording its answer. Once the batch is `broken` (a storage failure), ops

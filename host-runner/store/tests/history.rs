@@ -48,6 +48,33 @@ fn append_then_load_in_offset_order() {
     assert_eq!(stats.failed_writes, 0);
 }
 
+/// A full log in memory trims its stored copy at every publish: the trims of one batch are
+/// applied as the last of them (from the highest offset), with the same result.
+#[test]
+fn a_trim_per_append_in_one_batch_keeps_the_last_window() {
+    let store = memory();
+    for offset in 1..=20 {
+        store.history_append("t", record(5, offset, b"x"));
+        store.history_append("u", record(6, offset, b"y"));
+        if offset > 3 {
+            store.history_trim("t", 5, offset - 2);
+        }
+    }
+    store.history_trim("u", 6, 9);
+    store.history_trim("u", 6, 4); // lower than one before it: nothing more goes
+    store.history_trim("t", 4, 20); // another epoch: ignored
+    // A new epoch starts the log over; a trim of the old one after it is ignored.
+    store.history_append("v", record(1, 1, b"z"));
+    store.history_trim("v", 1, 1);
+    store.history_append("v", record(2, 7, b"z"));
+    store.history_trim("v", 1, 9);
+    block_on(store.flush()).expect("flush");
+    assert_eq!(offsets(&store, "t"), Some((5, (18..=20).collect())));
+    assert_eq!(offsets(&store, "u"), Some((6, (9..=20).collect())));
+    assert_eq!(offsets(&store, "v"), Some((2, vec![7])));
+    assert_eq!(store.stats().history_records, 3 + 12 + 1);
+}
+
 #[test]
 fn an_offset_written_twice_keeps_the_last() {
     let store = memory();
