@@ -252,12 +252,16 @@ impl Histories {
             Some(log) => log,
             None => {
                 // Read from the store outside the map's lock; a log another call made
-                // meanwhile wins.
+                // meanwhile wins, and what ours counted is given back.
                 let restored = Arc::new(Mutex::new(self.restore(topic, bounds)));
-                lock(&self.logs)
+                let log = lock(&self.logs)
                     .entry(topic.into())
-                    .or_insert(restored)
-                    .clone()
+                    .or_insert_with(|| restored.clone())
+                    .clone();
+                if !Arc::ptr_eq(&log, &restored) {
+                    self.account(lock(&restored).bytes, 0);
+                }
+                log
             }
         };
         self.any.store(true, Ordering::Release);
